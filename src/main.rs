@@ -1,0 +1,4 @@
+//! `qaqpa`: the gateway binary (serve, sandbox, operator commands).
+fn main() {
+    println!("qaqpa");
+}
