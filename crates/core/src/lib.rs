@@ -1,1 +1,17 @@
-//! Message model and the adapter contract shared by the gateway and every adapter. No I/O here.
+//! Qaqpa's vocabulary: the message model, receipts, failures and the [`Adapter`] contract that
+//! every target (ЕСЭДО, ESF, Enbek, a plain HTTP endpoint…) implements.
+//!
+//! This crate does no I/O and knows nothing of HTTP servers, databases or SOAP: the gateway owns
+//! those, and adapters reach the outside world only through what they are handed in [`Cx`].
+
+pub mod adapter;
+pub mod failure;
+pub mod ids;
+pub mod message;
+pub mod receipt;
+
+pub use adapter::{Adapter, Answer, AttachmentSource, Call, Cx, Delivered, Inbound, PushOutcome};
+pub use failure::{Failure, Rejection};
+pub use ids::{ClientId, MessageId};
+pub use message::{AttachmentMeta, Kind, MessageStatus, Outgoing};
+pub use receipt::Receipt;

@@ -1,0 +1,149 @@
+//! The adapter contract. An adapter knows one target system: its formats, its validation rules,
+//! how to read its answers and receipts. Everything else — storage, retries, concurrency, rate
+//! limits, circuit breaking, webhooks, audit — is the gateway's, so an adapter stays small.
+//!
+//! An adapter must never keep state about a message between calls (the engine may run the next
+//! attempt in another process) and must never persist personal data from synchronous calls.
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::failure::{Failure, Rejection};
+use crate::ids::MessageId;
+use crate::message::Outgoing;
+use crate::receipt::Receipt;
+
+/// Reads attachment bytes from the gateway's blob store, checked against their SHA-256.
+#[async_trait]
+pub trait AttachmentSource: Send + Sync {
+    /// The whole content of attachment `index` of the message being delivered.
+    async fn read(&self, index: usize) -> Result<Bytes, Failure>;
+}
+
+/// What the engine hands an adapter for one attempt or call.
+pub struct Cx<'a> {
+    /// Absolute time after which the engine abandons the attempt.
+    pub deadline: std::time::Instant,
+    /// The route's settings for this adapter instance (`[routes.settings]` in routes.toml),
+    /// already checked at start-up by [`Adapter::check_settings`].
+    pub settings: &'a toml_value::Table,
+    /// Attachment bytes of the message being delivered (empty for calls and pushes).
+    pub attachments: &'a dyn AttachmentSource,
+    /// Trace id that follows the message everywhere.
+    pub transaction_id: &'a str,
+}
+
+impl Cx<'_> {
+    /// Time left before the deadline (zero when already past).
+    pub fn remaining(&self) -> Duration {
+        self.deadline
+            .saturating_duration_since(std::time::Instant::now())
+    }
+}
+
+/// Route settings are kept as an untyped table so this crate needs no TOML parser; adapters
+/// deserialise their own typed settings from it.
+pub mod toml_value {
+    /// A settings table (JSON-shaped so it serialises to the store and the API unchanged).
+    pub type Table = serde_json::Map<String, serde_json::Value>;
+}
+
+/// A successful delivery attempt.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    /// The target's reference for the message (its id, a registration number…), if any.
+    pub target_ref: Option<String>,
+    /// Receipts that came back with the answer itself.
+    pub receipts: Vec<Receipt>,
+}
+
+/// A synchronous call (`POST /v1/calls/{service}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Call {
+    pub service: String,
+    pub params: serde_json::Value,
+}
+
+/// A synchronous call's answer, returned to the caller and never stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub body: serde_json::Value,
+}
+
+/// Something a target pushed to us (a receipt or a document), as raw bytes with its transport
+/// metadata; the adapter parses and verifies it.
+#[derive(Clone, Debug)]
+pub struct Inbound {
+    pub content_type: String,
+    pub body: Bytes,
+    pub received_at: OffsetDateTime,
+}
+
+/// What a push turned out to be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PushOutcome {
+    /// A receipt about one of our messages.
+    Receipt {
+        message: MessageId,
+        receipt: Receipt,
+    },
+    /// A new document for the inbox.
+    Document {
+        /// The target's id of the document (dedup key for repeated pushes).
+        external_id: String,
+        kind: String,
+        from: String,
+        document: serde_json::Value,
+        attachments: Vec<(crate::message::AttachmentMeta, Bytes)>,
+    },
+    /// Understood, nothing to store (e.g. a ping).
+    Nothing,
+}
+
+/// One target system. Implementations live in `adapters/<name>`.
+#[async_trait]
+pub trait Adapter: Send + Sync {
+    /// The adapter's name as routes.toml spells it (`http`, `esedo`, `shep`…).
+    fn name(&self) -> &'static str;
+
+    /// Checks a route's settings at start-up, naming the offending key.
+    fn check_settings(&self, settings: &toml_value::Table) -> Result<(), Rejection> {
+        let _ = settings;
+        Ok(())
+    }
+
+    /// Checks a message before it is accepted (limits, required fields, signatures).
+    /// Runs before the 202: a rejection reaches the EDMS as a 422 naming the field.
+    fn validate(&self, msg: &Outgoing, settings: &toml_value::Table) -> Result<(), Rejection> {
+        let _ = (msg, settings);
+        Ok(())
+    }
+
+    /// One delivery attempt.
+    async fn deliver(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<Delivered, Failure>;
+
+    /// A synchronous service call; adapters without any answer `Permanent`.
+    async fn call(&self, req: Call, cx: &Cx<'_>) -> Result<Answer, Failure> {
+        let _ = cx;
+        Err(Failure::permanent(
+            "unsupported",
+            format!(
+                "adapter {} offers no synchronous service {}",
+                self.name(),
+                req.service
+            ),
+        ))
+    }
+
+    /// A push from the target (receipt or document).
+    async fn on_push(&self, inbound: Inbound, cx: &Cx<'_>) -> Result<PushOutcome, Failure> {
+        let _ = (inbound, cx);
+        Err(Failure::permanent(
+            "unsupported",
+            format!("adapter {} accepts no pushes", self.name()),
+        ))
+    }
+}

@@ -1,0 +1,61 @@
+//! Why something did not work, in the two forms the gateway acts on: a [`Rejection`] before a
+//! message is accepted (the EDMS gets a 422 naming the field), and a [`Failure`] of one delivery
+//! attempt, whose variant decides whether the engine tries again.
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A message refused before it is stored: the EDMS must fix it. `field` is a JSON pointer into
+/// the submitted body (`/document/docNo`, `/attachments/3/name`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Rejection {
+    pub field: String,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One failed attempt. The adapter decides which it is from what the target said.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// Worth trying again: transport error, timeout, HTTP 5xx, 429, ШЭП SCSE003.
+    /// `after` is the target's own hint (Retry-After), which the engine honours when longer than
+    /// its backoff.
+    #[error("temporary failure: {reason}")]
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Will never work as sent: HTTP 4xx, ШЭП SCSE002, schema faults. `code` is the target's code
+    /// (`http_422`, `SCSE002`); `reason` is the target's own message, passed on to the EDMS.
+    #[error("permanent failure {code}: {reason}")]
+    Permanent { code: String, reason: String },
+}
+
+impl Failure {
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Self::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    pub fn permanent(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Permanent {
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn is_retry(&self) -> bool {
+        matches!(self, Self::Retry { .. })
+    }
+}
