@@ -1,0 +1,16 @@
+//! The durable store behind the gateway: one [`Store`] contract, two implementations (embedded
+//! SQLite and PostgreSQL), one conformance suite run against both.
+//!
+//! Invariants every implementation keeps:
+//! - `insert_message` returns only after the message, its attachments' blob references and its
+//!   idempotency key are durably committed (fsync'd; commits may be grouped);
+//! - a message is claimed by at most one worker at a time, under a lease; an expired lease makes
+//!   it claimable again (a killed process's work is taken over);
+//! - an attempt is recorded only by the worker that still holds the lease;
+//! - nothing is half-stored: a failed insert leaves no row behind.
+//!
+//! The store never interprets documents or receipts; it keeps them as JSON.
+
+pub mod contract;
+
+pub use contract::*;
