@@ -1,0 +1,1 @@
+//! Generic HTTP/JSON target: POSTs a message as JSON to a configured URL.
