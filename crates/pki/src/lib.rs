@@ -1,0 +1,18 @@
+//! NCA RK (НУЦ РК) signatures: keystores, certificates, CMS, revocation and time stamps.
+//! This crate knows nothing of the gateway or of HTTP servers; it never logs key material.
+
+pub mod asn1;
+pub mod cert;
+pub mod error;
+pub mod keys;
+pub mod oid;
+pub mod pem;
+pub mod pkcs12;
+pub mod time;
+
+pub use cert::{Bin, Certificate, Iin, KeyUsage, Name, Role, SubjectInfo};
+pub use error::PkiError;
+pub use keys::{DigestAlgorithm, PrivateKey, PublicKey, SignatureAlgorithm};
+pub use pkcs12::Keystore;
+pub use qaqpa_gost::GostAlgorithm;
+pub use time::UtcTime;

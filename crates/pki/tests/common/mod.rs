@@ -1,0 +1,86 @@
+//! Shared helpers for the integration tests: where the public NCA material is, how to run
+//! external tools (failing loudly when they are absent), and scratch directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// ../shared/specs relative to the project root (the public copies of NCA's test material).
+pub fn specs() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs");
+    assert!(
+        p.join("nca").is_dir(),
+        "the public NCA test material is missing: expected {} (see ../shared/specs/FACTS.md)",
+        p.display()
+    );
+    p
+}
+
+pub fn nca(rel: &str) -> PathBuf {
+    specs().join("nca").join(rel)
+}
+
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The 12 NCA test keystores (password Qwerty12).
+pub fn nca_keystores() -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for state in ["valid", "revoked"] {
+        out.push((
+            format!("individual/{state}"),
+            nca(&format!(
+                "ncanode-go/individual/{state}/individual_{state}.p12"
+            )),
+        ));
+        for k in [
+            "employee",
+            "employee_signright",
+            "head",
+            "infosystem",
+            "treasury_client",
+        ] {
+            out.push((
+                format!("legal/{state}/{k}"),
+                nca(&format!("ncanode-go/legal/{state}/{k}.p12")),
+            ));
+        }
+    }
+    out
+}
+
+pub const NCA_PASSWORD: &str = "Qwerty12";
+
+/// A fresh scratch directory under the target dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("pki-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// Runs `openssl` with `args`; panics with a clear message if it is not installed.
+pub fn openssl(args: &[&str]) -> std::process::Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("`openssl` is required for this test (Debian package openssl): {e}")
+        })
+}
+
+pub fn openssl_ok(args: &[&str]) -> String {
+    let out = openssl(args);
+    assert!(
+        out.status.success(),
+        "openssl {:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
