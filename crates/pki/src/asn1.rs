@@ -257,12 +257,22 @@ impl<'a> Tlv<'a> {
         Ok(b.iter().fold(0u64, |a, x| (a << 8) | *x as u64))
     }
 
-    /// BIT STRING contents without the unused-bits octet.
+    /// BIT STRING of whole octets (signatures, keys): the unused-bits octet must be zero.
     pub fn bit_string(&self) -> Result<&'a [u8], PkiError> {
+        match self.flags()? {
+            (0, rest) => Ok(rest),
+            _ => Err(malformed(
+                "bit string with unused bits where whole octets are required",
+            )),
+        }
+    }
+
+    /// BIT STRING used as flags (KeyUsage): any unused-bit count up to 7.
+    pub fn flags(&self) -> Result<(u8, &'a [u8]), PkiError> {
         self.check(tag::BIT_STRING, "bit string")?;
         match self.content.split_first() {
-            Some((_, rest)) => Ok(rest),
-            None => Err(malformed("empty bit string")),
+            Some((unused, rest)) if *unused < 8 => Ok((*unused, rest)),
+            _ => Err(malformed("bad bit string")),
         }
     }
 
@@ -297,6 +307,34 @@ impl<'a> Tlv<'a> {
             _ => Ok(String::from_utf8_lossy(self.content).into_owned()),
         }
     }
+}
+
+/// True when two AlgorithmIdentifiers name the same algorithm: equal OIDs, and parameters equal
+/// or one absent and the other NULL (NCA writes the inner one without, the outer with NULL).
+pub fn same_algorithm(a: &Tlv<'_>, b: &Tlv<'_>) -> Result<bool, PkiError> {
+    let mut ra = a.reader();
+    let mut rb = b.reader();
+    if ra.expect(tag::OID, "algorithm")?.content != rb.expect(tag::OID, "algorithm")?.content {
+        return Ok(false);
+    }
+    let pa = if ra.is_empty() {
+        None
+    } else {
+        Some(ra.read()?.raw)
+    };
+    let pb = if rb.is_empty() {
+        None
+    } else {
+        Some(rb.read()?.raw)
+    };
+    let null: &[u8] = &[tag::NULL, 0];
+    Ok(ra.is_empty()
+        && rb.is_empty()
+        && match (pa, pb) {
+            (None, None) => true,
+            (Some(x), None) | (None, Some(x)) => x == null,
+            (Some(x), Some(y)) => x == y,
+        })
 }
 
 /// Decodes the content octets of an OID.

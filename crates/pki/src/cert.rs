@@ -371,7 +371,7 @@ fn parse_extensions(t: &Tlv<'_>) -> Result<Extensions, PkiError> {
         match id.as_str() {
             oid::EXT_KEY_USAGE => {
                 ext.key_usage = Some(KeyUsage::from_bits(
-                    parse_single(value, "KeyUsage")?.bit_string()?,
+                    parse_single(value, "KeyUsage")?.flags()?.1,
                 ));
             }
             oid::EXT_EKU => {
@@ -458,7 +458,12 @@ impl Certificate {
             t.read()?; // version
         }
         let serial = t.expect(tag::INTEGER, "serialNumber")?.content.to_vec();
-        t.expect(tag::SEQUENCE, "signature")?;
+        let inner_alg = t.expect(tag::SEQUENCE, "signature")?;
+        if !crate::asn1::same_algorithm(&inner_alg, &sig_alg)? {
+            return Err(PkiError::Malformed(
+                "the signed and the outer signature algorithms differ".into(),
+            ));
+        }
         let issuer = Name::parse(&t.expect(tag::SEQUENCE, "issuer")?)?;
         let validity = t.expect(tag::SEQUENCE, "validity")?;
         let mut v = validity.reader();

@@ -3,6 +3,7 @@
 
 pub mod asn1;
 pub mod cert;
+pub mod crl;
 pub mod error;
 pub mod keys;
 pub mod oid;
@@ -11,6 +12,7 @@ pub mod pkcs12;
 pub mod time;
 
 pub use cert::{Bin, Certificate, Iin, KeyUsage, Name, Role, SubjectInfo};
+pub use crl::Crl;
 pub use error::PkiError;
 pub use keys::{DigestAlgorithm, PrivateKey, PublicKey, SignatureAlgorithm};
 pub use pkcs12::Keystore;
