@@ -747,7 +747,6 @@ pub fn order_chain(leaf: &Certificate, mut rest: Vec<Certificate>) -> Vec<Certif
 }
 
 /// Reads a sequence of certificates (CMS `certificates` [0] content).
-#[allow(dead_code)] // used by cms (next step)
 pub(crate) fn read_certificate_set(t: &Tlv<'_>) -> Result<Vec<Certificate>, PkiError> {
     let mut out = Vec::new();
     let mut r: Reader<'_> = t.reader();

@@ -3,6 +3,7 @@
 
 pub mod asn1;
 pub mod cert;
+pub mod cms;
 pub mod crl;
 pub mod error;
 pub mod keys;

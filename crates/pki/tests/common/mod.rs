@@ -84,3 +84,94 @@ pub fn openssl_ok(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// An RSA CA and a signer certificate made by OpenSSL in `dir`: (ca.pem, key.pem, cert.pem,
+/// signer.p12 with password "pw").
+pub fn openssl_rsa_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    let s = |pb: &PathBuf| pb.to_str().unwrap_or("").to_string();
+    let (ca_key, ca, key, csr, cert, p12, ext) = (
+        p("ca.key"),
+        p("ca.pem"),
+        p("key.pem"),
+        p("req.csr"),
+        p("cert.pem"),
+        p("signer.p12"),
+        p("ext.cnf"),
+    );
+    openssl_ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &s(&ca_key),
+        "-out",
+        &s(&ca),
+        "-days",
+        "3650",
+        "-subj",
+        "/C=KZ/CN=Test RSA CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl_ok(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &s(&key),
+        "-out",
+        &s(&csr),
+        "-subj",
+        "/C=KZ/CN=ТЕСТОВ ТЕСТ/serialNumber=IIN123456789011/O=АО ТЕСТ/OU=BIN123456789021",
+        "-utf8",
+    ]);
+    std::fs::write(
+        &ext,
+        "keyUsage=critical,digitalSignature,nonRepudiation\nextendedKeyUsage=emailProtection,1.2.398.3.3.4.1.2,1.2.398.3.3.4.1.2.1\n",
+    )
+    .expect("write ext");
+    openssl_ok(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&ca),
+        "-CAkey",
+        &s(&ca_key),
+        "-CAcreateserial",
+        "-out",
+        &s(&cert),
+        "-days",
+        "365",
+        "-extfile",
+        &s(&ext),
+    ]);
+    openssl_ok(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        &s(&key),
+        "-in",
+        &s(&cert),
+        "-certfile",
+        &s(&ca),
+        "-out",
+        &s(&p12),
+        "-passout",
+        "pass:pw",
+    ]);
+    (ca, key, cert, p12)
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.to_str()
+        .unwrap_or_else(|| panic!("non-UTF-8 path {}", p.display()))
+        .to_string()
+}
