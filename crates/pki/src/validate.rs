@@ -394,7 +394,7 @@ impl Validator {
             if !crl.is_current_at(at) {
                 reasons.push(format!(
                     "CRL of {} is not current at {} (this update {}, next update {})",
-                    crl.this_update().to_rfc3339()[..10].to_string(),
+                    &crl.this_update().to_rfc3339()[..10],
                     at.to_rfc3339(),
                     crl.this_update().to_rfc3339(),
                     crl.next_update()
