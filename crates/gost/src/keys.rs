@@ -11,6 +11,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::curve::{Affine, CurveParams};
 use crate::encoding::{uint_from_le, uint_to_le};
+use crate::field::FieldElement;
 use crate::params::{CryptoProA, Tc26A256, Tc26A512};
 use crate::{digest, signature, GostAlgorithm, GostError};
 
@@ -201,13 +202,13 @@ pub struct VerifyingKey {
     x_le_y_le: Vec<u8>,
 }
 
-fn encode_point<C: CurveParams<L>, const L: usize>(point: &Affine<C::P, L>) -> Vec<u8> {
-    let mut out = uint_to_le(&point.x.retrieve(), C::BYTES);
-    out.extend_from_slice(&uint_to_le(&point.y.retrieve(), C::BYTES));
+fn encode_point<C: CurveParams<L>, const L: usize>(point: &Affine<C::F, L>) -> Vec<u8> {
+    let mut out = uint_to_le(&point.x.to_uint(), C::BYTES);
+    out.extend_from_slice(&uint_to_le(&point.y.to_uint(), C::BYTES));
     out
 }
 
-fn decode_point<C: CurveParams<L>, const L: usize>(bytes: &[u8]) -> Option<Affine<C::P, L>> {
+fn decode_point<C: CurveParams<L>, const L: usize>(bytes: &[u8]) -> Option<Affine<C::F, L>> {
     let x = uint_from_le::<L>(&bytes[..C::BYTES]);
     let y = uint_from_le::<L>(&bytes[C::BYTES..2 * C::BYTES]);
     Affine::from_coordinates::<C>(&x, &y)

@@ -39,6 +39,7 @@ mod algorithm;
 mod curve;
 mod encoding;
 mod error;
+mod field;
 mod hash;
 mod keys;
 mod params;

@@ -7,15 +7,18 @@
 
 use std::sync::OnceLock;
 
+#[cfg(test)]
 use crypto_bigint::modular::ConstMontyForm;
 use crypto_bigint::{const_monty_params, Uint, U256, U512};
 
 use crate::curve::{Affine, BaseTable, CurveParams};
+use crate::field::{PmElement, PseudoMersenne};
 
 macro_rules! gost_curve {
     (
         $(#[$doc:meta])*
         $name:ident, $uint:ty, $limbs:literal, $bytes:literal, cofactor: $cofactor:literal,
+        field: $field:ident $(($c:literal))?,
         p: $p:literal, q: $q:literal, a: $a:literal, b: $b:literal, x: $x:literal, y: $y:literal $(,)?
     ) => {
         $(#[$doc])*
@@ -23,36 +26,67 @@ macro_rules! gost_curve {
         pub(crate) struct $name;
 
         const _: () = {
-            const_monty_params!(FieldModulus, $uint, $p);
             const_monty_params!(OrderModulus, $uint, $q);
-
-            const fn fe(hex: &str) -> ConstMontyForm<FieldModulus, $limbs> {
-                ConstMontyForm::new(&Uint::from_be_hex(hex))
-            }
+            gost_curve!(@field $field $(($c))?, $uint, $limbs, $p);
 
             impl CurveParams<$limbs> for $name {
-                type P = FieldModulus;
+                type F = Field;
                 type Q = OrderModulus;
                 const BYTES: usize = $bytes;
                 const HAS_COFACTOR: bool = $cofactor != 1;
-                const A: ConstMontyForm<FieldModulus, $limbs> = fe($a);
-                const B: ConstMontyForm<FieldModulus, $limbs> = fe($b);
-                const B3: ConstMontyForm<FieldModulus, $limbs> = fe($b).add(&fe($b)).add(&fe($b));
-                const G: Affine<FieldModulus, $limbs> = Affine { x: fe($x), y: fe($y) };
+                const A_IS_MINUS_3: bool = a_is_minus_3::<$limbs>($p, $a);
+                const A: Field = fe($a);
+                const B: Field = fe($b);
+                const G: Affine<Field, $limbs> = Affine { x: fe($x), y: fe($y) };
 
-                fn base_table() -> &'static BaseTable<FieldModulus, $limbs> {
-                    static TABLE: OnceLock<BaseTable<FieldModulus, $limbs>> = OnceLock::new();
+                fn base_table() -> &'static BaseTable<Field, $limbs> {
+                    static TABLE: OnceLock<BaseTable<Field, $limbs>> = OnceLock::new();
                     TABLE.get_or_init(BaseTable::build::<$name>)
                 }
             }
         };
     };
+    (@field pseudo_mersenne($c:literal), $uint:ty, $limbs:literal, $p:literal) => {
+        #[derive(Clone, Copy, Debug)]
+        pub(crate) struct Modulus;
+        impl PseudoMersenne<$limbs> for Modulus {
+            const C: u64 = $c;
+        }
+        pub(crate) type Field = PmElement<Modulus, $limbs>;
+        const fn fe(hex: &str) -> Field {
+            PmElement::from_be_hex(hex)
+        }
+        // The declared c must describe p exactly.
+        const _: () = assert!(
+            Uint::<$limbs>::from_be_hex($p)
+                .wrapping_add(&Uint::<$limbs>::from_u64($c))
+                .is_zero()
+                .to_bool()
+        );
+    };
+    (@field montgomery, $uint:ty, $limbs:literal, $p:literal) => {
+        const_monty_params!(FieldModulus, $uint, $p);
+        pub(crate) type Field = ConstMontyForm<FieldModulus, $limbs>;
+        const fn fe(hex: &str) -> Field {
+            ConstMontyForm::new(&Uint::from_be_hex(hex))
+        }
+    };
+}
+
+/// Whether a = p − 3 (compile-time).
+const fn a_is_minus_3<const L: usize>(p: &str, a: &str) -> bool {
+    let p = Uint::<L>::from_be_hex(p);
+    let a = Uint::<L>::from_be_hex(a);
+    a.wrapping_add(&Uint::from_u64(3))
+        .wrapping_sub(&p)
+        .is_zero()
+        .to_bool()
 }
 
 gost_curve! {
     /// id-GostR3410-2001-CryptoPro-A-ParamSet (RFC 4357 §11.4); NCA's 1.2.398.3.10.1.1.1.1.1
     /// (GOST 34.310-2004).
-    CryptoProA, U256, 4, 32, cofactor: 1,
+    CryptoProA, U256, 4, 32, cofactor: 1, field: pseudo_mersenne(617),
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD97",
     q: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF6C611070995AD10045841B09B761B893",
     a: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD94",
@@ -64,7 +98,7 @@ gost_curve! {
 gost_curve! {
     /// id-tc26-gost-3410-2012-256-paramSetA in Weierstrass form (RFC 7836 §A.2), cofactor 4;
     /// NCA's 1.2.398.3.10.1.1.2.1.1 (GOST 34.10-2015 256-bit, unconfirmed by samples).
-    Tc26A256, U256, 4, 32, cofactor: 4,
+    Tc26A256, U256, 4, 32, cofactor: 4, field: pseudo_mersenne(617),
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD97",
     q: "400000000000000000000000000000000FD8CDDFC87B6635C115AF556C360C67",
     a: "C2173F1513981673AF4892C23035A27CE25E2013BF95AA33B22C656F277E7335",
@@ -76,7 +110,7 @@ gost_curve! {
 gost_curve! {
     /// id-tc26-gost-3410-12-512-paramSetA (RFC 7836 §A.1); NCA's 1.2.398.3.10.1.1.2.2.1
     /// (GOST 34.10-2015 512-bit).
-    Tc26A512, U512, 8, 64, cofactor: 1,
+    Tc26A512, U512, 8, 64, cofactor: 1, field: pseudo_mersenne(569),
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDC7",
     q: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF27E69532F48D89116FF22B8D4E0560609B4B38ABFAD2B85DCACDB1411F10B275",
     a: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDC4",
@@ -88,7 +122,7 @@ gost_curve! {
 #[cfg(test)]
 gost_curve! {
     /// The 256-bit test curve of GOST R 34.10-2012 appendix A.1 (= RFC 7091 §A.1, RFC 5832).
-    TestCurve256, U256, 4, 32, cofactor: 1,
+    TestCurve256, U256, 4, 32, cofactor: 1, field: montgomery,
     p: "8000000000000000000000000000000000000000000000000000000000000431",
     q: "8000000000000000000000000000000150FE8A1892976154C59CFC193ACCF5B3",
     a: "0000000000000000000000000000000000000000000000000000000000000007",
@@ -100,7 +134,7 @@ gost_curve! {
 #[cfg(test)]
 gost_curve! {
     /// The 512-bit test curve of GOST R 34.10-2012 appendix A.2 (= RFC 7091 §A.2).
-    TestCurve512, U512, 8, 64, cofactor: 1,
+    TestCurve512, U512, 8, 64, cofactor: 1, field: montgomery,
     p: "4531ACD1FE0023C7550D267B6B2FEE80922B14B2FFB90F04D4EB7C09B5D2D15DF1D852741AF4704A0458047E80E4546D35B8336FAC224DD81664BBF528BE6373",
     q: "4531ACD1FE0023C7550D267B6B2FEE80922B14B2FFB90F04D4EB7C09B5D2D15DA82F2D7ECB1DBAC719905C5EECC423F1D86E25EDBE23C595D644AAF187E6E6DF",
     a: "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000007",

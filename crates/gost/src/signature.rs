@@ -13,8 +13,9 @@ use crypto_bigint::{NonZero, Uint};
 use streebog::Digest as _;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::curve::{self, Affine, CurveParams, Projective};
+use crate::curve::{self, Affine, CurveParams};
 use crate::encoding::{uint_from_le, uint_to_le};
+use crate::field::FieldElement;
 use crate::GostError;
 
 type Scalar<C, const L: usize> = ConstMontyForm<<C as CurveParams<L>>::Q, L>;
@@ -49,9 +50,9 @@ pub(crate) fn sign_with_k<C: CurveParams<L>, const L: usize>(
     let s_m = Scalar::<C, L>::new(&r)
         .mul(&d_m)
         .add(&k_m.mul(&Scalar::<C, L>::new(&e)));
-    d_m.zeroize();
-    k_m.zeroize();
-    let s = s_m.retrieve();
+    zeroize::Zeroize::zeroize(&mut d_m);
+    zeroize::Zeroize::zeroize(&mut k_m);
+    let s = s_m.to_uint();
     if s.is_zero().to_bool() {
         return None;
     }
@@ -61,7 +62,7 @@ pub(crate) fn sign_with_k<C: CurveParams<L>, const L: usize>(
 /// Whether (r, s) is a signature of digest integer α under public key Q (variable time: all
 /// inputs are public).
 pub(crate) fn verify<C: CurveParams<L>, const L: usize>(
-    public: &Affine<C::P, L>,
+    public: &Affine<C::F, L>,
     alpha: &Uint<L>,
     r: &Uint<L>,
     s: &Uint<L>,
@@ -74,8 +75,8 @@ pub(crate) fn verify<C: CurveParams<L>, const L: usize>(
     let Some(v) = Option::<Scalar<C, L>>::from(e.invert_vartime()) else {
         return false;
     };
-    let z1 = Scalar::<C, L>::new(s).mul(&v).retrieve();
-    let z2 = Scalar::<C, L>::new(r).mul(&v).neg().retrieve();
+    let z1 = Scalar::<C, L>::new(s).mul(&v).to_uint();
+    let z2 = Scalar::<C, L>::new(r).mul(&v).neg().to_uint();
     let sum =
         curve::mul_base::<C, L>(&z1).add::<C>(&curve::mul::<C, L>(&public.to_projective(), &z2));
     match sum.affine_x() {
@@ -85,7 +86,7 @@ pub(crate) fn verify<C: CurveParams<L>, const L: usize>(
 }
 
 /// Q = d·G.
-pub(crate) fn public_key<C: CurveParams<L>, const L: usize>(d: &Uint<L>) -> Affine<C::P, L> {
+pub(crate) fn public_key<C: CurveParams<L>, const L: usize>(d: &Uint<L>) -> Affine<C::F, L> {
     curve::mul_base::<C, L>(d)
         .to_affine()
         .expect("d is in [1, q) so d·G is not the identity")
@@ -100,7 +101,7 @@ pub(crate) fn is_valid_private<C: CurveParams<L>, const L: usize>(d: &Uint<L>) -
 
 /// Whether a curve point is a valid public key: in the order-q subgroup (checked only on curves
 /// with a cofactor; the others have no other points).
-pub(crate) fn is_valid_public<C: CurveParams<L>, const L: usize>(point: &Affine<C::P, L>) -> bool {
+pub(crate) fn is_valid_public<C: CurveParams<L>, const L: usize>(point: &Affine<C::F, L>) -> bool {
     if !point.is_on_curve::<C>() {
         return false;
     }
@@ -166,10 +167,6 @@ pub(crate) fn sign<C: CurveParams<L>, const L: usize>(
     }
 }
 
-/// Projective re-export for the sibling modules' tests.
-#[allow(dead_code)]
-pub(crate) type Point<C, const L: usize> = Projective<<C as CurveParams<L>>::P, L>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,11 +186,11 @@ mod tests {
         let k = be::<4>("77105C9B20BCD3122823C8CF6FCC7B956DE33814E95B7FE64FED924594DCEAB3");
         let q = public_key::<C, 4>(&d);
         assert_eq!(
-            q.x.retrieve(),
+            q.x.to_uint(),
             be::<4>("7F2B49E270DB6D90D8595BEC458B50C58585BA1D4E9B788F6689DBD8E56FD80B")
         );
         assert_eq!(
-            q.y.retrieve(),
+            q.y.to_uint(),
             be::<4>("26F1B489D6701DD185C8413A977B3CBBAF64D1C593D26627DFFB101A87FF77DA")
         );
         let (r, s) = sign_with_k::<C, 4>(&d, &e, &k).expect("r, s non-zero");
@@ -218,8 +215,8 @@ mod tests {
         let e = be::<8>("3754F3CFACC9E0615C4F4A7C4D8DAB531B09B6F9C170C533A71D147035B0C5917184EE536593F4414339976C647C5D5A407ADEDB1D560C4FC6777D2972075B8C");
         let k = be::<8>("0359E7F4B1410FEACC570456C6801496946312120B39D019D455986E364F365886748ED7A44B3E794434006011842286212273A6D14CF70EA3AF71BB1AE679F1");
         let q = public_key::<C, 8>(&d);
-        assert_eq!(q.x.retrieve(), be::<8>("115DC5BC96760C7B48598D8AB9E740D4C4A85A65BE33C1815B5C320C854621DD5A515856D13314AF69BC5B924C8B4DDFF75C45415C1D9DD9DD33612CD530EFE1"));
-        assert_eq!(q.y.retrieve(), be::<8>("37C7C90CD40B0F5621DC3AC1B751CFA0E2634FA0503B3D52639F5D7FB72AFD61EA199441D943FFE7F0C70A2759A3CDB84C114E1F9339FDF27F35ECA93677BEEC"));
+        assert_eq!(q.x.to_uint(), be::<8>("115DC5BC96760C7B48598D8AB9E740D4C4A85A65BE33C1815B5C320C854621DD5A515856D13314AF69BC5B924C8B4DDFF75C45415C1D9DD9DD33612CD530EFE1"));
+        assert_eq!(q.y.to_uint(), be::<8>("37C7C90CD40B0F5621DC3AC1B751CFA0E2634FA0503B3D52639F5D7FB72AFD61EA199441D943FFE7F0C70A2759A3CDB84C114E1F9339FDF27F35ECA93677BEEC"));
         let (r, s) = sign_with_k::<C, 8>(&d, &e, &k).expect("r, s non-zero");
         assert_eq!(r, be::<8>("2F86FA60A081091A23DD795E1E3C689EE512A3C82EE0DCC2643C78EEA8FCACD35492558486B20F1C9EC197C90699850260C93BCBCD9C5C3317E19344E173AE36"));
         assert_eq!(s, be::<8>("1081B394696FFE8E6585E7A9362D26B6325F56778AADBC081C0BFBE933D52FF5823CE288E8C4F362526080DF7F70CE406A6EEB1F56919CB92A9853BDE73E5B4A"));
