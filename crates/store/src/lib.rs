@@ -11,6 +11,17 @@
 //!
 //! The store never interprets documents or receipts; it keeps them as JSON.
 
+pub mod codec;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod contract;
+pub mod fsblob;
+pub mod pg;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use contract::*;
+pub use fsblob::FsBlobStore;
+pub use pg::{PgBlobStore, PgOptions, PgStore};
+pub use sqlite::{SqliteOptions, SqliteStore};

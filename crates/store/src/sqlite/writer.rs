@@ -1,0 +1,120 @@
+//! The group-commit writer: one thread owns the only write connection, drains pending write
+//! requests into one transaction (a SAVEPOINT each, so one failing request does not undo the
+//! others), commits once — one fsync for the whole group — and only then answers every request.
+//! It must never answer a request before the transaction holding it is committed.
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::contract::StoreError;
+
+/// One write request as the writer thread sees it.
+pub(crate) trait WriteOp: Send {
+    /// Runs the request inside the open transaction; false if it failed (its savepoint is then
+    /// rolled back).
+    fn apply(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the group's fate is known (`Err` = the commit failed).
+    fn finish(self: Box<Self>, commit: Result<(), String>);
+}
+
+struct Op<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteOp for Op<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn apply(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = work(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        let answer = match (self.result, commit) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (Some(Ok(_)), Err(e)) | (None, Err(e)) => {
+                Err(StoreError::Unavailable(format!("SQLite commit failed: {e}")))
+            }
+            (None, Ok(())) => Err(StoreError::Other("the write request panicked".into())),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The sending side, held by the store.
+#[derive(Clone)]
+pub(crate) struct WriterHandle {
+    tx: mpsc::Sender<Box<dyn WriteOp>>,
+}
+
+impl WriterHandle {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn spawn(conn: Connection, batch_max: usize, queue: usize) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        std::thread::Builder::new()
+            .name("qaqpa-sqlite-writer".into())
+            .spawn(move || run(conn, rx, batch_max.max(1)))?;
+        Ok(Self { tx })
+    }
+
+    /// Runs `work` in the next group and returns its result once that group is durable.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let op = Op { work: Some(work), result: None, reply };
+        self.tx
+            .send(Box::new(op))
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+    }
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn WriteOp>>, batch_max: usize) {
+    let mut group: Vec<Box<dyn WriteOp>> = Vec::with_capacity(batch_max);
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        while group.len() < batch_max {
+            match rx.try_recv() {
+                Ok(op) => group.push(op),
+                Err(_) => break,
+            }
+        }
+        let outcome = commit_group(&conn, &mut group);
+        if outcome.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for op in group.drain(..) {
+            op.finish(outcome.clone());
+        }
+    }
+}
+
+fn commit_group(conn: &Connection, group: &mut [Box<dyn WriteOp>]) -> Result<(), String> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+    for op in group.iter_mut() {
+        conn.execute_batch("SAVEPOINT op").map_err(|e| e.to_string())?;
+        let ok = catch_unwind(AssertUnwindSafe(|| op.apply(conn))).unwrap_or(false);
+        if !ok {
+            conn.execute_batch("ROLLBACK TO op").map_err(|e| e.to_string())?;
+        }
+        conn.execute_batch("RELEASE op").map_err(|e| e.to_string())?;
+    }
+    conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+}

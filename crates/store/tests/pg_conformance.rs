@@ -1,0 +1,62 @@
+//! The conformance suite against a real PostgreSQL server started for this test binary
+//! ([`TempPostgres`]), one fresh database per test; blobs in the same database.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use qaqpa_store::conformance::BlobProbe;
+use qaqpa_store::testing::TempPostgres;
+use qaqpa_store::{BlobStore, PgOptions, PgStore, Store};
+
+async fn fresh_pg() -> PgStore {
+    let server = TempPostgres::shared().expect("throwaway PostgreSQL");
+    let url = server.create_database().await.expect("create database");
+    PgStore::connect(&url, PgOptions { max_connections: 8, ..PgOptions::default() })
+        .await
+        .expect("connect PgStore")
+}
+
+async fn fresh_store() -> Arc<dyn Store> {
+    Arc::new(fresh_pg().await)
+}
+
+qaqpa_store::store_conformance_tests!(fresh_store());
+
+/// Looks at the blob tables with plain SQL.
+struct PgProbe {
+    store: PgStore,
+}
+
+#[async_trait]
+impl BlobProbe for PgProbe {
+    async fn corrupt(&self, sha256: &str) {
+        let c = self.store.pool().get().await.expect("connection");
+        let n = c
+            .execute(
+                "UPDATE blob_chunks SET data = set_byte(data, 0, get_byte(data, 0) # 1) \
+                 WHERE blob = $1 AND seq = 0",
+                &[&sha256],
+            )
+            .await
+            .expect("corrupt");
+        assert_eq!(n, 1, "the blob's first chunk exists");
+    }
+
+    async fn stored_objects(&self) -> u64 {
+        let c = self.store.pool().get().await.expect("connection");
+        let row = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM blob_chunks)",
+                &[],
+            )
+            .await
+            .expect("count");
+        u64::try_from(row.get::<_, i64>(0)).expect("non-negative")
+    }
+}
+
+async fn fresh_blobs() -> (Arc<dyn BlobStore>, Arc<dyn BlobProbe>) {
+    let store = fresh_pg().await;
+    (Arc::new(store.blob_store()), Arc::new(PgProbe { store }))
+}
+
+qaqpa_store::blob_conformance_tests!(fresh_blobs());
