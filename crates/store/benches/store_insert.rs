@@ -8,10 +8,15 @@ use std::time::{Duration, Instant};
 
 use qaqpa_store::conformance::new_message;
 use qaqpa_store::testing::{TempDir, TempPostgres};
-use qaqpa_store::{InsertOutcome, NewMessage, PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
+use qaqpa_store::{
+    InsertOutcome, NewMessage, PgOptions, PgStore, SqliteOptions, SqliteStore, Store,
+};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A message with a ~1 KiB document, as the gateway's accept benchmark posts.
@@ -49,7 +54,12 @@ impl Figures {
     }
 }
 
-async fn concurrent_inserts(label: &str, store: Arc<dyn Store>, total: usize, tasks: usize) -> Figures {
+async fn concurrent_inserts(
+    label: &str,
+    store: Arc<dyn Store>,
+    total: usize,
+    tasks: usize,
+) -> Figures {
     let per_task = total / tasks;
     let started = Instant::now();
     let mut handles = Vec::new();
@@ -62,7 +72,10 @@ async fn concurrent_inserts(label: &str, store: Arc<dyn Store>, total: usize, ta
                 let t = Instant::now();
                 let outcome = store.insert_message(m).await;
                 lat.push(t.elapsed());
-                assert!(matches!(outcome, Ok(InsertOutcome::Inserted)), "insert failed: {outcome:?}");
+                assert!(
+                    matches!(outcome, Ok(InsertOutcome::Inserted)),
+                    "insert failed: {outcome:?}"
+                );
             }
             lat
         }));
@@ -71,14 +84,20 @@ async fn concurrent_inserts(label: &str, store: Arc<dyn Store>, total: usize, ta
     for h in handles {
         latencies.extend(h.await.expect("task"));
     }
-    Figures { label: label.into(), count: per_task * tasks, elapsed: started.elapsed(), latencies }
+    Figures {
+        label: label.into(),
+        count: per_task * tasks,
+        elapsed: started.elapsed(),
+        latencies,
+    }
 }
 
 /// Baseline: the same row, one transaction (one fsync) per insert, one connection.
 fn sqlite_one_per_transaction(dir: &std::path::Path, count: usize) -> Figures {
     drop(SqliteStore::open(dir, SqliteOptions::default()).expect("schema"));
     let conn = rusqlite::Connection::open(dir.join("qaqpa.db")).expect("open");
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").expect("pragmas");
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        .expect("pragmas");
     let mut latencies = Vec::with_capacity(count);
     let started = Instant::now();
     for _ in 0..count {
@@ -103,7 +122,12 @@ fn sqlite_one_per_transaction(dir: &std::path::Path, count: usize) -> Figures {
         .expect("insert");
         latencies.push(t.elapsed());
     }
-    Figures { label: "SQLite baseline: 1 row per transaction, 1 connection".into(), count, elapsed: started.elapsed(), latencies }
+    Figures {
+        label: "SQLite baseline: 1 row per transaction, 1 connection".into(),
+        count,
+        elapsed: started.elapsed(),
+        latencies,
+    }
 }
 
 /// Baseline: pgbench inserting a 1 KiB row per transaction from `clients` connections.
@@ -118,7 +142,18 @@ fn pgbench(server: &TempPostgres, db_url: &str, clients: usize, seconds: u64) ->
     let psql = server.bindir().join("psql");
     let port = server.port().to_string();
     let ok = std::process::Command::new(psql)
-        .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", &dbname, "-q", "-c"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            &dbname,
+            "-q",
+            "-c",
+        ])
         .arg("CREATE TABLE bench_rows (id uuid PRIMARY KEY, client text, document text)")
         .status()
         .ok()?
@@ -127,7 +162,22 @@ fn pgbench(server: &TempPostgres, db_url: &str, clients: usize, seconds: u64) ->
         return None;
     }
     let out = std::process::Command::new(server.bindir().join("pgbench"))
-        .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
         .arg(&script)
         .arg(&dbname)
         .output()
@@ -136,7 +186,11 @@ fn pgbench(server: &TempPostgres, db_url: &str, clients: usize, seconds: u64) ->
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let keep: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("tps") || l.starts_with("latency") || l.contains("transactions actually processed"))
+        .filter(|l| {
+            l.starts_with("tps")
+                || l.starts_with("latency")
+                || l.contains("transactions actually processed")
+        })
         .collect();
     Some(keep.join("; "))
 }
@@ -144,8 +198,19 @@ fn pgbench(server: &TempPostgres, db_url: &str, clients: usize, seconds: u64) ->
 fn main() {
     let total = env_usize("QAQPA_BENCH_MESSAGES", 20_000);
     let tasks = env_usize("QAQPA_BENCH_TASKS", 64).max(1);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    println!("machine: {} cores; {} messages of ~1 KiB per run, {} concurrent callers\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), total, tasks);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "machine: {} cores; {} messages of ~1 KiB per run, {} concurrent callers\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        total,
+        tasks
+    );
     println!("| run | inserts | seconds | inserts/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
 
@@ -153,8 +218,15 @@ fn main() {
     sqlite_one_per_transaction(base_dir.path(), (total / 10).max(100)).print();
 
     let dir = TempDir::new("qaqpa-bench-sqlite").expect("temp dir");
-    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open"));
-    rt.block_on(concurrent_inserts(&format!("SqliteStore group commit, {tasks} tasks"), sqlite, total, tasks)).print();
+    let sqlite: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).expect("open"));
+    rt.block_on(concurrent_inserts(
+        &format!("SqliteStore group commit, {tasks} tasks"),
+        sqlite,
+        total,
+        tasks,
+    ))
+    .print();
 
     let server = match TempPostgres::start() {
         Ok(s) => s,
@@ -166,14 +238,28 @@ fn main() {
     for pool in [16usize, 64] {
         let url = rt.block_on(server.create_database()).expect("database");
         let pg: Arc<dyn Store> = Arc::new(
-            rt.block_on(PgStore::connect(&url, PgOptions { max_connections: pool, ..PgOptions::default() }))
-                .expect("connect"),
+            rt.block_on(PgStore::connect(
+                &url,
+                PgOptions {
+                    max_connections: pool,
+                    ..PgOptions::default()
+                },
+            ))
+            .expect("connect"),
         );
-        rt.block_on(concurrent_inserts(&format!("PgStore, pool {pool}, {tasks} tasks"), pg, total, tasks)).print();
+        rt.block_on(concurrent_inserts(
+            &format!("PgStore, pool {pool}, {tasks} tasks"),
+            pg,
+            total,
+            tasks,
+        ))
+        .print();
     }
     let url = rt.block_on(server.create_database()).expect("database");
     match pgbench(&server, &url, tasks, 10) {
-        Some(line) => println!("\npgbench baseline ({tasks} clients, 10 s, 1 KiB row insert per transaction): {line}"),
+        Some(line) => println!(
+            "\npgbench baseline ({tasks} clients, 10 s, 1 KiB row insert per transaction): {line}"
+        ),
         None => println!("\npgbench baseline could not run"),
     }
 }

@@ -68,7 +68,9 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// True for a lower-case hex SHA-256 (the only blob names accepted).
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub fn encode_signatures(sigs: &[Vec<u8>]) -> String {
@@ -93,11 +95,13 @@ pub fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, StoreError
 }
 
 pub fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Other(format!("stored JSON is invalid: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Other(format!("stored JSON is invalid: {e}")))
 }
 
 pub fn status(text: &str) -> Result<MessageStatus, StoreError> {
-    MessageStatus::parse(text).ok_or_else(|| StoreError::Other(format!("unknown stored status '{text}'")))
+    MessageStatus::parse(text)
+        .ok_or_else(|| StoreError::Other(format!("unknown stored status '{text}'")))
 }
 
 /// Database spelling of an attempt result's status.
@@ -119,13 +123,19 @@ mod tests {
     fn times_round_trip_to_the_microsecond() {
         let t = time::macros::datetime!(2026-11-23 12:34:56.123456789 UTC);
         let back = from_micros(to_micros(t)).expect("in range");
-        assert_eq!(back, time::macros::datetime!(2026-11-23 12:34:56.123456 UTC));
+        assert_eq!(
+            back,
+            time::macros::datetime!(2026-11-23 12:34:56.123456 UTC)
+        );
     }
 
     #[test]
     fn signatures_round_trip_and_bad_hex_is_refused() {
         let sigs = vec![vec![0u8, 1, 254, 255], vec![]];
-        assert_eq!(decode_signatures(&encode_signatures(&sigs)).expect("decodes"), sigs);
+        assert_eq!(
+            decode_signatures(&encode_signatures(&sigs)).expect("decodes"),
+            sigs
+        );
         assert!(decode_signatures("[\"0g\"]").is_err());
         assert!(decode_signatures("[\"abc\"]").is_err());
     }

@@ -46,6 +46,7 @@ pub struct NewMessage {
 
 /// What `insert_message` did.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // `Existing` is rare; boxing it would change the contract
 pub enum InsertOutcome {
     /// Stored, durably.
     Inserted,

@@ -39,9 +39,15 @@ impl FsBlobStore {
     /// Where the blob with this SHA-256 lives (whether or not it exists).
     pub fn path_of(&self, sha256: &str) -> Result<PathBuf, StoreError> {
         if !codec::is_sha256_hex(sha256) {
-            return Err(StoreError::Other(format!("'{sha256}' is not a lower-case hex SHA-256")));
+            return Err(StoreError::Other(format!(
+                "'{sha256}' is not a lower-case hex SHA-256"
+            )));
         }
-        Ok(self.root.join(&sha256[0..2]).join(&sha256[2..4]).join(sha256))
+        Ok(self
+            .root
+            .join(&sha256[0..2])
+            .join(&sha256[2..4])
+            .join(sha256))
     }
 
     async fn write_temp(
@@ -78,7 +84,10 @@ impl BlobStore for FsBlobStore {
         chunks: &mut (dyn BlobChunks + Send),
         limit: u64,
     ) -> Result<(String, u64), StoreError> {
-        let tmp = self.root.join("tmp").join(format!("{}.part", uuid::Uuid::now_v7()));
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}.part", uuid::Uuid::now_v7()));
         let (sha, size) = match self.write_temp(&tmp, chunks, limit).await {
             Ok(done) => done,
             Err(e) => {
@@ -88,7 +97,9 @@ impl BlobStore for FsBlobStore {
         };
         let dest = self.path_of(&sha)?;
         let placed = async {
-            let leaf = dest.parent().ok_or_else(|| StoreError::Other("blob path has no parent".into()))?;
+            let leaf = dest
+                .parent()
+                .ok_or_else(|| StoreError::Other("blob path has no parent".into()))?;
             if !tokio::fs::try_exists(leaf).await? {
                 tokio::fs::create_dir_all(leaf).await?;
                 if let Some(mid) = leaf.parent() {
@@ -113,12 +124,16 @@ impl BlobStore for FsBlobStore {
         let bytes = match tokio::fs::read(&path).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::BlobCorrupt { sha256: sha256.to_owned() })
+                return Err(StoreError::BlobCorrupt {
+                    sha256: sha256.to_owned(),
+                })
             }
             Err(e) => return Err(e.into()),
         };
         if codec::hex(&Sha256::digest(&bytes)) != sha256 {
-            return Err(StoreError::BlobCorrupt { sha256: sha256.to_owned() });
+            return Err(StoreError::BlobCorrupt {
+                sha256: sha256.to_owned(),
+            });
         }
         Ok(Bytes::from(bytes))
     }
@@ -128,7 +143,9 @@ impl BlobStore for FsBlobStore {
         let file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::BlobCorrupt { sha256: sha256.to_owned() })
+                return Err(StoreError::BlobCorrupt {
+                    sha256: sha256.to_owned(),
+                })
             }
             Err(e) => return Err(e.into()),
         };
@@ -170,7 +187,9 @@ impl BlobChunks for CheckedReader {
             self.done = true;
             let actual = codec::hex(&self.hasher.clone().finalize());
             if actual != self.expected {
-                return Err(StoreError::BlobCorrupt { sha256: self.expected.clone() });
+                return Err(StoreError::BlobCorrupt {
+                    sha256: self.expected.clone(),
+                });
             }
             if filled == 0 {
                 return Ok(None);

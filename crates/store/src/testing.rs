@@ -114,7 +114,9 @@ fn lookup_user(name: &str) -> Option<(u32, u32)> {
 }
 
 fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// The unprivileged user to run the server as when we are root: `postgres` (created by Debian's
@@ -124,12 +126,19 @@ fn server_user() -> Result<(u32, u32), TestingError> {
         return Ok(ids);
     }
     let status = Command::new("useradd")
-        .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "qaqpa-pg"])
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "qaqpa-pg",
+        ])
         .status()?;
     if !status.success() {
         return Err(TestingError::Setup("useradd qaqpa-pg failed".into()));
     }
-    lookup_user("qaqpa-pg").ok_or_else(|| TestingError::Setup("user qaqpa-pg not found after useradd".into()))
+    lookup_user("qaqpa-pg")
+        .ok_or_else(|| TestingError::Setup("user qaqpa-pg not found after useradd".into()))
 }
 
 impl TempPostgres {
@@ -137,7 +146,11 @@ impl TempPostgres {
     /// connections (polled, at most 60 s).
     pub fn start() -> Result<TempPostgres, TestingError> {
         let bindir = postgres_bindir()?;
-        let ids = if running_as_root() { Some(server_user()?) } else { None };
+        let ids = if running_as_root() {
+            Some(server_user()?)
+        } else {
+            None
+        };
         let base = std::env::temp_dir().join(unique_name("qaqpa-pg"));
         std::fs::create_dir_all(&base)?;
         if let Some((uid, gid)) = ids {
@@ -147,14 +160,22 @@ impl TempPostgres {
             if let Some((uid, gid)) = ids {
                 cmd.uid(uid).gid(gid);
             }
-            cmd.current_dir(&base).env_remove("PGDATA").env_remove("PGHOST").env_remove("PGPORT");
+            cmd.current_dir(&base)
+                .env_remove("PGDATA")
+                .env_remove("PGHOST")
+                .env_remove("PGPORT");
         };
         let data = base.join("data");
         let mut initdb = Command::new(bindir.join("initdb"));
-        initdb
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"]);
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ]);
         as_user(&mut initdb);
         let out = initdb.output()?;
         if !out.status.success() {
@@ -171,7 +192,7 @@ impl TempPostgres {
             -c max_connections=300 -c shared_buffers=128MB </dev/null >>"$2/postgres.log" 2>&1 &
             pid=$!
             cat >/dev/null
-            kill -INT "$pid" 2>/dev/null
+            kill -QUIT "$pid" 2>/dev/null
             wait "$pid"
             rm -rf "$2""#;
         let mut sh = Command::new("sh");
@@ -200,7 +221,10 @@ impl TempPostgres {
     /// One server for the whole test process, started on first use.
     pub fn shared() -> Result<&'static TempPostgres, String> {
         static SHARED: OnceLock<Result<TempPostgres, String>> = OnceLock::new();
-        SHARED.get_or_init(|| TempPostgres::start().map_err(|e| e.to_string())).as_ref().map_err(Clone::clone)
+        SHARED
+            .get_or_init(|| TempPostgres::start().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn log(&self) -> String {
@@ -224,7 +248,9 @@ impl TempPostgres {
                 .map(|r| matches!(r, Ok(Some(_))))
                 .unwrap_or(false);
             if exited || Instant::now() > deadline {
-                return Err(TestingError::Setup(format!("PostgreSQL did not start:\n{log}")));
+                return Err(TestingError::Setup(format!(
+                    "PostgreSQL did not start:\n{log}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -246,7 +272,10 @@ impl TempPostgres {
 
     /// Creates a fresh, empty database and returns its URL.
     pub async fn create_database(&self) -> Result<String, TestingError> {
-        let name = format!("qaqpa_test_{}", self.next_db.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "qaqpa_test_{}",
+            self.next_db.fetch_add(1, Ordering::Relaxed)
+        );
         let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
             .await
             .map_err(|e| TestingError::Setup(format!("connect: {e}")))?;

@@ -10,9 +10,15 @@ use qaqpa_store::{BlobStore, PgOptions, PgStore, Store};
 async fn fresh_pg() -> PgStore {
     let server = TempPostgres::shared().expect("throwaway PostgreSQL");
     let url = server.create_database().await.expect("create database");
-    PgStore::connect(&url, PgOptions { max_connections: 8, ..PgOptions::default() })
-        .await
-        .expect("connect PgStore")
+    PgStore::connect(
+        &url,
+        PgOptions {
+            max_connections: 8,
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .expect("connect PgStore")
 }
 
 async fn fresh_store() -> Arc<dyn Store> {

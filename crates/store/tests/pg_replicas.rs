@@ -17,9 +17,15 @@ async fn fresh_database() -> String {
 }
 
 async fn replica(url: &str) -> PgStore {
-    PgStore::connect(url, PgOptions { max_connections: 4, ..PgOptions::default() })
-        .await
-        .expect("replica connects")
+    PgStore::connect(
+        url,
+        PgOptions {
+            max_connections: 4,
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .expect("replica connects")
 }
 
 async fn insert_batch(store: &PgStore, n: usize) -> Vec<MessageId> {
@@ -27,7 +33,10 @@ async fn insert_batch(store: &PgStore, n: usize) -> Vec<MessageId> {
     for _ in 0..n {
         let m = new_message("edms-a");
         let id = m.id;
-        assert!(matches!(store.insert_message(m).await.expect("insert"), InsertOutcome::Inserted));
+        assert!(matches!(
+            store.insert_message(m).await.expect("insert"),
+            InsertOutcome::Inserted
+        ));
         ids.push(id);
     }
     ids
@@ -50,17 +59,24 @@ fn delivered_by(worker: &str) -> (AttemptRecord, AttemptResult) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_starting_together_migrate_once() {
     let url = fresh_database().await;
-    let starts: Vec<_> = (0..4).map(|_| tokio::spawn({
-        let url = url.clone();
-        async move { PgStore::connect(&url, PgOptions::default()).await }
-    })).collect();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn({
+                let url = url.clone();
+                async move { PgStore::connect(&url, PgOptions::default()).await }
+            })
+        })
+        .collect();
     for s in starts {
         s.await.expect("task").expect("every replica starts");
     }
     let store = replica(&url).await;
     let c = store.pool().get().await.expect("connection");
     let versions: Vec<i32> = c
-        .query("SELECT version FROM qaqpa_schema_version ORDER BY version", &[])
+        .query(
+            "SELECT version FROM qaqpa_schema_version ORDER BY version",
+            &[],
+        )
         .await
         .expect("versions")
         .iter()
@@ -80,14 +96,20 @@ async fn two_replicas_never_claim_the_same_message_within_a_lease() {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let batch = store.claim_due(worker, at(5), LEASE, 8).await.expect("claim");
+                let batch = store
+                    .claim_due(worker, at(5), LEASE, 8)
+                    .await
+                    .expect("claim");
                 if batch.is_empty() {
                     return mine;
                 }
                 for c in batch {
                     let (attempt, result) = delivered_by(worker);
                     assert!(
-                        store.finish_attempt(c.record.id, worker, attempt, result).await.expect("finish"),
+                        store
+                            .finish_attempt(c.record.id, worker, attempt, result)
+                            .await
+                            .expect("finish"),
                         "{worker} lost a lease it just took"
                     );
                     mine.push(c.record.id);
@@ -101,10 +123,22 @@ async fn two_replicas_never_claim_the_same_message_within_a_lease() {
     let set_b: HashSet<_> = got_b.iter().copied().collect();
     assert_eq!(set_a.len(), got_a.len(), "replica a got a message twice");
     assert_eq!(set_b.len(), got_b.len(), "replica b got a message twice");
-    assert!(set_a.is_disjoint(&set_b), "a message was handed to both replicas");
-    assert!(!got_a.is_empty() && !got_b.is_empty(), "both replicas took part ({} / {})", got_a.len(), got_b.len());
+    assert!(
+        set_a.is_disjoint(&set_b),
+        "a message was handed to both replicas"
+    );
+    assert!(
+        !got_a.is_empty() && !got_b.is_empty(),
+        "both replicas took part ({} / {})",
+        got_a.len(),
+        got_b.len()
+    );
     let all: HashSet<_> = set_a.union(&set_b).copied().collect();
-    assert_eq!(all, ids.into_iter().collect::<HashSet<_>>(), "every message delivered once");
+    assert_eq!(
+        all,
+        ids.into_iter().collect::<HashSet<_>>(),
+        "every message delivered once"
+    );
     let counts = a.status_counts().await.expect("counts");
     assert!(counts.contains(&(MessageStatus::Delivered, 300)));
 }
@@ -132,7 +166,11 @@ async fn a_dead_replicas_messages_are_taken_over_after_its_leases_expire() {
         .into_iter()
         .map(|c| c.record.id)
         .collect();
-    assert_eq!(rest.len(), 15, "only the unclaimed messages while the leases run");
+    assert_eq!(
+        rest.len(),
+        15,
+        "only the unclaimed messages while the leases run"
+    );
     assert!(rest.is_disjoint(&held));
 
     let taken: HashSet<MessageId> = survivor
@@ -142,18 +180,30 @@ async fn a_dead_replicas_messages_are_taken_over_after_its_leases_expire() {
         .into_iter()
         .map(|c| c.record.id)
         .collect();
-    assert_eq!(taken, held, "exactly the dead replica's messages are taken over");
+    assert_eq!(
+        taken, held,
+        "exactly the dead replica's messages are taken over"
+    );
 
     // The dead replica comes back with a stale view: its results are refused.
     let revenant = replica(&url).await;
     for id in &held {
         let (attempt, result) = delivered_by("replica-a");
-        assert!(!revenant.finish_attempt(*id, "replica-a", attempt, result).await.expect("finish"));
+        assert!(!revenant
+            .finish_attempt(*id, "replica-a", attempt, result)
+            .await
+            .expect("finish"));
     }
     for id in ids {
         let (attempt, result) = delivered_by("replica-b");
-        assert!(survivor.finish_attempt(id, "replica-b", attempt, result).await.expect("finish"));
+        assert!(survivor
+            .finish_attempt(id, "replica-b", attempt, result)
+            .await
+            .expect("finish"));
     }
     let counts = survivor.status_counts().await.expect("counts");
-    assert!(counts.contains(&(MessageStatus::Delivered, 40)), "{counts:?}");
+    assert!(
+        counts.contains(&(MessageStatus::Delivered, 40)),
+        "{counts:?}"
+    );
 }

@@ -21,10 +21,18 @@ struct FsProbe {
 }
 
 fn files_under(dir: &PathBuf) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
-        .map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 })
+        .map(|e| {
+            if e.path().is_dir() {
+                files_under(&e.path())
+            } else {
+                1
+            }
+        })
         .sum()
 }
 

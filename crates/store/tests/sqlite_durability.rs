@@ -27,7 +27,10 @@ async fn acknowledged_inserts_survive_a_reopen() {
             for _ in 0..50 {
                 let m = new_message("edms-a");
                 ids.push(m.id);
-                assert!(matches!(store.insert_message(m).await.expect("insert"), InsertOutcome::Inserted));
+                assert!(matches!(
+                    store.insert_message(m).await.expect("insert"),
+                    InsertOutcome::Inserted
+                ));
             }
             ids
         }));
@@ -39,7 +42,10 @@ async fn acknowledged_inserts_survive_a_reopen() {
     drop(store);
     let reopened = open(dir.path());
     for id in ids {
-        assert!(reopened.get_message(None, id).await.expect("get").is_some(), "{id} lost");
+        assert!(
+            reopened.get_message(None, id).await.expect("get").is_some(),
+            "{id} lost"
+        );
     }
 }
 
@@ -56,7 +62,9 @@ async fn insert_until_killed(dir: &Path) {
             loop {
                 let m = new_message("edms-crash");
                 let id = m.id;
-                if matches!(store.insert_message(m).await, Ok(InsertOutcome::Inserted)) && tx.send(id).is_err() {
+                if matches!(store.insert_message(m).await, Ok(InsertOutcome::Inserted))
+                    && tx.send(id).is_err()
+                {
                     return;
                 }
             }
@@ -82,7 +90,12 @@ async fn acknowledged_inserts_survive_sigkill_mid_load() {
     let mut acked: HashSet<MessageId> = HashSet::new();
     for round in 0..3 {
         let mut child = Command::new(&exe)
-            .args(["--exact", "acknowledged_inserts_survive_sigkill_mid_load", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "acknowledged_inserts_survive_sigkill_mid_load",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -107,7 +120,10 @@ async fn acknowledged_inserts_survive_sigkill_mid_load() {
         }
         let status = child.wait().expect("reap child");
         assert!(!status.success(), "the child was killed, not finished");
-        assert!(this_round > 0, "round {round}: the child acknowledged nothing");
+        assert!(
+            this_round > 0,
+            "round {round}: the child acknowledged nothing"
+        );
     }
     let store = open(dir.path());
     let mut missing = 0;
@@ -116,7 +132,18 @@ async fn acknowledged_inserts_survive_sigkill_mid_load() {
             missing += 1;
         }
     }
-    assert_eq!(missing, 0, "{missing} of {} acknowledged inserts lost after SIGKILL", acked.len());
-    assert!(acked.len() >= 3, "too few acknowledged inserts to mean anything");
-    println!("{} acknowledged inserts over 3 SIGKILLs, none lost", acked.len());
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} acknowledged inserts lost after SIGKILL",
+        acked.len()
+    );
+    assert!(
+        acked.len() >= 3,
+        "too few acknowledged inserts to mean anything"
+    );
+    println!(
+        "{} acknowledged inserts over 3 SIGKILLs, none lost",
+        acked.len()
+    );
 }

@@ -28,13 +28,19 @@ impl PgBlobStore {
 
     async fn chunk_count(&self, sha256: &str) -> Result<i32, StoreError> {
         if !codec::is_sha256_hex(sha256) {
-            return Err(StoreError::Other(format!("'{sha256}' is not a lower-case hex SHA-256")));
+            return Err(StoreError::Other(format!(
+                "'{sha256}' is not a lower-case hex SHA-256"
+            )));
         }
         let c = self.pool.get().await?;
-        let st = c.prepare_cached("SELECT chunks FROM blobs WHERE sha256 = $1").await?;
+        let st = c
+            .prepare_cached("SELECT chunks FROM blobs WHERE sha256 = $1")
+            .await?;
         match c.query_opt(&st, &[&sha256]).await? {
             Some(row) => Ok(row.try_get(0)?),
-            None => Err(StoreError::BlobCorrupt { sha256: sha256.to_owned() }),
+            None => Err(StoreError::BlobCorrupt {
+                sha256: sha256.to_owned(),
+            }),
         }
     }
 }
@@ -71,7 +77,8 @@ impl BlobStore for PgBlobStore {
             while pending.len() >= PG_CHUNK || (end && !pending.is_empty()) {
                 let take = pending.len().min(PG_CHUNK);
                 let piece = pending.split_to(take);
-                tx.execute(&insert, &[&staging, &seq, &piece.as_ref()]).await?;
+                tx.execute(&insert, &[&staging, &seq, &piece.as_ref()])
+                    .await?;
                 seq += 1;
             }
             if end {
@@ -87,9 +94,14 @@ impl BlobStore for PgBlobStore {
             )
             .await?;
         if fresh == 1 {
-            tx.execute("UPDATE blob_chunks SET blob = $1 WHERE blob = $2", &[&sha, &staging]).await?;
+            tx.execute(
+                "UPDATE blob_chunks SET blob = $1 WHERE blob = $2",
+                &[&sha, &staging],
+            )
+            .await?;
         } else {
-            tx.execute("DELETE FROM blob_chunks WHERE blob = $1", &[&staging]).await?;
+            tx.execute("DELETE FROM blob_chunks WHERE blob = $1", &[&staging])
+                .await?;
         }
         tx.commit().await?;
         Ok((sha, size))
@@ -98,9 +110,13 @@ impl BlobStore for PgBlobStore {
     async fn get(&self, sha256: &str) -> Result<Bytes, StoreError> {
         let chunks = self.chunk_count(sha256).await?;
         let c = self.pool.get().await?;
-        let st = c.prepare_cached("SELECT data FROM blob_chunks WHERE blob = $1 ORDER BY seq").await?;
+        let st = c
+            .prepare_cached("SELECT data FROM blob_chunks WHERE blob = $1 ORDER BY seq")
+            .await?;
         let rows = c.query(&st, &[&sha256]).await?;
-        let corrupt = || StoreError::BlobCorrupt { sha256: sha256.to_owned() };
+        let corrupt = || StoreError::BlobCorrupt {
+            sha256: sha256.to_owned(),
+        };
         if i32::try_from(rows.len()).ok() != Some(chunks) {
             return Err(corrupt());
         }
@@ -144,7 +160,9 @@ impl BlobChunks for PgChunkReader {
         if self.done {
             return Ok(None);
         }
-        let corrupt = || StoreError::BlobCorrupt { sha256: self.sha256.clone() };
+        let corrupt = || StoreError::BlobCorrupt {
+            sha256: self.sha256.clone(),
+        };
         if self.next >= self.chunks {
             self.done = true;
             if codec::hex(&self.hasher.clone().finalize()) != self.sha256 {
@@ -153,8 +171,13 @@ impl BlobChunks for PgChunkReader {
             return Ok(None);
         }
         let c = self.pool.get().await?;
-        let st = c.prepare_cached("SELECT data FROM blob_chunks WHERE blob = $1 AND seq = $2").await?;
-        let row = c.query_opt(&st, &[&self.sha256, &self.next]).await?.ok_or_else(corrupt)?;
+        let st = c
+            .prepare_cached("SELECT data FROM blob_chunks WHERE blob = $1 AND seq = $2")
+            .await?;
+        let row = c
+            .query_opt(&st, &[&self.sha256, &self.next])
+            .await?
+            .ok_or_else(corrupt)?;
         let piece: &[u8] = row.try_get(0)?;
         self.hasher.update(piece);
         self.next += 1;

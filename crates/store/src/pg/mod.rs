@@ -34,7 +34,10 @@ pub struct PgOptions {
 
 impl Default for PgOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(10) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -44,7 +47,11 @@ impl From<tokio_postgres::Error> for StoreError {
             None => true, // I/O, closed connection, timeout
             Some(code) => {
                 let c = code.code();
-                c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") || c == "40001" || c == "40P01"
+                c.starts_with("08")
+                    || c.starts_with("53")
+                    || c.starts_with("57P")
+                    || c == "40001"
+                    || c == "40P01"
             }
         };
         if transient {
@@ -91,7 +98,9 @@ impl PgStore {
         let manager = Manager::from_config(
             config,
             NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
         );
         let pool = Pool::builder(manager)
             .max_size(opts.max_connections.max(1))
@@ -338,7 +347,9 @@ impl Store for PgStore {
                 let id: Uuid = row.try_get(0)?;
                 let hash: String = row.try_get(1)?;
                 if hash != msg.request_hash {
-                    return Ok(InsertOutcome::Conflict { existing: MessageId(id) });
+                    return Ok(InsertOutcome::Conflict {
+                        existing: MessageId(id),
+                    });
                 }
                 let record = load_message(&c, None, id)
                     .await?
@@ -346,7 +357,10 @@ impl Store for PgStore {
                 return Ok(InsertOutcome::Existing(record));
             }
         }
-        Err(StoreError::Other(format!("a message with id {} already exists", msg.id)))
+        Err(StoreError::Other(format!(
+            "a message with id {} already exists",
+            msg.id
+        )))
     }
 
     async fn get_message(
@@ -358,10 +372,7 @@ impl Store for PgStore {
         load_message(&c, client.map(|c| c.0.as_str()), id.0).await
     }
 
-    async fn list_messages(
-        &self,
-        f: &MessageFilter,
-    ) -> Result<Page<MessageSummary>, StoreError> {
+    async fn list_messages(&self, f: &MessageFilter) -> Result<Page<MessageSummary>, StoreError> {
         let c = self.client().await?;
         let st = c
             .prepare_cached(
@@ -426,12 +437,22 @@ impl Store for PgStore {
                  RETURNING {MSG_COLS}"
             ))
             .await?;
-        let rows = c.query(&st, &[&worker, &until, &now, &i64::from(limit)]).await?;
-        let mut records =
-            rows.iter().map(|r| Ok(message_row(r)?.0)).collect::<Result<Vec<_>, StoreError>>()?;
-        records.sort_by(|a, b| (a.next_attempt_at, a.id).cmp(&(b.next_attempt_at, b.id)));
+        let rows = c
+            .query(&st, &[&worker, &until, &now, &i64::from(limit)])
+            .await?;
+        let mut records = rows
+            .iter()
+            .map(|r| Ok(message_row(r)?.0))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        records.sort_by_key(|r| (r.next_attempt_at, r.id));
         attach_history(&c, &mut records).await?;
-        Ok(records.into_iter().map(|record| Claimed { record, lease_until: until }).collect())
+        Ok(records
+            .into_iter()
+            .map(|record| Claimed {
+                record,
+                lease_until: until,
+            })
+            .collect())
     }
 
     async fn renew_lease(
@@ -526,7 +547,9 @@ impl Store for PgStore {
         if c.execute(&st, &[&id.0, &client.0]).await? == 1 {
             return Ok(CancelOutcome::Cancelled);
         }
-        let st = c.prepare_cached("SELECT status FROM messages WHERE id = $1 AND client = $2").await?;
+        let st = c
+            .prepare_cached("SELECT status FROM messages WHERE id = $1 AND client = $2")
+            .await?;
         match c.query_opt(&st, &[&id.0, &client.0]).await? {
             None => Ok(CancelOutcome::NotFound),
             Some(row) => {
@@ -557,9 +580,14 @@ impl Store for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         // The row lock serialises receipts of one message, so `seq` has no gaps or races.
-        if tx.query_opt("SELECT 1 FROM messages WHERE id = $1 FOR UPDATE", &[&id.0]).await?.is_none()
+        if tx
+            .query_opt("SELECT 1 FROM messages WHERE id = $1 FOR UPDATE", &[&id.0])
+            .await?
+            .is_none()
         {
-            return Err(StoreError::Other(format!("no message {id} to attach a receipt to")));
+            return Err(StoreError::Other(format!(
+                "no message {id} to attach a receipt to"
+            )));
         }
         if let Some(key) = &receipt.dedup_key {
             let dup = tx
@@ -593,13 +621,18 @@ impl Store for PgStore {
         Ok(Some(StoredReceipt {
             seq: count(seq),
             received_at: codec::truncate(received_at),
-            receipt: Receipt { at: codec::truncate(receipt.at), ..receipt },
+            receipt: Receipt {
+                at: codec::truncate(receipt.at),
+                ..receipt
+            },
         }))
     }
 
     async fn status_counts(&self) -> Result<Vec<(MessageStatus, u64)>, StoreError> {
         let c = self.client().await?;
-        let rows = c.query("SELECT status, count(*) FROM messages GROUP BY status", &[]).await?;
+        let rows = c
+            .query("SELECT status, count(*) FROM messages GROUP BY status", &[])
+            .await?;
         let found = rows
             .iter()
             .map(|r| {
@@ -688,7 +721,12 @@ impl Store for PgStore {
         let rows = c
             .query(
                 &st,
-                &[&client.map(|c| c.0.as_str()), &after.map(|a| a.0), &unacked_only, &limit_param(limit)],
+                &[
+                    &client.map(|c| c.0.as_str()),
+                    &after.map(|a| a.0),
+                    &unacked_only,
+                    &limit_param(limit),
+                ],
             )
             .await?;
         let items = rows.iter().map(inbox_row).collect::<Result<Vec<_>, _>>()?;
@@ -708,7 +746,9 @@ impl Store for PgStore {
                  WHERE id = $1 AND ($2::text IS NULL OR client = $2)",
             )
             .await?;
-        Ok(c.execute(&st, &[&id.0, &client.map(|c| c.0.as_str()), &at]).await? == 1)
+        Ok(c.execute(&st, &[&id.0, &client.map(|c| c.0.as_str()), &at])
+            .await?
+            == 1)
     }
 
     async fn enqueue_webhook(&self, e: WebhookEvent) -> Result<(), StoreError> {
@@ -757,9 +797,14 @@ impl Store for PgStore {
                  RETURNING {WEBHOOK_COLS}"
             ))
             .await?;
-        let rows = c.query(&st, &[&worker, &until, &now, &i64::from(limit)]).await?;
-        let mut events = rows.iter().map(webhook_row).collect::<Result<Vec<_>, _>>()?;
-        events.sort_by(|a, b| (a.due_at, a.id).cmp(&(b.due_at, b.id)));
+        let rows = c
+            .query(&st, &[&worker, &until, &now, &i64::from(limit)])
+            .await?;
+        let mut events = rows
+            .iter()
+            .map(webhook_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.sort_by_key(|e| (e.due_at, e.id));
         Ok(events)
     }
 
@@ -783,7 +828,9 @@ impl Store for PgStore {
                  WHERE id = $1 AND state = 'pending' AND lease_owner = $2",
             )
             .await?;
-        Ok(c.execute(&st, &[&id.0, &worker, &state, &due, &error]).await? == 1)
+        Ok(c.execute(&st, &[&id.0, &worker, &state, &due, &error])
+            .await?
+            == 1)
     }
 
     async fn webhooks_for_message(
@@ -796,7 +843,11 @@ impl Store for PgStore {
                 "SELECT {WEBHOOK_COLS} FROM webhooks WHERE message_id = $1 ORDER BY created_at, id"
             ))
             .await?;
-        c.query(&st, &[&message.0]).await?.iter().map(webhook_row).collect()
+        c.query(&st, &[&message.0])
+            .await?
+            .iter()
+            .map(webhook_row)
+            .collect()
     }
 
     async fn create_api_key(&self, k: ApiKeyRecord) -> Result<(), StoreError> {
@@ -804,7 +855,15 @@ impl Store for PgStore {
         c.execute(
             "INSERT INTO api_keys (key_id, secret_hash, client, role, label, created_at, \
              revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&k.key_id, &k.secret_hash, &k.client.0, &k.role, &k.label, &k.created_at, &k.revoked_at],
+            &[
+                &k.key_id,
+                &k.secret_hash,
+                &k.client.0,
+                &k.role,
+                &k.label,
+                &k.created_at,
+                &k.revoked_at,
+            ],
         )
         .await?;
         Ok(())
@@ -818,7 +877,11 @@ impl Store for PgStore {
                  FROM api_keys WHERE key_id = $1",
             )
             .await?;
-        c.query_opt(&st, &[&key_id]).await?.as_ref().map(api_key_row).transpose()
+        c.query_opt(&st, &[&key_id])
+            .await?
+            .as_ref()
+            .map(api_key_row)
+            .transpose()
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {

@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 use crate::contract::StoreError;
 
 /// Advisory lock key held while migrating ("qaqpa" in ASCII).
-const MIGRATION_LOCK: i64 = 0x7161_7170_61;
+const MIGRATION_LOCK: i64 = 0x0071_6171_7061;
 
 const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE messages (
@@ -126,9 +126,13 @@ pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 /// Brings the database to [`SCHEMA_VERSION`] under the migration lock (held for the session,
 /// released when `client`'s connection closes if not before).
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
     let result = migrate_locked(client).await;
-    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
     result
 }
 
@@ -137,7 +141,10 @@ async fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
         .batch_execute("CREATE TABLE IF NOT EXISTS qaqpa_schema_version (version integer NOT NULL)")
         .await?;
     let current: i32 = client
-        .query_one("SELECT coalesce(max(version), 0) FROM qaqpa_schema_version", &[])
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM qaqpa_schema_version",
+            &[],
+        )
         .await?
         .get(0);
     if current > SCHEMA_VERSION {
@@ -145,11 +152,19 @@ async fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
             "the database has schema version {current}, newer than this build's {SCHEMA_VERSION}"
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
         let tx = client.transaction().await?;
         tx.batch_execute(sql).await?;
         let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
-        tx.execute("INSERT INTO qaqpa_schema_version (version) VALUES ($1)", &[&version]).await?;
+        tx.execute(
+            "INSERT INTO qaqpa_schema_version (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
         tx.commit().await?;
     }
     Ok(())

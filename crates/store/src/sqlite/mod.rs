@@ -172,7 +172,8 @@ const MSG_COLS: &str = "id, client, kind, to_addr, route, status, document, atta
     next_attempt_at, attempts, target_ref, last_error, lease_until";
 
 fn parse_id(text: &str) -> Result<MessageId, StoreError> {
-    text.parse().map_err(|e| StoreError::Other(format!("stored id '{text}' is invalid: {e}")))
+    text.parse()
+        .map_err(|e| StoreError::Other(format!("stored id '{text}' is invalid: {e}")))
 }
 
 fn opt_time(v: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
@@ -257,9 +258,8 @@ fn load_message(
     client: Option<&str>,
     id: &str,
 ) -> Result<Option<(MessageRecord, Option<i64>)>, StoreError> {
-    let sql = format!(
-        "SELECT {MSG_COLS} FROM messages WHERE id = ?1 AND (?2 IS NULL OR client = ?2)"
-    );
+    let sql =
+        format!("SELECT {MSG_COLS} FROM messages WHERE id = ?1 AND (?2 IS NULL OR client = ?2)");
     let mut st = conn.prepare_cached(&sql)?;
     let mut rows = st.query(params![id, client])?;
     let Some(r) = rows.next()? else {
@@ -281,7 +281,9 @@ fn insert_message(conn: &Connection, msg: NewMessage) -> Result<InsertOutcome, S
             .optional()?;
         if let Some((id, hash)) = found {
             if hash != msg.request_hash {
-                return Ok(InsertOutcome::Conflict { existing: parse_id(&id)? });
+                return Ok(InsertOutcome::Conflict {
+                    existing: parse_id(&id)?,
+                });
             }
             let (record, _) = load_message(conn, None, &id)?
                 .ok_or_else(|| StoreError::Other(format!("message {id} vanished")))?;
@@ -339,7 +341,10 @@ fn claim_due(
     for id in ids {
         update.execute(params![id, worker, to_micros(until), now_us])?;
         if let Some((record, _)) = load_message(conn, None, &id)? {
-            claimed.push(Claimed { record, lease_until: until });
+            claimed.push(Claimed {
+                record,
+                lease_until: until,
+            });
         }
     }
     Ok(claimed)
@@ -388,7 +393,14 @@ fn finish_attempt(
          target_ref = coalesce(?4, target_ref), last_error = ?5, updated_at = ?6, \
          lease_owner = NULL, lease_until = NULL WHERE id = ?1",
     )?
-    .execute(params![id, status, next, target_ref, error, to_micros(attempt.finished_at)])?;
+    .execute(params![
+        id,
+        status,
+        next,
+        target_ref,
+        error,
+        to_micros(attempt.finished_at)
+    ])?;
     Ok(true)
 }
 
@@ -403,7 +415,9 @@ fn add_receipt(
         .query_row([id], |r| r.get(0))
         .optional()?;
     if exists.is_none() {
-        return Err(StoreError::Other(format!("no message {id} to attach a receipt to")));
+        return Err(StoreError::Other(format!(
+            "no message {id} to attach a receipt to"
+        )));
     }
     if let Some(key) = &receipt.dedup_key {
         let dup: Option<i64> = conn
@@ -433,7 +447,10 @@ fn add_receipt(
     Ok(Some(StoredReceipt {
         seq: u32::try_from(seq).unwrap_or(u32::MAX),
         received_at: codec::truncate(received_at),
-        receipt: Receipt { at: codec::truncate(receipt.at), ..receipt },
+        receipt: Receipt {
+            at: codec::truncate(receipt.at),
+            ..receipt
+        },
     }))
 }
 
@@ -507,8 +524,11 @@ fn collect<T>(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
-            .await
+        self.read(|c| {
+            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())?)
+        })
+        .await
     }
 
     async fn insert_message(&self, msg: NewMessage) -> Result<InsertOutcome, StoreError> {
@@ -577,7 +597,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         let until = codec::truncate(codec::lease_end(now, lease)?);
         let worker = worker.to_owned();
-        self.write(move |c| claim_due(c, &worker, now, until, limit)).await
+        self.write(move |c| claim_due(c, &worker, now, until, limit))
+            .await
     }
 
     async fn renew_lease(
@@ -671,12 +692,14 @@ impl Store for SqliteStore {
         receipt: Receipt,
         received_at: OffsetDateTime,
     ) -> Result<Option<StoredReceipt>, StoreError> {
-        self.write(move |c| add_receipt(c, &id.to_string(), receipt, received_at)).await
+        self.write(move |c| add_receipt(c, &id.to_string(), receipt, received_at))
+            .await
     }
 
     async fn status_counts(&self) -> Result<Vec<(MessageStatus, u64)>, StoreError> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT status, count(*) FROM messages GROUP BY status")?;
+            let mut st =
+                c.prepare_cached("SELECT status, count(*) FROM messages GROUP BY status")?;
             let mut rows = st.query([])?;
             let found = collect(&mut rows, |r| {
                 let s: String = r.get(0)?;
@@ -957,6 +980,11 @@ pub(crate) fn page<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> MessageI
 pub(crate) fn all_statuses(found: Vec<(MessageStatus, u64)>) -> Vec<(MessageStatus, u64)> {
     MessageStatus::ALL
         .into_iter()
-        .map(|s| (s, found.iter().filter(|(f, _)| *f == s).map(|(_, n)| n).sum()))
+        .map(|s| {
+            (
+                s,
+                found.iter().filter(|(f, _)| *f == s).map(|(_, n)| n).sum(),
+            )
+        })
         .collect()
 }

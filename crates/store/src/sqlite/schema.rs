@@ -117,9 +117,16 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             "the database has schema version {current}, newer than this build's {SCHEMA_VERSION}"
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
         tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [i as i64 + 1])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i as i64 + 1],
+        )?;
     }
     tx.commit()?;
     Ok(())

@@ -43,9 +43,9 @@ where
         let answer = match (self.result, commit) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(v)), Ok(())) => Ok(v),
-            (Some(Ok(_)), Err(e)) | (None, Err(e)) => {
-                Err(StoreError::Unavailable(format!("SQLite commit failed: {e}")))
-            }
+            (Some(Ok(_)), Err(e)) | (None, Err(e)) => Err(StoreError::Unavailable(format!(
+                "SQLite commit failed: {e}"
+            ))),
             (None, Ok(())) => Err(StoreError::Other("the write request panicked".into())),
         };
         let _ = self.reply.send(answer);
@@ -75,7 +75,11 @@ impl WriterHandle {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let op = Op { work: Some(work), result: None, reply };
+        let op = Op {
+            work: Some(work),
+            result: None,
+            reply,
+        };
         self.tx
             .send(Box::new(op))
             .await
@@ -107,14 +111,18 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn WriteOp>>, batch_max: us
 }
 
 fn commit_group(conn: &Connection, group: &mut [Box<dyn WriteOp>]) -> Result<(), String> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| e.to_string())?;
     for op in group.iter_mut() {
-        conn.execute_batch("SAVEPOINT op").map_err(|e| e.to_string())?;
+        conn.execute_batch("SAVEPOINT op")
+            .map_err(|e| e.to_string())?;
         let ok = catch_unwind(AssertUnwindSafe(|| op.apply(conn))).unwrap_or(false);
         if !ok {
-            conn.execute_batch("ROLLBACK TO op").map_err(|e| e.to_string())?;
+            conn.execute_batch("ROLLBACK TO op")
+                .map_err(|e| e.to_string())?;
         }
-        conn.execute_batch("RELEASE op").map_err(|e| e.to_string())?;
+        conn.execute_batch("RELEASE op")
+            .map_err(|e| e.to_string())?;
     }
     conn.execute_batch("COMMIT").map_err(|e| e.to_string())
 }
