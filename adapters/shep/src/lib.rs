@@ -16,8 +16,8 @@ use qaqpa_core::{
 };
 use qaqpa_shep::classify::RetryReason;
 use qaqpa_shep::{
-    ClientConfig, EnvelopeSigner, EnvelopeVerifier, MessageData, Property, SenderInfo,
-    ShepError, SyncChannelClient, SyncRequest, SyncResponse, XmlLimits,
+    ClientConfig, EnvelopeSigner, EnvelopeVerifier, MessageData, Property, SenderInfo, ShepError,
+    SyncChannelClient, SyncRequest, SyncResponse, XmlLimits,
 };
 use serde::Deserialize;
 
@@ -80,7 +80,8 @@ impl ShepSettings {
         let settings: ShepSettings =
             serde_json::from_value(serde_json::Value::Object(table.clone()))
                 .map_err(|e| Rejection::new("settings", e.to_string()))?;
-        if !(settings.endpoint.starts_with("http://") || settings.endpoint.starts_with("https://")) {
+        if !(settings.endpoint.starts_with("http://") || settings.endpoint.starts_with("https://"))
+        {
             return Err(Rejection::new(
                 "settings.endpoint",
                 format!("'{}' is not an http(s) URL", settings.endpoint),
@@ -95,7 +96,10 @@ impl ShepSettings {
             }
         }
         if settings.timeout_secs == 0 {
-            return Err(Rejection::new("settings.timeout_secs", "must be at least 1"));
+            return Err(Rejection::new(
+                "settings.timeout_secs",
+                "must be at least 1",
+            ));
         }
         for (k, v) in &settings.properties {
             Property::new(k.clone(), v.clone())
@@ -161,7 +165,11 @@ impl ShepAdapter {
         }
     }
 
-    fn client(&self, settings: &ShepSettings, timeout: Duration) -> Result<SyncChannelClient, Failure> {
+    fn client(
+        &self,
+        settings: &ShepSettings,
+        timeout: Duration,
+    ) -> Result<SyncChannelClient, Failure> {
         let key = (settings.endpoint.clone(), timeout);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&key) {
@@ -235,7 +243,9 @@ impl ShepAdapter {
     ) -> Result<SyncResponse, Failure> {
         let timeout = Duration::from_secs(settings.timeout_secs).min(cx.remaining());
         if timeout.is_zero() {
-            return Err(Failure::retry("the deadline passed before the request was sent"));
+            return Err(Failure::retry(
+                "the deadline passed before the request was sent",
+            ));
         }
         let client = self.client(settings, timeout)?;
         client
@@ -305,12 +315,11 @@ impl Adapter for ShepAdapter {
     fn validate(&self, msg: &Outgoing, settings: &Table) -> Result<(), Rejection> {
         let s = ShepSettings::from_table(settings)?;
         let payload = Payload::from_json(&msg.document, "/document")?;
-        Self::request(&s, &payload, Some(msg.id.to_string()), "/document")
-            .and_then(|r| {
-                r.to_envelope()
-                    .map(|_| ())
-                    .map_err(|e| Rejection::new("/document", e.to_string()))
-            })
+        Self::request(&s, &payload, Some(msg.id.to_string()), "/document").and_then(|r| {
+            r.to_envelope()
+                .map(|_| ())
+                .map_err(|e| Rejection::new("/document", e.to_string()))
+        })
     }
 
     async fn deliver(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<Delivered, Failure> {

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use qaqpa_adapter_shep::ShepAdapter;
 use qaqpa_core::adapter::toml_value::Table;
-use qaqpa_core::{Adapter, AttachmentSource, Call, ClientId, Cx, Failure, Inbound, MessageId, Outgoing, PushOutcome};
+use qaqpa_core::{
+    Adapter, AttachmentSource, Call, ClientId, Cx, Failure, Inbound, MessageId, Outgoing,
+    PushOutcome,
+};
 use qaqpa_shep::emulator::{EchoService, InjectedFault, ServiceAnswer, ShepEmulator, When};
 use qaqpa_shep::{MessageData, Property, SenderInfo, SyncRequest};
 use serde_json::json;
@@ -17,7 +20,10 @@ struct NoAttachments;
 #[async_trait]
 impl AttachmentSource for NoAttachments {
     async fn read(&self, index: usize) -> Result<Bytes, Failure> {
-        Err(Failure::permanent("no_attachment", format!("no attachment {index}")))
+        Err(Failure::permanent(
+            "no_attachment",
+            format!("no attachment {index}"),
+        ))
     }
 }
 
@@ -67,11 +73,17 @@ async fn emulator() -> ShepEmulator {
     ShepEmulator::builder()
         .service("ECHO", EchoService)
         .service("GbdulInfoByBin_v2", |r: &SyncRequest| {
-            let bin = r.data.as_ref().map(|d| d.as_text().to_owned()).unwrap_or_default();
+            let bin = r
+                .data
+                .as_ref()
+                .map(|d| d.as_text().to_owned())
+                .unwrap_or_default();
             if bin.contains("<BIN>000000000000</BIN>") {
                 ServiceAnswer::BusinessError("БИН не найден".into())
             } else {
-                ServiceAnswer::Data(Some(MessageData::text("<Organization><BIN>123456789012</BIN></Organization>")))
+                ServiceAnswer::Data(Some(MessageData::text(
+                    "<Organization><BIN>123456789012</BIN></Organization>",
+                )))
             }
         })
         .start()
@@ -85,56 +97,105 @@ async fn deliver_sends_our_message_id_and_route_settings() {
     let s = settings(&emu, "ECHO", json!({}));
     let adapter = ShepAdapter::default();
     let a = NoAttachments;
-    let msg = outgoing(json!({ "data": "<letter>Привет</letter>", "properties": { "docKind": "01" } }));
+    let msg =
+        outgoing(json!({ "data": "<letter>Привет</letter>", "properties": { "docKind": "01" } }));
     adapter.validate(&msg, &s).expect("valid");
-    let delivered = adapter.deliver(&msg, &cx(&s, &a, Duration::from_secs(10))).await.expect("delivered");
+    let delivered = adapter
+        .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
+        .await
+        .expect("delivered");
     assert!(delivered.target_ref.is_some());
     assert_eq!(delivered.receipts[0].data["status_code"], "SCSS001");
-    assert_eq!(delivered.receipts[0].data["data"], "<letter>Привет</letter>");
+    assert_eq!(
+        delivered.receipts[0].data["data"],
+        "<letter>Привет</letter>"
+    );
     let got = emu.received("ECHO");
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].info.message_id, msg.id.to_string(), "messageId is our stable id");
+    assert_eq!(
+        got[0].info.message_id,
+        msg.id.to_string(),
+        "messageId is our stable id"
+    );
     assert_eq!(got[0].info.route_id.as_deref(), Some("R_TEST"));
     assert_eq!(got[0].info.sender, SenderInfo::new("qaqpa", None));
     assert_eq!(
         got[0].info.properties,
-        vec![Property::new("docKind", "01").expect("p"), Property::new("lang", "ru").expect("p")]
+        vec![
+            Property::new("docKind", "01").expect("p"),
+            Property::new("lang", "ru").expect("p")
+        ]
     );
     // A second attempt carries the same messageId.
-    adapter.deliver(&msg, &cx(&s, &a, Duration::from_secs(10))).await.expect("again");
+    adapter
+        .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
+        .await
+        .expect("again");
     assert_eq!(emu.received("ECHO")[1].info.message_id, msg.id.to_string());
 }
 
 #[tokio::test]
 async fn scse002_fails_permanently_and_scse003_is_retried() {
     let emu = emulator().await;
-    emu.inject("ECHO", InjectedFault::Scse002("Неверный номер".into()), When::Nth(1)).expect("inject");
-    emu.inject("ECHO", InjectedFault::Scse003("NPE".into()), When::Nth(2)).expect("inject");
+    emu.inject(
+        "ECHO",
+        InjectedFault::Scse002("Неверный номер".into()),
+        When::Nth(1),
+    )
+    .expect("inject");
+    emu.inject("ECHO", InjectedFault::Scse003("NPE".into()), When::Nth(2))
+        .expect("inject");
     let s = settings(&emu, "ECHO", json!({}));
     let adapter = ShepAdapter::default();
     let a = NoAttachments;
     let msg = outgoing(json!({ "data": "x" }));
-    let first = adapter.deliver(&msg, &cx(&s, &a, Duration::from_secs(10))).await.expect_err("fails");
+    let first = adapter
+        .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
+        .await
+        .expect_err("fails");
     assert_eq!(first, Failure::permanent("SCSE002", "Неверный номер"));
-    let second = adapter.deliver(&msg, &cx(&s, &a, Duration::from_secs(10))).await.expect_err("fails");
+    let second = adapter
+        .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
+        .await
+        .expect_err("fails");
     assert!(second.is_retry(), "{second:?}");
-    assert!(adapter.deliver(&msg, &cx(&s, &a, Duration::from_secs(10))).await.is_ok());
+    assert!(adapter
+        .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
 async fn timeout_at_a_target_without_dedup_is_not_resent() {
     let emu = emulator().await;
-    emu.inject("ECHO", InjectedFault::Slow(Duration::from_secs(3)), When::Always).expect("inject");
+    emu.inject(
+        "ECHO",
+        InjectedFault::Slow(Duration::from_secs(3)),
+        When::Always,
+    )
+    .expect("inject");
     let adapter = ShepAdapter::default();
     let a = NoAttachments;
     let msg = outgoing(json!({ "data": "x" }));
     // The deadline (300 ms) is shorter than the route's timeout: it wins.
     let dedup = settings(&emu, "ECHO", json!({}));
-    let f = adapter.deliver(&msg, &cx(&dedup, &a, Duration::from_millis(300))).await.expect_err("slow");
-    assert!(f.is_retry(), "a deduplicating target may get it again: {f:?}");
+    let f = adapter
+        .deliver(&msg, &cx(&dedup, &a, Duration::from_millis(300)))
+        .await
+        .expect_err("slow");
+    assert!(
+        f.is_retry(),
+        "a deduplicating target may get it again: {f:?}"
+    );
     let no_dedup = settings(&emu, "ECHO", json!({ "target_dedups": false }));
-    let f = adapter.deliver(&msg, &cx(&no_dedup, &a, Duration::from_millis(300))).await.expect_err("slow");
-    assert!(matches!(f, Failure::Permanent { ref code, .. } if code == "SHEP_OUTCOME_UNKNOWN"), "{f:?}");
+    let f = adapter
+        .deliver(&msg, &cx(&no_dedup, &a, Duration::from_millis(300)))
+        .await
+        .expect_err("slow");
+    assert!(
+        matches!(f, Failure::Permanent { ref code, .. } if code == "SHEP_OUTCOME_UNKNOWN"),
+        "{f:?}"
+    );
 }
 
 #[tokio::test]
@@ -145,16 +206,25 @@ async fn call_returns_the_services_answer_and_its_refusal() {
     let a = NoAttachments;
     let answer = adapter
         .call(
-            Call { service: "company".into(), params: json!({ "data": "<BIN>123456789012</BIN>" }) },
+            Call {
+                service: "company".into(),
+                params: json!({ "data": "<BIN>123456789012</BIN>" }),
+            },
             &cx(&s, &a, Duration::from_secs(10)),
         )
         .await
         .expect("answer");
     assert_eq!(answer.body["status"]["code"], "SCSS001");
-    assert_eq!(answer.body["data"], "<Organization><BIN>123456789012</BIN></Organization>");
+    assert_eq!(
+        answer.body["data"],
+        "<Organization><BIN>123456789012</BIN></Organization>"
+    );
     let refused = adapter
         .call(
-            Call { service: "company".into(), params: json!({ "data": "<BIN>000000000000</BIN>" }) },
+            Call {
+                service: "company".into(),
+                params: json!({ "data": "<BIN>000000000000</BIN>" }),
+            },
             &cx(&s, &a, Duration::from_secs(10)),
         )
         .await
@@ -169,21 +239,40 @@ async fn settings_and_documents_are_checked_with_the_offending_key() {
     let unknown = settings(&emu, "ECHO", json!({ "servce_id": "typo" }));
     let e = adapter.check_settings(&unknown).expect_err("unknown key");
     assert!(e.message.contains("servce_id"), "{e}");
-    let long_prop = settings(&emu, "ECHO", json!({ "properties": { "k": "v".repeat(501) } }));
+    let long_prop = settings(
+        &emu,
+        "ECHO",
+        json!({ "properties": { "k": "v".repeat(501) } }),
+    );
     let e = adapter.check_settings(&long_prop).expect_err("too long");
     assert_eq!(e.field, "settings.properties.k");
     let signed = settings(&emu, "ECHO", json!({ "require_signed_pushes": true }));
-    assert!(adapter.check_settings(&signed).is_err(), "no verifier, signed pushes required");
-    let missing_env = settings(&emu, "ECHO", json!({ "sender_password_env": "QAQPA_TEST_NO_SUCH_VAR" }));
+    assert!(
+        adapter.check_settings(&signed).is_err(),
+        "no verifier, signed pushes required"
+    );
+    let missing_env = settings(
+        &emu,
+        "ECHO",
+        json!({ "sender_password_env": "QAQPA_TEST_NO_SUCH_VAR" }),
+    );
     assert!(adapter.check_settings(&missing_env).is_err());
-    assert!(adapter.check_settings(&settings(&emu, "ECHO", json!({}))).is_ok());
+    assert!(adapter
+        .check_settings(&settings(&emu, "ECHO", json!({})))
+        .is_ok());
 
     let s = settings(&emu, "ECHO", json!({ "data_type": "xml" }));
-    let e = adapter.validate(&outgoing(json!({ "data": "<a><b></a>" })), &s).expect_err("not xml");
+    let e = adapter
+        .validate(&outgoing(json!({ "data": "<a><b></a>" })), &s)
+        .expect_err("not xml");
     assert_eq!(e.field, "/document/data");
-    let e = adapter.validate(&outgoing(json!({ "text": "x" })), &s).expect_err("no data");
+    let e = adapter
+        .validate(&outgoing(json!({ "text": "x" })), &s)
+        .expect_err("no data");
     assert_eq!(e.field, "/document");
-    assert!(adapter.validate(&outgoing(json!({ "data": "<a>1</a>" })), &s).is_ok());
+    assert!(adapter
+        .validate(&outgoing(json!({ "data": "<a>1</a>" })), &s)
+        .is_ok());
 }
 
 #[tokio::test]
@@ -192,20 +281,34 @@ async fn push_becomes_an_inbox_document() {
     let s = settings(&emu, "ECHO", json!({}));
     let adapter = ShepAdapter::default();
     let a = NoAttachments;
-    let push = SyncRequest::new("ESEDO_UNIVERSAL_SERVICE", SenderInfo::new("esedo", None), Some(MessageData::text("<doc/>")))
-        .with_message_id("doc-guid-1")
-        .with_property(Property::new("activityId", "42").expect("p"))
-        .to_envelope()
-        .expect("builds");
+    let push = SyncRequest::new(
+        "ESEDO_UNIVERSAL_SERVICE",
+        SenderInfo::new("esedo", None),
+        Some(MessageData::text("<doc/>")),
+    )
+    .with_message_id("doc-guid-1")
+    .with_property(Property::new("activityId", "42").expect("p"))
+    .to_envelope()
+    .expect("builds");
     let outcome = adapter
         .on_push(
-            Inbound { content_type: "text/xml".into(), body: Bytes::from(push), received_at: time::OffsetDateTime::now_utc() },
+            Inbound {
+                content_type: "text/xml".into(),
+                body: Bytes::from(push),
+                received_at: time::OffsetDateTime::now_utc(),
+            },
             &cx(&s, &a, Duration::from_secs(5)),
         )
         .await
         .expect("parsed");
     match outcome {
-        PushOutcome::Document { external_id, kind, from, document, .. } => {
+        PushOutcome::Document {
+            external_id,
+            kind,
+            from,
+            document,
+            ..
+        } => {
             assert_eq!(external_id, "doc-guid-1");
             assert_eq!(kind, "ESEDO_UNIVERSAL_SERVICE");
             assert_eq!(from, "esedo");
@@ -218,7 +321,11 @@ async fn push_becomes_an_inbox_document() {
     let strict = settings(&emu, "ECHO", json!({ "require_signed_pushes": true }));
     let f = adapter
         .on_push(
-            Inbound { content_type: "text/xml".into(), body: Bytes::from_static(b"<x/>"), received_at: time::OffsetDateTime::now_utc() },
+            Inbound {
+                content_type: "text/xml".into(),
+                body: Bytes::from_static(b"<x/>"),
+                received_at: time::OffsetDateTime::now_utc(),
+            },
             &cx(&strict, &a, Duration::from_secs(5)),
         )
         .await

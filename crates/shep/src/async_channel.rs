@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use crate::envelope::{body_payload, is_fault, parse_envelope, write_envelope, Fault};
 use crate::types::{
-    format_datetime, read_datetime, read_session_id, read_string, ErrorInfo, MessageData,
-    Property, SenderInfo, SessionId,
+    format_datetime, read_datetime, read_session_id, read_string, ErrorInfo, MessageData, Property,
+    SenderInfo, SessionId,
 };
 use crate::xml::{self, schema_error, Seq, XmlLimits, XmlWriter};
 use crate::{ns, EnvelopeError};
@@ -101,7 +101,12 @@ pub fn response_envelope<T: Part>(
     namespace: &str,
     part: &T,
 ) -> Result<String, EnvelopeError> {
-    operation_envelope(namespace, &format!("{}Response", op.name()), "response", part)
+    operation_envelope(
+        namespace,
+        &format!("{}Response", op.name()),
+        "response",
+        part,
+    )
 }
 
 /// Fault envelope for `op`, with the ErrorInfo under `{op}Fault1_{op}Fault`.
@@ -152,7 +157,11 @@ pub fn read_reply<T: Part>(
     Ok(AsyncReply::Response(read_operation(payload, "response")?))
 }
 
-fn opt_string(seq: &mut Seq<'_, '_>, name: &str, path: &str) -> Result<Option<String>, EnvelopeError> {
+fn opt_string(
+    seq: &mut Seq<'_, '_>,
+    name: &str,
+    path: &str,
+) -> Result<Option<String>, EnvelopeError> {
     seq.optional(name).map(|n| read_string(n, path)).transpose()
 }
 
@@ -259,7 +268,7 @@ impl AsyncMessage {
                 service_id: service_id.into(),
                 message_type: MessageType::Request,
                 route_id: None,
-                message_date: OffsetDateTime::now_utc(),
+                message_date: crate::types::now(),
                 sender,
                 properties: Vec::new(),
                 session_id: None,
@@ -367,7 +376,9 @@ impl Part for AsyncMessage {
             return Err(EnvelopeError::invalid("serviceId", "must not be empty"));
         }
         if i.message_type != MessageType::Request
-            && i.correlation_id.as_deref().is_none_or(|c| c.trim().is_empty())
+            && i.correlation_id
+                .as_deref()
+                .is_none_or(|c| c.trim().is_empty())
         {
             return Err(EnvelopeError::invalid(
                 "correlationId",
@@ -377,7 +388,10 @@ impl Part for AsyncMessage {
                 ),
             ));
         }
-        for v in [&i.message_id, &i.correlation_id, &i.route_id].into_iter().flatten() {
+        for v in [&i.message_id, &i.correlation_id, &i.route_id]
+            .into_iter()
+            .flatten()
+        {
             xml::check_chars("messageInfo", v)?;
         }
         xml::check_chars("serviceId", &i.service_id)?;
@@ -442,7 +456,7 @@ impl GetMessagesRequest {
         Self {
             message_id: None,
             correlation_id: None,
-            request_date: Some(OffsetDateTime::now_utc()),
+            request_date: Some(crate::types::now()),
             service_id: service_id.into(),
             sender: Some(sender),
             amount,
@@ -564,7 +578,7 @@ impl GetMessageStatusRequest {
     pub fn new(message_id: impl Into<String>, sender: SenderInfo) -> Self {
         Self {
             message_id: message_id.into(),
-            request_date: OffsetDateTime::now_utc(),
+            request_date: crate::types::now(),
             sender,
             properties: Vec::new(),
         }
@@ -701,7 +715,7 @@ impl SendDeliveryNotificationRequest {
         error: Option<ErrorInfo>,
         sender: Option<SenderInfo>,
     ) -> Self {
-        let now = OffsetDateTime::now_utc();
+        let now = crate::types::now();
         Self {
             notification: DeliveryNotification {
                 message_id: message_id.into(),

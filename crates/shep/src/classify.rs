@@ -56,9 +56,14 @@ pub enum RetryReason {
 /// The outcome of one exchange, as the delivery engine needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShepOutcome<T = SyncResponse> {
-    Success { response: T },
+    Success {
+        response: T,
+    },
     /// Do not resend as it is; `message` is the target's own words where it gave any.
-    Permanent { code: String, message: String },
+    Permanent {
+        code: String,
+        message: String,
+    },
     Retry {
         reason: RetryReason,
         after: Option<Duration>,
@@ -137,7 +142,11 @@ pub fn classify_fault<T>(fault: &Fault, retry_after: Option<Duration>) -> ShepOu
 }
 
 /// What an HTTP status says when the body is not a readable envelope.
-pub fn classify_http_status<T>(status: u16, retry_after: Option<Duration>, detail: &str) -> ShepOutcome<T> {
+pub fn classify_http_status<T>(
+    status: u16,
+    retry_after: Option<Duration>,
+    detail: &str,
+) -> ShepOutcome<T> {
     match status {
         500..=599 | 408 | 429 => ShepOutcome::Retry {
             reason: RetryReason::HttpStatus(status),
@@ -198,7 +207,12 @@ mod tests {
 
     #[test]
     fn scse002_is_permanent_with_the_targets_message() {
-        let out = classify_reply(200, None, &response("SCSE002", "БИН не найден"), &XmlLimits::default());
+        let out = classify_reply(
+            200,
+            None,
+            &response("SCSE002", "БИН не найден"),
+            &XmlLimits::default(),
+        );
         assert_eq!(
             out,
             ShepOutcome::Permanent {
@@ -210,7 +224,12 @@ mod tests {
 
     #[test]
     fn scse003_is_retried() {
-        let out = classify_reply(200, None, &response("SCSE003", "NPE"), &XmlLimits::default());
+        let out = classify_reply(
+            200,
+            None,
+            &response("SCSE003", "NPE"),
+            &XmlLimits::default(),
+        );
         assert!(matches!(
             out,
             ShepOutcome::Retry {
@@ -228,10 +247,19 @@ mod tests {
 
     #[test]
     fn client_fault_is_permanent_and_server_fault_is_retried() {
-        let client = Fault::new(FaultCode::Client, "schema", Some(ErrorInfo::new("E1", "bad field")));
+        let client = Fault::new(
+            FaultCode::Client,
+            "schema",
+            Some(ErrorInfo::new("E1", "bad field")),
+        );
         let server = Fault::new(FaultCode::Server, "down", None);
         let limits = XmlLimits::default();
-        let c = classify_reply(500, None, &crate::sync_channel::fault_envelope(&client), &limits);
+        let c = classify_reply(
+            500,
+            None,
+            &crate::sync_channel::fault_envelope(&client),
+            &limits,
+        );
         assert_eq!(
             c,
             ShepOutcome::Permanent {
@@ -239,26 +267,72 @@ mod tests {
                 message: "bad field".into()
             }
         );
-        let s = classify_reply(500, None, &crate::sync_channel::fault_envelope(&server), &limits);
-        assert!(matches!(s, ShepOutcome::Retry { reason: RetryReason::ServerFault { .. }, .. }));
+        let s = classify_reply(
+            500,
+            None,
+            &crate::sync_channel::fault_envelope(&server),
+            &limits,
+        );
+        assert!(matches!(
+            s,
+            ShepOutcome::Retry {
+                reason: RetryReason::ServerFault { .. },
+                ..
+            }
+        ));
     }
 
     #[test]
     fn error_info_code_overrides_faultcode() {
-        let f = Fault::new(FaultCode::Server, "x", Some(ErrorInfo::new("SCSE002", "нет данных")));
-        let out = classify_reply(500, None, &crate::sync_channel::fault_envelope(&f), &XmlLimits::default());
+        let f = Fault::new(
+            FaultCode::Server,
+            "x",
+            Some(ErrorInfo::new("SCSE002", "нет данных")),
+        );
+        let out = classify_reply(
+            500,
+            None,
+            &crate::sync_channel::fault_envelope(&f),
+            &XmlLimits::default(),
+        );
         assert!(matches!(out, ShepOutcome::Permanent { code, .. } if code == "SCSE002"));
-        let f = Fault::new(FaultCode::Client, "x", Some(ErrorInfo::new("SCSE003", "boom")));
-        let out = classify_reply(500, None, &crate::sync_channel::fault_envelope(&f), &XmlLimits::default());
+        let f = Fault::new(
+            FaultCode::Client,
+            "x",
+            Some(ErrorInfo::new("SCSE003", "boom")),
+        );
+        let out = classify_reply(
+            500,
+            None,
+            &crate::sync_channel::fault_envelope(&f),
+            &XmlLimits::default(),
+        );
         assert!(matches!(out, ShepOutcome::Retry { .. }));
     }
 
     #[test]
     fn http_statuses_without_envelope() {
         let l = XmlLimits::default();
-        assert!(matches!(classify_reply(503, None, "<html/>", &l), ShepOutcome::Retry { reason: RetryReason::HttpStatus(503), .. }));
-        assert!(matches!(classify_reply(429, None, "", &l), ShepOutcome::Retry { .. }));
-        assert!(matches!(classify_reply(404, None, "not found", &l), ShepOutcome::Permanent { code, .. } if code == "HTTP_404"));
-        assert!(matches!(classify_reply(200, None, "garbage", &l), ShepOutcome::Retry { reason: RetryReason::UnreadableResponse(_), .. }));
+        assert!(matches!(
+            classify_reply(503, None, "<html/>", &l),
+            ShepOutcome::Retry {
+                reason: RetryReason::HttpStatus(503),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify_reply(429, None, "", &l),
+            ShepOutcome::Retry { .. }
+        ));
+        assert!(
+            matches!(classify_reply(404, None, "not found", &l), ShepOutcome::Permanent { code, .. } if code == "HTTP_404")
+        );
+        assert!(matches!(
+            classify_reply(200, None, "garbage", &l),
+            ShepOutcome::Retry {
+                reason: RetryReason::UnreadableResponse(_),
+                ..
+            }
+        ));
     }
 }

@@ -173,7 +173,10 @@ impl Transport {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let limit = self.config.max_response_bytes;
-        if response.content_length().is_some_and(|len| len as usize > limit) {
+        if response
+            .content_length()
+            .is_some_and(|len| len as usize > limit)
+        {
             return Err(ShepError::Retry {
                 reason: RetryReason::UnreadableResponse(format!(
                     "the answer is larger than {limit} bytes"
@@ -320,7 +323,11 @@ impl AsyncChannelClient {
     }
 
     /// One call of `op`: the typed response, or the classified failure.
-    pub async fn call<Req: Part, Resp: Part>(&self, op: Operation, request: &Req) -> Result<Resp, ShepError> {
+    pub async fn call<Req: Part, Resp: Part>(
+        &self,
+        op: Operation,
+        request: &Req,
+    ) -> Result<Resp, ShepError> {
         let envelope = async_channel::request_envelope(op, request)?;
         let raw = self.transport.post(envelope).await?;
         let limits = &self.transport.config.limits;
@@ -329,7 +336,9 @@ impl AsyncChannelClient {
                 self.transport.verify(&raw.body)?;
                 Ok(response)
             }
-            Ok(AsyncReply::Fault(fault)) => classify::classify_fault(&fault, raw.retry_after).into(),
+            Ok(AsyncReply::Fault(fault)) => {
+                classify::classify_fault(&fault, raw.retry_after).into()
+            }
             Err(e) => classify::classify_http_status(
                 raw.status,
                 raw.retry_after,
@@ -339,11 +348,17 @@ impl AsyncChannelClient {
         }
     }
 
-    pub async fn send_message(&self, message: &AsyncMessage) -> Result<AsyncSendMessageResponse, ShepError> {
+    pub async fn send_message(
+        &self,
+        message: &AsyncMessage,
+    ) -> Result<AsyncSendMessageResponse, ShepError> {
         self.call(Operation::SendMessage, message).await
     }
 
-    pub async fn get_messages(&self, request: &GetMessagesRequest) -> Result<GetMessagesResponse, ShepError> {
+    pub async fn get_messages(
+        &self,
+        request: &GetMessagesRequest,
+    ) -> Result<GetMessagesResponse, ShepError> {
         self.call(Operation::GetMessages, request).await
     }
 
@@ -358,7 +373,8 @@ impl AsyncChannelClient {
         &self,
         request: &SendDeliveryNotificationRequest,
     ) -> Result<SendDeliveryNotificationResponse, ShepError> {
-        self.call(Operation::SendDeliveryNotification, request).await
+        self.call(Operation::SendDeliveryNotification, request)
+            .await
     }
 
     /// What ШЭП calls on a participant's IAsyncChannelClient; the emulator pushes with it.
@@ -366,6 +382,7 @@ impl AsyncChannelClient {
         &self,
         request: &ChangeStatusNotifyRequest,
     ) -> Result<ChangeStatusNotifyResponse, ShepError> {
-        self.call(Operation::ChangeMassageStatusNotification, request).await
+        self.call(Operation::ChangeMassageStatusNotification, request)
+            .await
     }
 }

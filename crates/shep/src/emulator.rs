@@ -27,12 +27,14 @@ use crate::async_channel::{
     SendDeliveryNotificationResponse,
 };
 use crate::envelope::{body_payload, parse_envelope, Fault, FaultCode};
-use crate::server::{check_signature, invalid_envelope, read_body, refusal, soap_response, SignaturePolicy};
+use crate::ns;
+use crate::server::{
+    check_signature, invalid_envelope, read_body, refusal, soap_response, SignaturePolicy,
+};
 use crate::signing::{EnvelopeSigner, EnvelopeVerifier};
 use crate::sync_channel::{self, SyncRequest, SyncResponse};
 use crate::types::{ErrorInfo, MessageData, SessionId, Status};
 use crate::xml::XmlLimits;
-use crate::ns;
 
 /// The path of the SyncChannel endpoint (as in public configuration).
 pub const SYNC_PATH: &str = "/bip-sync-wss-gost/";
@@ -134,7 +136,9 @@ impl Book {
         *count += 1;
         let n = *count;
         for key in [service, "*"] {
-            let Some(rules) = self.rules.get_mut(key) else { continue };
+            let Some(rules) = self.rules.get_mut(key) else {
+                continue;
+            };
             let mut picked = None;
             for rule in rules.iter_mut() {
                 let applies = match &mut rule.when {
@@ -278,7 +282,12 @@ impl ShepEmulator {
 
     /// Injects `fault` for requests to `service_id` (`"*"`: any service) matching `when`.
     /// Rules are tried in the order given; the service's own before the `"*"` ones.
-    pub fn inject(&self, service_id: &str, fault: InjectedFault, when: When) -> Result<(), EmulatorError> {
+    pub fn inject(
+        &self,
+        service_id: &str,
+        fault: InjectedFault,
+        when: When,
+    ) -> Result<(), EmulatorError> {
         if fault == InjectedFault::BadResponseSignature && self.shared.signer.is_none() {
             return Err(EmulatorError::NoSigner);
         }
@@ -298,7 +307,12 @@ impl ShepEmulator {
 
     /// How many requests named `service_id` (valid ones, faulted or not).
     pub fn request_count(&self, service_id: &str) -> u64 {
-        self.shared.book().counts.get(service_id).copied().unwrap_or(0)
+        self.shared
+            .book()
+            .counts
+            .get(service_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The SyncChannel requests `service_id` received, in order.
@@ -347,13 +361,20 @@ impl Drop for ShepEmulator {
 
 const SYNC_FAULT: (&str, &str) = (ns::SYNC, sync_channel::FAULT_ELEMENT);
 
-fn fault_response(detail: (&str, &str), code: FaultCode, error_info: Option<ErrorInfo>) -> Response {
+fn fault_response(
+    detail: (&str, &str),
+    code: FaultCode,
+    error_info: Option<ErrorInfo>,
+) -> Response {
     let message = error_info
         .as_ref()
         .map(|i| i.error_message.clone())
         .unwrap_or_else(|| "emulated fault".to_owned());
     let fault = Fault::new(code, message, error_info);
-    soap_response(StatusCode::INTERNAL_SERVER_ERROR, fault.to_envelope(detail.0, detail.1))
+    soap_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        fault.to_envelope(detail.0, detail.1),
+    )
 }
 
 fn http_failure(status: u16) -> Response {
@@ -392,13 +413,19 @@ fn answer(shared: &Shared, envelope: String, tamper: bool, detail: (&str, &str))
             None => fault_response(
                 detail,
                 FaultCode::Server,
-                Some(ErrorInfo::new("SCSE003", "emulator found nothing to alter in the Body")),
+                Some(ErrorInfo::new(
+                    "SCSE003",
+                    "emulator found nothing to alter in the Body",
+                )),
             ),
         },
         Err(e) => fault_response(
             detail,
             FaultCode::Server,
-            Some(ErrorInfo::new("SCSE003", format!("emulator could not sign: {e}"))),
+            Some(ErrorInfo::new(
+                "SCSE003",
+                format!("emulator could not sign: {e}"),
+            )),
         ),
     }
 }
@@ -452,13 +479,23 @@ async fn sync_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respons
             let r = SyncResponse::new(Status::new("SCSE002", m), None)
                 .with_correlation_id(request.info.message_id.clone())
                 .with_session_id(session);
-            return answer(&shared, r.to_envelope().unwrap_or_default(), false, SYNC_FAULT);
+            return answer(
+                &shared,
+                r.to_envelope().unwrap_or_default(),
+                false,
+                SYNC_FAULT,
+            );
         }
         Some(InjectedFault::Scse003(m)) => {
             let r = SyncResponse::new(Status::new("SCSE003", m), None)
                 .with_correlation_id(request.info.message_id.clone())
                 .with_session_id(session);
-            return answer(&shared, r.to_envelope().unwrap_or_default(), false, SYNC_FAULT);
+            return answer(
+                &shared,
+                r.to_envelope().unwrap_or_default(),
+                false,
+                SYNC_FAULT,
+            );
         }
         Some(InjectedFault::SoapFault { code, error_info }) => {
             return fault_response(SYNC_FAULT, code, error_info)
@@ -493,8 +530,16 @@ async fn async_fault(shared: &Shared, op: Operation, service_id: &str) -> Option
             tokio::time::sleep(d).await;
             return None;
         }
-        InjectedFault::Scse002(m) => fault_response(detail, FaultCode::Client, Some(ErrorInfo::new("SCSE002", m))),
-        InjectedFault::Scse003(m) => fault_response(detail, FaultCode::Server, Some(ErrorInfo::new("SCSE003", m))),
+        InjectedFault::Scse002(m) => fault_response(
+            detail,
+            FaultCode::Client,
+            Some(ErrorInfo::new("SCSE002", m)),
+        ),
+        InjectedFault::Scse003(m) => fault_response(
+            detail,
+            FaultCode::Server,
+            Some(ErrorInfo::new("SCSE003", m)),
+        ),
         InjectedFault::SoapFault { code, error_info } => fault_response(detail, code, error_info),
         InjectedFault::Http(status) => http_failure(status),
         InjectedFault::DropConnection => dropped_connection(),
@@ -508,7 +553,11 @@ fn async_answer<T: Part>(shared: &Shared, op: Operation, part: &T) -> Response {
     let detail = (ns::ASYNC, name.as_str());
     match async_channel::response_envelope(op, ns::ASYNC, part) {
         Ok(envelope) => answer(shared, envelope, false, detail),
-        Err(e) => fault_response(detail, FaultCode::Server, Some(ErrorInfo::new("SCSE003", e.to_string()))),
+        Err(e) => fault_response(
+            detail,
+            FaultCode::Server,
+            Some(ErrorInfo::new("SCSE003", e.to_string())),
+        ),
     }
 }
 
@@ -536,7 +585,10 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
         return refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
             "UNKNOWN_OPERATION",
-            &format!("IAsyncChannel has no operation {}", payload.tag_name().name()),
+            &format!(
+                "IAsyncChannel has no operation {}",
+                payload.tag_name().name()
+            ),
             generic,
         );
     };
@@ -587,10 +639,11 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
             )
         }
         Operation::GetMessages => {
-            let request = match async_channel::read_operation::<GetMessagesRequest>(payload, "request") {
-                Ok(m) => m,
-                Err(e) => return invalid_envelope(&e, detail),
-            };
+            let request =
+                match async_channel::read_operation::<GetMessagesRequest>(payload, "request") {
+                    Ok(m) => m,
+                    Err(e) => return invalid_envelope(&e, detail),
+                };
             if let Some(r) = async_fault(&shared, op, &request.service_id).await {
                 return r;
             }
@@ -622,11 +675,12 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
             )
         }
         Operation::GetMessageStatus => {
-            let request =
-                match async_channel::read_operation::<GetMessageStatusRequest>(payload, "request") {
-                    Ok(m) => m,
-                    Err(e) => return invalid_envelope(&e, detail),
-                };
+            let request = match async_channel::read_operation::<GetMessageStatusRequest>(
+                payload, "request",
+            ) {
+                Ok(m) => m,
+                Err(e) => return invalid_envelope(&e, detail),
+            };
             let state = shared.book().async_known.get(&request.message_id).copied();
             match state {
                 None => fault_response(

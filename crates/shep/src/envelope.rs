@@ -48,7 +48,11 @@ pub fn body_payload<'a, 'i>(doc: &'a Document<'i>) -> Result<Node<'a, 'i>, Envel
             if child.is_comment() || child.is_pi() {
                 continue;
             }
-            return Err(schema_error(child, "Envelope", "unexpected text in the envelope"));
+            return Err(schema_error(
+                child,
+                "Envelope",
+                "unexpected text in the envelope",
+            ));
         }
         if child.has_tag_name((ns::SOAP, "Header")) && !header_seen && body.is_none() {
             header_seen = true;
@@ -67,7 +71,11 @@ pub fn body_payload<'a, 'i>(doc: &'a Document<'i>) -> Result<Node<'a, 'i>, Envel
     for child in body.children() {
         if child.is_element() {
             if payload.is_some() {
-                return Err(schema_error(child, "Body", "the Body holds more than one element"));
+                return Err(schema_error(
+                    child,
+                    "Body",
+                    "the Body holds more than one element",
+                ));
             }
             payload = Some(child);
         } else if child.is_text() && !child.text().unwrap_or("").trim().is_empty() {
@@ -78,7 +86,10 @@ pub fn body_payload<'a, 'i>(doc: &'a Document<'i>) -> Result<Node<'a, 'i>, Envel
 }
 
 /// Parses `text` safely and returns the document (for [`body_payload`]).
-pub fn parse_envelope<'i>(text: &'i str, limits: &XmlLimits) -> Result<Document<'i>, EnvelopeError> {
+pub fn parse_envelope<'i>(
+    text: &'i str,
+    limits: &XmlLimits,
+) -> Result<Document<'i>, EnvelopeError> {
     xml::parse(text, limits)
 }
 

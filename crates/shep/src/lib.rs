@@ -54,9 +54,17 @@ pub enum EnvelopeError {
     #[error("malformed XML: {0}")]
     Malformed(String),
     #[error("XML nested deeper than {limit} levels at line {line}, column {column}")]
-    TooDeep { limit: usize, line: u32, column: u32 },
+    TooDeep {
+        limit: usize,
+        line: u32,
+        column: u32,
+    },
     #[error("element at line {line}, column {column} has more than {limit} attributes")]
-    TooManyAttributes { limit: usize, line: u32, column: u32 },
+    TooManyAttributes {
+        limit: usize,
+        line: u32,
+        column: u32,
+    },
     #[error("{path} (line {line}, column {column}): {problem}")]
     Schema {
         path: String,

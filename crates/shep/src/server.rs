@@ -5,6 +5,10 @@
 //! and answers SCSS001, an SCSE status, or a SOAP Fault. It never hands unverified input to a
 //! handler when verification is required, and never stores anything itself.
 
+// The early answers below are axum Responses returned as `Err`: built once per refused
+// request, never propagated far; boxing them would buy nothing.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -117,7 +121,12 @@ pub(crate) fn soap_response(status: StatusCode, body: String) -> Response {
 }
 
 /// A client-side refusal as a fault answered with HTTP `status`.
-pub(crate) fn refusal(status: StatusCode, code: &str, message: &str, detail: (&str, &str)) -> Response {
+pub(crate) fn refusal(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    detail: (&str, &str),
+) -> Response {
     let fault = Fault::new(
         FaultCode::Client,
         message,
@@ -249,7 +258,9 @@ async fn sync_endpoint(State(state): State<Arc<SyncState>>, body: Body) -> Respo
     let session = request.info.session_id.clone();
     let response = match state.handler.handle(request, signer).await {
         Ok(r) => r,
-        Err(HandlerError::Business(m)) => SyncResponse::new(Status::new(codes::BUSINESS_ERROR, m), None),
+        Err(HandlerError::Business(m)) => {
+            SyncResponse::new(Status::new(codes::BUSINESS_ERROR, m), None)
+        }
         Err(HandlerError::Internal(m)) => SyncResponse::new(Status::new(codes::UNHANDLED, m), None),
     };
     let mut response = response;
@@ -282,7 +293,11 @@ fn handler_fault(op: Operation, namespace: &str, e: HandlerError) -> Response {
         HandlerError::Business(m) => (codes::BUSINESS_ERROR, FaultCode::Client, m),
         HandlerError::Internal(m) => (codes::UNHANDLED, FaultCode::Server, m),
     };
-    let fault = Fault::new(fault_code, message.clone(), Some(ErrorInfo::new(code, message)));
+    let fault = Fault::new(
+        fault_code,
+        message.clone(),
+        Some(ErrorInfo::new(code, message)),
+    );
     soap_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         async_channel::fault_envelope(op, namespace, &fault),
@@ -331,11 +346,12 @@ async fn async_client_endpoint(State(state): State<Arc<AsyncState>>, body: Body)
         Some(op @ Operation::ChangeMassageStatusNotification) => {
             let detail_name = op.fault_element();
             let detail = (namespace.as_str(), detail_name.as_str());
-            let request =
-                match async_channel::read_operation::<ChangeStatusNotifyRequest>(payload, "request") {
-                    Ok(m) => m,
-                    Err(e) => return invalid_envelope(&e, detail),
-                };
+            let request = match async_channel::read_operation::<ChangeStatusNotifyRequest>(
+                payload, "request",
+            ) {
+                Ok(m) => m,
+                Err(e) => return invalid_envelope(&e, detail),
+            };
             match state.handler.change_status(request, signer).await {
                 Ok(r) => signed_ok(
                     config.signer.as_ref(),

@@ -40,13 +40,17 @@ pub struct SyncRequest {
 
 impl SyncRequest {
     /// A request for `service_id` from `sender`, dated now, with a fresh message id.
-    pub fn new(service_id: impl Into<String>, sender: SenderInfo, data: Option<MessageData>) -> Self {
+    pub fn new(
+        service_id: impl Into<String>,
+        sender: SenderInfo,
+        data: Option<MessageData>,
+    ) -> Self {
         Self {
             info: SyncRequestInfo {
                 message_id: uuid::Uuid::new_v4().to_string(),
                 correlation_id: None,
                 service_id: service_id.into(),
-                message_date: OffsetDateTime::now_utc(),
+                message_date: crate::types::now(),
                 route_id: None,
                 sender,
                 properties: Vec::new(),
@@ -95,7 +99,10 @@ impl SyncRequest {
             }
             xml::check_chars(field, value)?;
         }
-        for (field, value) in [("correlationId", &i.correlation_id), ("routeId", &i.route_id)] {
+        for (field, value) in [
+            ("correlationId", &i.correlation_id),
+            ("routeId", &i.route_id),
+        ] {
             if let Some(v) = value {
                 xml::check_chars(field, v)?;
             }
@@ -242,7 +249,7 @@ impl SyncResponse {
             info: SyncResponseInfo {
                 message_id: uuid::Uuid::new_v4().to_string(),
                 correlation_id: None,
-                response_date: OffsetDateTime::now_utc(),
+                response_date: crate::types::now(),
                 status,
                 session_id: None,
             },

@@ -13,6 +13,13 @@ use crate::{ns, EnvelopeError};
 /// The contract does not say; this is the one place the assumption lives.
 pub const ASSUMED_OFFSET_HOURS: i8 = 5;
 
+/// Now, at the millisecond precision the wire carries (so a value read back equals the one built).
+pub fn now() -> OffsetDateTime {
+    let at = OffsetDateTime::now_utc();
+    at.replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+        .unwrap_or(at)
+}
+
 /// Formats an xs:dateTime with its offset (RFC 3339 is a valid subset).
 pub fn format_datetime(at: OffsetDateTime) -> String {
     // Millisecond precision, as the Java stacks on the other side produce and expect.
@@ -38,11 +45,13 @@ pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
     Some(local.assume_offset(offset))
 }
 
-pub(crate) fn read_datetime(node: Node<'_, '_>, path: &str) -> Result<OffsetDateTime, EnvelopeError> {
+pub(crate) fn read_datetime(
+    node: Node<'_, '_>,
+    path: &str,
+) -> Result<OffsetDateTime, EnvelopeError> {
     let text = simple_text(node, path)?;
-    parse_datetime(&text).ok_or_else(|| {
-        schema_error(node, path, &format!("'{text}' is not an xs:dateTime"))
-    })
+    parse_datetime(&text)
+        .ok_or_else(|| schema_error(node, path, &format!("'{text}' is not an xs:dateTime")))
 }
 
 pub(crate) fn read_string(node: Node<'_, '_>, path: &str) -> Result<String, EnvelopeError> {
@@ -110,7 +119,10 @@ impl SenderInfo {
 
     pub(crate) fn check(&self) -> Result<(), EnvelopeError> {
         if self.sender_id.trim().is_empty() {
-            return Err(EnvelopeError::invalid("sender.senderId", "must not be empty"));
+            return Err(EnvelopeError::invalid(
+                "sender.senderId",
+                "must not be empty",
+            ));
         }
         xml::check_chars("sender.senderId", &self.sender_id)?;
         if let Some(p) = &self.password {
@@ -283,7 +295,7 @@ impl ErrorInfo {
             error_code: code.into(),
             error_message: message.into(),
             error_data: None,
-            error_date: OffsetDateTime::now_utc(),
+            error_date: now(),
             sub_error: None,
             session_id: None,
         }
@@ -359,11 +371,15 @@ impl MessageData {
     }
 
     /// An XML fragment, checked to be well-formed and namespace-complete on its own.
-    pub fn xml(fragment: impl Into<String>, xsi_type: Option<XsiType>) -> Result<Self, EnvelopeError> {
+    pub fn xml(
+        fragment: impl Into<String>,
+        xsi_type: Option<XsiType>,
+    ) -> Result<Self, EnvelopeError> {
         let fragment = fragment.into();
         let wrapped = format!("<fragment>{fragment}</fragment>");
-        xml::parse(&wrapped, &xml::XmlLimits::default())
-            .map_err(|e| EnvelopeError::invalid("data", format!("not a well-formed XML fragment: {e}")))?;
+        xml::parse(&wrapped, &xml::XmlLimits::default()).map_err(|e| {
+            EnvelopeError::invalid("data", format!("not a well-formed XML fragment: {e}"))
+        })?;
         Ok(Self::Xml { xsi_type, fragment })
     }
 
@@ -412,7 +428,11 @@ impl MessageData {
                     None => (None, qname),
                 };
                 let namespace = node.lookup_namespace_uri(prefix).ok_or_else(|| {
-                    schema_error(node, path, &format!("xsi:type '{qname}' uses an undeclared prefix"))
+                    schema_error(
+                        node,
+                        path,
+                        &format!("xsi:type '{qname}' uses an undeclared prefix"),
+                    )
                 })?;
                 Some(XsiType {
                     namespace: namespace.to_owned(),

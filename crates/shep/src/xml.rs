@@ -378,10 +378,12 @@ impl<'a, 'i> Seq<'a, 'i> {
         for child in parent.children() {
             match child.node_type() {
                 NodeType::Element => items.push(child),
-                NodeType::Text => {
-                    if !child.text().unwrap_or("").trim().is_empty() {
-                        return Err(schema_error(child, path, "unexpected text between elements"));
-                    }
+                NodeType::Text if !child.text().unwrap_or("").trim().is_empty() => {
+                    return Err(schema_error(
+                        child,
+                        path,
+                        "unexpected text between elements",
+                    ));
                 }
                 _ => {}
             }
@@ -465,7 +467,11 @@ pub fn simple_text(node: Node<'_, '_>, path: &str) -> Result<String, EnvelopeErr
         match child.node_type() {
             NodeType::Text => out.push_str(child.text().unwrap_or("")),
             NodeType::Element => {
-                return Err(schema_error(child, path, "a simple value cannot hold elements"))
+                return Err(schema_error(
+                    child,
+                    path,
+                    "a simple value cannot hold elements",
+                ))
             }
             _ => {}
         }
@@ -494,7 +500,11 @@ mod tests {
             ..XmlLimits::default()
         };
         match parse(&text, &limits) {
-            Err(EnvelopeError::TooDeep { limit, line, column }) => {
+            Err(EnvelopeError::TooDeep {
+                limit,
+                line,
+                column,
+            }) => {
                 assert_eq!((limit, line, column), (5, 1, 16));
             }
             other => panic!("expected TooDeep, got {other:?}"),
@@ -509,7 +519,10 @@ mod tests {
         };
         assert!(matches!(
             parse("<a>0123456789</a>", &limits),
-            Err(EnvelopeError::TooLarge { size: 17, limit: 10 })
+            Err(EnvelopeError::TooLarge {
+                size: 17,
+                limit: 10
+            })
         ));
     }
 

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use qaqpa_shep::classify::RetryReason;
-use qaqpa_shep::emulator::{EchoService, EmulatorError, InjectedFault, ServiceAnswer, ShepEmulator, When};
+use qaqpa_shep::emulator::{
+    EchoService, EmulatorError, InjectedFault, ServiceAnswer, ShepEmulator, When,
+};
 use qaqpa_shep::*;
 
 const ECHO: &str = "ECHO";
@@ -13,10 +15,16 @@ async fn emulator() -> ShepEmulator {
     ShepEmulator::builder()
         .service(ECHO, EchoService)
         .service("GbdulInfoByBin_v2", |req: &SyncRequest| {
-            if req.data.as_ref().is_some_and(|d| d.as_text().contains("000000000000")) {
+            if req
+                .data
+                .as_ref()
+                .is_some_and(|d| d.as_text().contains("000000000000"))
+            {
                 ServiceAnswer::BusinessError("Организация с БИН 000000000000 не найдена".into())
             } else {
-                ServiceAnswer::Data(Some(MessageData::text("<Response><Status>OK</Status></Response>")))
+                ServiceAnswer::Data(Some(MessageData::text(
+                    "<Response><Status>OK</Status></Response>",
+                )))
             }
         })
         .start()
@@ -30,8 +38,12 @@ fn client(emu: &ShepEmulator) -> SyncChannelClient {
 }
 
 fn request(service: &str) -> SyncRequest {
-    SyncRequest::new(service, SenderInfo::new("qaqpa", Some("pw".into())), Some(MessageData::text("<ping>1</ping>")))
-        .with_property(Property::new("lang", "ru").expect("fits"))
+    SyncRequest::new(
+        service,
+        SenderInfo::new("qaqpa", Some("pw".into())),
+        Some(MessageData::text("<ping>1</ping>")),
+    )
+    .with_property(Property::new("lang", "ru").expect("fits"))
 }
 
 #[tokio::test]
@@ -41,8 +53,14 @@ async fn echo_service_answers_scss001_with_the_request_data() {
     let response = client(&emu).send(&req).await.expect("success");
     assert_eq!(response.info.status.code, "SCSS001");
     assert_eq!(response.data, req.data);
-    assert_eq!(response.info.correlation_id.as_deref(), Some(req.info.message_id.as_str()));
-    assert!(response.info.session_id.is_some(), "the emulated ШЭП assigns a session");
+    assert_eq!(
+        response.info.correlation_id.as_deref(),
+        Some(req.info.message_id.as_str())
+    );
+    assert!(
+        response.info.session_id.is_some(),
+        "the emulated ШЭП assigns a session"
+    );
     let received = emu.received(ECHO);
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].info.route_id.as_deref(), Some("R_TEST"));
@@ -72,8 +90,12 @@ async fn emulated_service_business_refusal_is_permanent_with_its_message() {
 #[tokio::test]
 async fn scse002_is_permanent_with_the_targets_message() {
     let emu = emulator().await;
-    emu.inject(ECHO, InjectedFault::Scse002("Неверный формат документа".into()), When::Always)
-        .expect("inject");
+    emu.inject(
+        ECHO,
+        InjectedFault::Scse002("Неверный формат документа".into()),
+        When::Always,
+    )
+    .expect("inject");
     let outcome = client(&emu).exchange(&request(ECHO)).await;
     assert_eq!(
         outcome,
@@ -87,8 +109,12 @@ async fn scse002_is_permanent_with_the_targets_message() {
 #[tokio::test]
 async fn scse003_is_retried() {
     let emu = emulator().await;
-    emu.inject(ECHO, InjectedFault::Scse003("NullPointerException".into()), When::Always)
-        .expect("inject");
+    emu.inject(
+        ECHO,
+        InjectedFault::Scse003("NullPointerException".into()),
+        When::Always,
+    )
+    .expect("inject");
     let err = client(&emu).send(&request(ECHO)).await.expect_err("fails");
     assert!(err.is_retryable());
     assert!(matches!(
@@ -105,7 +131,10 @@ async fn soap_client_fault_is_permanent_and_server_fault_is_retried() {
         ECHO,
         InjectedFault::SoapFault {
             code: FaultCode::Client,
-            error_info: Some(ErrorInfo::new("ACCESS_DENIED", "sender qaqpa may not call ECHO")),
+            error_info: Some(ErrorInfo::new(
+                "ACCESS_DENIED",
+                "sender qaqpa may not call ECHO",
+            )),
         },
         When::Nth(1),
     )
@@ -131,18 +160,26 @@ async fn soap_client_fault_is_permanent_and_server_fault_is_retried() {
         c.exchange(&request(ECHO)).await,
         ShepOutcome::Retry { reason: RetryReason::ServerFault { ref code, .. }, .. } if code == "BUS_DOWN"
     ));
-    assert!(matches!(c.exchange(&request(ECHO)).await, ShepOutcome::Success { .. }));
+    assert!(matches!(
+        c.exchange(&request(ECHO)).await,
+        ShepOutcome::Success { .. }
+    ));
 }
 
 #[tokio::test]
 async fn http_5xx_is_retried_and_4xx_is_permanent() {
     let emu = emulator().await;
-    emu.inject(ECHO, InjectedFault::Http(503), When::Nth(1)).expect("inject");
-    emu.inject(ECHO, InjectedFault::Http(404), When::Nth(2)).expect("inject");
+    emu.inject(ECHO, InjectedFault::Http(503), When::Nth(1))
+        .expect("inject");
+    emu.inject(ECHO, InjectedFault::Http(404), When::Nth(2))
+        .expect("inject");
     let c = client(&emu);
     assert!(matches!(
         c.exchange(&request(ECHO)).await,
-        ShepOutcome::Retry { reason: RetryReason::HttpStatus(503), .. }
+        ShepOutcome::Retry {
+            reason: RetryReason::HttpStatus(503),
+            ..
+        }
     ));
     assert!(matches!(
         c.exchange(&request(ECHO)).await,
@@ -153,29 +190,58 @@ async fn http_5xx_is_retried_and_4xx_is_permanent() {
 #[tokio::test]
 async fn slow_answer_times_out_and_is_retried() {
     let emu = emulator().await;
-    emu.inject(ECHO, InjectedFault::Slow(Duration::from_secs(3)), When::Nth(1)).expect("inject");
+    emu.inject(
+        ECHO,
+        InjectedFault::Slow(Duration::from_secs(3)),
+        When::Nth(1),
+    )
+    .expect("inject");
     let c = SyncChannelClient::new(
         ClientConfig::new(emu.sync_url()).with_timeout(Duration::from_millis(300)),
     )
     .expect("client");
     let started = std::time::Instant::now();
     let err = c.send(&request(ECHO)).await.expect_err("times out");
-    assert!(started.elapsed() < Duration::from_secs(2), "the timeout cut the wait");
-    assert_eq!(err, ShepError::Retry { reason: RetryReason::Timeout, after: None });
-    assert!(!err.nothing_sent(), "the request may have reached the target");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the timeout cut the wait"
+    );
+    assert_eq!(
+        err,
+        ShepError::Retry {
+            reason: RetryReason::Timeout,
+            after: None
+        }
+    );
+    assert!(
+        !err.nothing_sent(),
+        "the request may have reached the target"
+    );
     // A slow answer within the timeout is still an answer.
-    emu.inject(ECHO, InjectedFault::Slow(Duration::from_millis(50)), When::Nth(2)).expect("inject");
+    emu.inject(
+        ECHO,
+        InjectedFault::Slow(Duration::from_millis(50)),
+        When::Nth(2),
+    )
+    .expect("inject");
     assert!(c.send(&request(ECHO)).await.is_ok());
 }
 
 #[tokio::test]
 async fn dropped_connection_is_retried_as_a_transport_failure() {
     let emu = emulator().await;
-    emu.inject(ECHO, InjectedFault::DropConnection, When::Next(1)).expect("inject");
+    emu.inject(ECHO, InjectedFault::DropConnection, When::Next(1))
+        .expect("inject");
     let c = client(&emu);
     let err = c.send(&request(ECHO)).await.expect_err("dropped");
     assert!(
-        matches!(err, ShepError::Retry { reason: RetryReason::Transport(_), .. }),
+        matches!(
+            err,
+            ShepError::Retry {
+                reason: RetryReason::Transport(_),
+                ..
+            }
+        ),
         "got {err:?}"
     );
     assert!(!err.nothing_sent());
@@ -189,10 +255,21 @@ async fn refused_connection_is_retried_and_nothing_was_sent() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let c = SyncChannelClient::new(ClientConfig::new(format!("http://{addr}/bip-sync-wss-gost/")))
-        .expect("client");
+    let c = SyncChannelClient::new(ClientConfig::new(format!(
+        "http://{addr}/bip-sync-wss-gost/"
+    )))
+    .expect("client");
     let err = c.send(&request(ECHO)).await.expect_err("refused");
-    assert!(matches!(err, ShepError::Retry { reason: RetryReason::Connect(_), .. }), "got {err:?}");
+    assert!(
+        matches!(
+            err,
+            ShepError::Retry {
+                reason: RetryReason::Connect(_),
+                ..
+            }
+        ),
+        "got {err:?}"
+    );
     assert!(err.nothing_sent());
 }
 
@@ -200,26 +277,49 @@ async fn refused_connection_is_retried_and_nothing_was_sent() {
 async fn unknown_service_is_permanent() {
     let emu = emulator().await;
     let outcome = client(&emu).exchange(&request("NO_SUCH_SERVICE")).await;
-    assert!(matches!(outcome, ShepOutcome::Permanent { ref code, .. } if code == "SERVICE_NOT_FOUND"));
+    assert!(
+        matches!(outcome, ShepOutcome::Permanent { ref code, .. } if code == "SERVICE_NOT_FOUND")
+    );
 }
 
 #[tokio::test]
 async fn faults_follow_the_request_count_per_service() {
     let emu = emulator().await;
-    emu.inject(ECHO, InjectedFault::Scse003("once".into()), When::Nth(2)).expect("inject");
-    emu.inject("*", InjectedFault::Http(502), When::Next(1)).expect("inject");
+    emu.inject(ECHO, InjectedFault::Scse003("once".into()), When::Nth(2))
+        .expect("inject");
+    emu.inject("*", InjectedFault::Http(502), When::Next(1))
+        .expect("inject");
     let c = client(&emu);
     // First ECHO request: no ECHO rule for #1, the "*" rule takes it.
-    assert!(matches!(c.exchange(&request(ECHO)).await, ShepOutcome::Retry { reason: RetryReason::HttpStatus(502), .. }));
+    assert!(matches!(
+        c.exchange(&request(ECHO)).await,
+        ShepOutcome::Retry {
+            reason: RetryReason::HttpStatus(502),
+            ..
+        }
+    ));
     // Second: the ECHO rule for #2.
-    assert!(matches!(c.exchange(&request(ECHO)).await, ShepOutcome::Retry { reason: RetryReason::UnhandledException { .. }, .. }));
+    assert!(matches!(
+        c.exchange(&request(ECHO)).await,
+        ShepOutcome::Retry {
+            reason: RetryReason::UnhandledException { .. },
+            ..
+        }
+    ));
     // Third: nothing left.
-    assert!(matches!(c.exchange(&request(ECHO)).await, ShepOutcome::Success { .. }));
+    assert!(matches!(
+        c.exchange(&request(ECHO)).await,
+        ShepOutcome::Success { .. }
+    ));
     // Another service was never faulted ("*" Next(1) was used up).
-    assert!(matches!(c.exchange(&request("GbdulInfoByBin_v2")).await, ShepOutcome::Success { .. }));
+    assert!(matches!(
+        c.exchange(&request("GbdulInfoByBin_v2")).await,
+        ShepOutcome::Success { .. }
+    ));
     assert_eq!(emu.request_count(ECHO), 3);
     assert_eq!(emu.request_count("GbdulInfoByBin_v2"), 1);
-    emu.inject(ECHO, InjectedFault::Http(500), When::Always).expect("inject");
+    emu.inject(ECHO, InjectedFault::Http(500), When::Always)
+        .expect("inject");
     assert!(c.send(&request(ECHO)).await.is_err());
     emu.clear_faults();
     assert!(c.send(&request(ECHO)).await.is_ok());
@@ -254,37 +354,61 @@ async fn schema_violation_gets_a_client_fault_and_is_permanent() {
     match outcome {
         ShepOutcome::Permanent { code, message } => {
             assert_eq!(code, "INVALID_ENVELOPE");
-            assert!(message.contains("colour"), "the fault names the offending element: {message}");
+            assert!(
+                message.contains("colour"),
+                "the fault names the offending element: {message}"
+            );
         }
         other => panic!("expected permanent, got {other:?}"),
     }
-    assert_eq!(emu.request_count(ECHO), 0, "an invalid request reaches no service");
+    assert_eq!(
+        emu.request_count(ECHO),
+        0,
+        "an invalid request reaches no service"
+    );
 }
 
 #[tokio::test]
 async fn async_channel_send_fetch_status_and_notify() {
     let emu = emulator().await;
     let c = AsyncChannelClient::new(ClientConfig::new(emu.async_url())).expect("client");
-    let message = AsyncMessage::request("ESEDO_ASYNC", SenderInfo::new("qaqpa", None), MessageData::text("<doc>1</doc>"));
+    let message = AsyncMessage::request(
+        "ESEDO_ASYNC",
+        SenderInfo::new("qaqpa", None),
+        MessageData::text("<doc>1</doc>"),
+    );
     let sent = c.send_message(&message).await.expect("sent");
     assert!(!sent.message_id.is_empty() && !sent.correlation_id.is_empty());
 
     let status = c
-        .get_message_status(&GetMessageStatusRequest::new(sent.message_id.clone(), SenderInfo::new("qaqpa", None)))
+        .get_message_status(&GetMessageStatusRequest::new(
+            sent.message_id.clone(),
+            SenderInfo::new("qaqpa", None),
+        ))
         .await
         .expect("status");
     assert_eq!(status.message_state, MessageState::OnDelivery);
 
     let got = c
-        .get_messages(&GetMessagesRequest::new("ESEDO_ASYNC", SenderInfo::new("peer", None), Some(5)))
+        .get_messages(&GetMessagesRequest::new(
+            "ESEDO_ASYNC",
+            SenderInfo::new("peer", None),
+            Some(5),
+        ))
         .await
         .expect("messages");
     assert_eq!(got.messages.len(), 1);
     assert_eq!(got.messages[0].data, message.data);
-    assert_eq!(got.messages[0].info.message_id.as_deref(), Some(sent.message_id.as_str()));
+    assert_eq!(
+        got.messages[0].info.message_id.as_deref(),
+        Some(sent.message_id.as_str())
+    );
 
     let status = c
-        .get_message_status(&GetMessageStatusRequest::new(sent.message_id.clone(), SenderInfo::new("qaqpa", None)))
+        .get_message_status(&GetMessageStatusRequest::new(
+            sent.message_id.clone(),
+            SenderInfo::new("qaqpa", None),
+        ))
         .await
         .expect("status");
     assert_eq!(status.message_state, MessageState::Delivered);
@@ -307,7 +431,10 @@ async fn async_channel_send_fetch_status_and_notify() {
 
     // An unknown message id is a client fault: permanent.
     let err = c
-        .get_message_status(&GetMessageStatusRequest::new("nope", SenderInfo::new("qaqpa", None)))
+        .get_message_status(&GetMessageStatusRequest::new(
+            "nope",
+            SenderInfo::new("qaqpa", None),
+        ))
         .await
         .expect_err("unknown");
     assert!(matches!(err, ShepError::Permanent { ref code, .. } if code == "MESSAGE_NOT_FOUND"));
@@ -316,13 +443,42 @@ async fn async_channel_send_fetch_status_and_notify() {
 #[tokio::test]
 async fn async_faults_classify_like_sync_ones() {
     let emu = emulator().await;
-    emu.inject("ESEDO_ASYNC", InjectedFault::Scse002("bad".into()), When::Nth(1)).expect("inject");
-    emu.inject("ESEDO_ASYNC", InjectedFault::Scse003("boom".into()), When::Nth(2)).expect("inject");
-    emu.inject("ESEDO_ASYNC", InjectedFault::Http(503), When::Nth(3)).expect("inject");
+    emu.inject(
+        "ESEDO_ASYNC",
+        InjectedFault::Scse002("bad".into()),
+        When::Nth(1),
+    )
+    .expect("inject");
+    emu.inject(
+        "ESEDO_ASYNC",
+        InjectedFault::Scse003("boom".into()),
+        When::Nth(2),
+    )
+    .expect("inject");
+    emu.inject("ESEDO_ASYNC", InjectedFault::Http(503), When::Nth(3))
+        .expect("inject");
     let c = AsyncChannelClient::new(ClientConfig::new(emu.async_url())).expect("client");
-    let m = AsyncMessage::request("ESEDO_ASYNC", SenderInfo::new("qaqpa", None), MessageData::text("x"));
-    assert!(matches!(c.send_message(&m).await, Err(ShepError::Permanent { ref code, .. }) if code == "SCSE002"));
-    assert!(matches!(c.send_message(&m).await, Err(ShepError::Retry { reason: RetryReason::UnhandledException { .. }, .. })));
-    assert!(matches!(c.send_message(&m).await, Err(ShepError::Retry { reason: RetryReason::HttpStatus(503), .. })));
+    let m = AsyncMessage::request(
+        "ESEDO_ASYNC",
+        SenderInfo::new("qaqpa", None),
+        MessageData::text("x"),
+    );
+    assert!(
+        matches!(c.send_message(&m).await, Err(ShepError::Permanent { ref code, .. }) if code == "SCSE002")
+    );
+    assert!(matches!(
+        c.send_message(&m).await,
+        Err(ShepError::Retry {
+            reason: RetryReason::UnhandledException { .. },
+            ..
+        })
+    ));
+    assert!(matches!(
+        c.send_message(&m).await,
+        Err(ShepError::Retry {
+            reason: RetryReason::HttpStatus(503),
+            ..
+        })
+    ));
     assert!(c.send_message(&m).await.is_ok());
 }

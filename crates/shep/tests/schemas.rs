@@ -162,7 +162,8 @@ fn async_channel_requests_and_responses_validate_and_round_trip() {
         response_date: at(),
         session_id: Some(SessionId::random()),
     };
-    let env = async_channel::response_envelope(Operation::SendMessage, ns::ASYNC, &sent).expect("builds");
+    let env =
+        async_channel::response_envelope(Operation::SendMessage, ns::ASYNC, &sent).expect("builds");
     check_async(&env, p, o, &sent);
 
     let mut get = GetMessagesRequest::new("ESEDO_ASYNC", sender(), Some(10));
@@ -184,12 +185,14 @@ fn async_channel_requests_and_responses_validate_and_round_trip() {
         session_id: SessionId::random(),
         messages: vec![message.clone(), follow],
     };
-    let env = async_channel::response_envelope(Operation::GetMessages, ns::ASYNC, &got).expect("builds");
+    let env =
+        async_channel::response_envelope(Operation::GetMessages, ns::ASYNC, &got).expect("builds");
     check_async(&env, p, o, &got);
 
     let mut status = GetMessageStatusRequest::new("m1", sender());
     status.request_date = at();
-    let env = async_channel::request_envelope(Operation::GetMessageStatus, &status).expect("builds");
+    let env =
+        async_channel::request_envelope(Operation::GetMessageStatus, &status).expect("builds");
     check_async(&env, p, o, &status);
 
     let status_reply = GetMessageStatusResponse {
@@ -202,8 +205,9 @@ fn async_channel_requests_and_responses_validate_and_round_trip() {
         response_date: at(),
         session_id: Some("any string here".into()),
     };
-    let env = async_channel::response_envelope(Operation::GetMessageStatus, ns::ASYNC, &status_reply)
-        .expect("builds");
+    let env =
+        async_channel::response_envelope(Operation::GetMessageStatus, ns::ASYNC, &status_reply)
+            .expect("builds");
     check_async(&env, p, o, &status_reply);
 
     let mut error = ErrorInfo::new("E1", "not accepted");
@@ -219,17 +223,25 @@ fn async_channel_requests_and_responses_validate_and_round_trip() {
     note.request_date = at();
     note.notification.notification_date = at();
     note.notification.delivery_status.status_date = at();
-    let env = async_channel::request_envelope(Operation::SendDeliveryNotification, &note).expect("builds");
+    let env = async_channel::request_envelope(Operation::SendDeliveryNotification, &note)
+        .expect("builds");
     check_async(&env, p, o, &note);
-    assert!(env.contains("MESSAGE_NOT_ACCTEPTED"), "the wire spelling is kept");
+    assert!(
+        env.contains("MESSAGE_NOT_ACCTEPTED"),
+        "the wire spelling is kept"
+    );
 
     let note_reply = SendDeliveryNotificationResponse {
         notification_id: "n1".into(),
         response_date: at(),
         session_id: SessionId::random(),
     };
-    let env = async_channel::response_envelope(Operation::SendDeliveryNotification, ns::ASYNC, &note_reply)
-        .expect("builds");
+    let env = async_channel::response_envelope(
+        Operation::SendDeliveryNotification,
+        ns::ASYNC,
+        &note_reply,
+    )
+    .expect("builds");
     check_async(&env, p, o, &note_reply);
 }
 
@@ -290,7 +302,10 @@ fn builder_refuses_what_the_schema_forbids() {
     assert!(Property::new("k", "v".repeat(501)).is_err());
     assert!(SessionId::parse("01234567-89ab-cdef-0123-456789abcdef").is_err());
     let bad = SyncRequest::new("", SenderInfo::new("q", None), None);
-    assert!(matches!(bad.to_envelope(), Err(EnvelopeError::Invalid { .. })));
+    assert!(matches!(
+        bad.to_envelope(),
+        Err(EnvelopeError::Invalid { .. })
+    ));
     let follow_without_chain = AsyncMessage {
         info: AsyncMessageInfo {
             message_type: MessageType::Update,
@@ -298,7 +313,9 @@ fn builder_refuses_what_the_schema_forbids() {
         },
         data: MessageData::text("x"),
     };
-    assert!(async_channel::request_envelope(Operation::SendMessage, &follow_without_chain).is_err());
+    assert!(
+        async_channel::request_envelope(Operation::SendMessage, &follow_without_chain).is_err()
+    );
     assert!(MessageData::xml("<a><b></a>", None).is_err());
 }
 
@@ -307,28 +324,32 @@ fn builder_refuses_what_the_schema_forbids() {
 #[test]
 fn strict_reader_and_xmllint_agree_on_schema_violations() {
     let public = PublicSchemas::new();
-    let good = SyncRequest::new("S1", SenderInfo::new("q", None), Some(MessageData::text("x")))
-        .to_envelope()
-        .expect("builds");
+    let good = SyncRequest::new(
+        "S1",
+        SenderInfo::new("q", None),
+        Some(MessageData::text("x")),
+    )
+    .to_envelope()
+    .expect("builds");
     let cases: Vec<(&str, String)> = vec![
         (
             "serviceId before messageId",
             good.replacen("<messageId>", "<serviceId>S0</serviceId><messageId>", 1),
         ),
-        ("unknown element", good.replacen("</sender>", "</sender><colour>red</colour>", 1)),
+        (
+            "unknown element",
+            good.replacen("</sender>", "</sender><colour>red</colour>", 1),
+        ),
         ("missing sender", {
             let start = good.find("<sender>").expect("sender");
             let end = good.find("</sender>").expect("sender end") + "</sender>".len();
             format!("{}{}", &good[..start], &good[end..])
         }),
-        (
-            "bad dateTime",
-            {
-                let start = good.find("<messageDate>").expect("date") + "<messageDate>".len();
-                let end = good.find("</messageDate>").expect("date end");
-                format!("{}23.11.2026{}", &good[..start], &good[end..])
-            },
-        ),
+        ("bad dateTime", {
+            let start = good.find("<messageDate>").expect("date") + "<messageDate>".len();
+            let end = good.find("</messageDate>").expect("date end");
+            format!("{}23.11.2026{}", &good[..start], &good[end..])
+        }),
         (
             "session id without braces",
             good.replacen(
@@ -341,11 +362,21 @@ fn strict_reader_and_xmllint_agree_on_schema_violations() {
             "property key too long",
             good.replacen(
                 "</sender>",
-                &format!("</sender><properties><key>{}</key><value>v</value></properties>", "k".repeat(31)),
+                &format!(
+                    "</sender><properties><key>{}</key><value>v</value></properties>",
+                    "k".repeat(31)
+                ),
                 1,
             ),
         ),
-        ("qualified child", good.replacen("<request>", "<sc:request>", 1).replacen("</request>", "</sc:request>", 1)),
+        (
+            "qualified child",
+            good.replacen("<request>", "<sc:request>", 1).replacen(
+                "</request>",
+                "</sc:request>",
+                1,
+            ),
+        ),
     ];
     for (name, envelope) in cases {
         let ours = SyncRequest::from_envelope(&envelope, &XmlLimits::default());

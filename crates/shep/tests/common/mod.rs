@@ -44,7 +44,10 @@ fn include_all(target_ns: &str, files: &[PathBuf]) -> String {
         "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" targetNamespace=\"{target_ns}\">\n"
     );
     for f in files {
-        s.push_str(&format!("<xs:include schemaLocation=\"file://{}\"/>\n", f.display()));
+        s.push_str(&format!(
+            "<xs:include schemaLocation=\"file://{}\"/>\n",
+            f.display()
+        ));
     }
     s.push_str("</xs:schema>\n");
     s
@@ -75,7 +78,10 @@ impl PublicSchemas {
             p
         };
         let common = xsd_files(&public.join("common/v10/Types"), "");
-        write("common.xsd", include_all("http://bip.bee.kz/common/v10/Types", &common));
+        write(
+            "common.xsd",
+            include_all("http://bip.bee.kz/common/v10/Types", &common),
+        );
         let itypes = xsd_files(&public.join("AsyncChannel/v10/Types"), "Async");
         write(
             "itypes.xsd",
@@ -105,7 +111,10 @@ impl PublicSchemas {
         };
         let async_channel = write(
             "async.xsd",
-            driver("http://bip.bee.kz/AsyncChannel/v10/Types", "IAsyncChannel.xsd"),
+            driver(
+                "http://bip.bee.kz/AsyncChannel/v10/Types",
+                "IAsyncChannel.xsd",
+            ),
         );
         let async_client = write(
             "async-client.xsd",
