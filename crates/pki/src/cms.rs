@@ -505,3 +505,97 @@ fn expected_digest(alg: SignatureAlgorithm) -> DigestAlgorithm {
 pub fn embedded_certificates(cms: &[u8]) -> Result<Vec<Certificate>, PkiError> {
     Ok(SignedData::parse(cms)?.certificates)
 }
+
+/// RFC 5940: an OCSP response as an `other` RevocationInfoChoice.
+const OCSP_REVINFO: &str = "1.3.6.1.5.5.7.16.2";
+
+/// Adds a time-stamp token over signer `index`'s signature as the unsigned attribute
+/// id-aa-signatureTimeStampToken (CAdES-T). Other signers are untouched.
+pub fn add_timestamp(cms: &[u8], index: usize, token_der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let sd = SignedData::parse(cms)?;
+    let si = sd
+        .signers
+        .get(index)
+        .ok_or_else(|| PkiError::Malformed(format!("no signer #{index}")))?;
+    let mut attrs: Vec<Vec<u8>> = si.unsigned_attrs.clone();
+    attrs.push(attribute(oid::TIMESTAMP_TOKEN, token_der));
+    set_unsigned_attributes(cms, index, &attrs)
+}
+
+/// Embeds an OCSP response in SignedData.crls (RFC 5940 `other` form), keeping what was there.
+pub fn embed_ocsp_response(cms: &[u8], ocsp_der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let sd = SignedData::parse(cms)?;
+    let other = der::ctx(1, &[der::oid(OCSP_REVINFO), ocsp_der.to_vec()].concat());
+    let mut content = match &sd.crls_raw {
+        Some(raw) => {
+            let t = parse_single(raw, "crls")?;
+            t.content.to_vec()
+        }
+        None => Vec::new(),
+    };
+    content.extend_from_slice(&other);
+    let crls = der::ctx(1, &content);
+    let certs: Vec<Vec<u8>> = sd.certificates.iter().map(|c| c.der().to_vec()).collect();
+    let infos: Vec<Vec<u8>> = sd.signers.iter().map(|s| s.raw.clone()).collect();
+    Ok(encode_signed_data(
+        &sd.digest_algorithms,
+        sd.content.as_deref(),
+        &certs,
+        Some(&crls),
+        &infos,
+    ))
+}
+
+impl SignedData {
+    /// OCSP responses (RFC 5940) and CRLs embedded in SignedData.crls.
+    pub fn embedded_revocation(&self) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let mut ocsp = Vec::new();
+        let mut crls = Vec::new();
+        let Some(raw) = &self.crls_raw else {
+            return (ocsp, crls);
+        };
+        let Ok(t) = parse_single(raw, "crls") else {
+            return (ocsp, crls);
+        };
+        let mut r = t.reader();
+        while let Ok(x) = r.read() {
+            if x.tag == tag::SEQUENCE {
+                crls.push(x.raw.to_vec());
+            } else if x.tag == tag::CONTEXT | tag::CONSTRUCTED | 1 {
+                let mut o = x.reader();
+                if let (Ok(id), Ok(v)) = (o.read(), o.read()) {
+                    if id.oid().map(|s| s == OCSP_REVINFO).unwrap_or(false) {
+                        ocsp.push(v.raw.to_vec());
+                    }
+                }
+            }
+        }
+        (ocsp, crls)
+    }
+}
+
+impl SignerInfo {
+    /// Time-stamp tokens in the unsigned attributes (CAdES-T).
+    pub fn timestamp_tokens(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for a in &self.unsigned_attrs {
+            let Ok(t) = parse_single(a, "attribute") else {
+                continue;
+            };
+            let mut r = t.reader();
+            let Ok(id) = r.read().and_then(|x| x.oid()) else {
+                continue;
+            };
+            if id != oid::TIMESTAMP_TOKEN {
+                continue;
+            }
+            if let Ok(set) = r.read() {
+                let mut sr = set.reader();
+                while let Ok(v) = sr.read() {
+                    out.push(v.raw.to_vec());
+                }
+            }
+        }
+        out
+    }
+}

@@ -177,3 +177,71 @@ pub fn path_str(p: &Path) -> String {
         .unwrap_or_else(|| panic!("non-UTF-8 path {}", p.display()))
         .to_string()
 }
+
+/// Issues a certificate from the CA made by `openssl_rsa_pki` in `dir`: returns (key, cert).
+pub fn openssl_issue(dir: &Path, name: &str, subj: &str, ext: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let cert = dir.join(format!("{name}.pem"));
+    let extf = dir.join(format!("{name}.ext"));
+    std::fs::write(&extf, ext).expect("write ext");
+    openssl_ok(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &path_str(&key),
+        "-out",
+        &path_str(&csr),
+        "-subj",
+        subj,
+    ]);
+    openssl_ok(&[
+        "x509",
+        "-req",
+        "-in",
+        &path_str(&csr),
+        "-CA",
+        &path_str(&dir.join("ca.pem")),
+        "-CAkey",
+        &path_str(&dir.join("ca.key")),
+        "-CAcreateserial",
+        "-out",
+        &path_str(&cert),
+        "-days",
+        "365",
+        "-extfile",
+        &path_str(&extf),
+    ]);
+    (key, cert)
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Waits (bounded) until something accepts connections on `port`.
+pub fn wait_listening(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after 5 s");
+}
+
+/// A child process killed on drop.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
