@@ -68,12 +68,12 @@ pub struct SignerCheck {
     pub signature: Result<(), String>,
 }
 
-fn attribute(oid_str: &str, value: &[u8]) -> Vec<u8> {
+pub(crate) fn attribute(oid_str: &str, value: &[u8]) -> Vec<u8> {
     der::seq(&[&der::oid(oid_str), &der::set_of(&[value])])
 }
 
 /// The digest AlgorithmIdentifier Kalkan writes: OID with NULL parameters.
-fn digest_alg_der(alg: SignatureAlgorithm) -> Vec<u8> {
+pub(crate) fn digest_alg_der(alg: SignatureAlgorithm) -> Vec<u8> {
     der::alg(alg.digest_oid(), Some(&der::null()))
 }
 
@@ -82,16 +82,27 @@ fn signer_info_for(
     content: &[u8],
     opts: &SignOptions,
 ) -> Result<Vec<u8>, PkiError> {
+    signer_info_typed(keystore, content, oid::DATA, opts, &[])
+}
+
+pub(crate) fn signer_info_typed(
+    keystore: &Keystore,
+    content: &[u8],
+    content_type: &str,
+    opts: &SignOptions,
+    extra_attrs: &[Vec<u8>],
+) -> Result<Vec<u8>, PkiError> {
     let key = keystore.signing_key();
     let alg = key.signature_algorithm();
     let cert = keystore.certificate();
     let digest = alg.digest(content);
     let time = opts.signing_time.unwrap_or_else(UtcTime::now);
-    let attrs = [
-        attribute(oid::CONTENT_TYPE, &der::oid(oid::DATA)),
+    let mut attrs = vec![
+        attribute(oid::CONTENT_TYPE, &der::oid(content_type)),
         attribute(oid::SIGNING_TIME, &time.to_der()),
         attribute(oid::MESSAGE_DIGEST, &der::octets(&digest)),
     ];
+    attrs.extend(extra_attrs.iter().cloned());
     let refs: Vec<&[u8]> = attrs.iter().map(|a| a.as_slice()).collect();
     let set = der::set_of(&refs);
     let signature = key.sign(&set)?;
@@ -115,8 +126,26 @@ fn header_len(enc: &[u8]) -> usize {
     }
 }
 
-fn encode_signed_data(
+pub(crate) fn encode_signed_data(
     digest_algs: &[Vec<u8>],
+    content: Option<&[u8]>,
+    certs: &[Vec<u8>],
+    crls_raw: Option<&[u8]>,
+    signer_infos: &[Vec<u8>],
+) -> Vec<u8> {
+    encode_signed_data_typed(
+        digest_algs,
+        oid::DATA,
+        content,
+        certs,
+        crls_raw,
+        signer_infos,
+    )
+}
+
+pub(crate) fn encode_signed_data_typed(
+    digest_algs: &[Vec<u8>],
+    content_type: &str,
     content: Option<&[u8]>,
     certs: &[Vec<u8>],
     crls_raw: Option<&[u8]>,
@@ -129,8 +158,8 @@ fn encode_signed_data(
         }
     }
     let encap = match content {
-        Some(c) => der::seq(&[&der::oid(oid::DATA), &der::ctx(0, &der::octets(c))]),
-        None => der::seq(&[&der::oid(oid::DATA)]),
+        Some(c) => der::seq(&[&der::oid(content_type), &der::ctx(0, &der::octets(c))]),
+        None => der::seq(&[&der::oid(content_type)]),
     };
     let mut cert_refs: Vec<&[u8]> = Vec::new();
     for c in certs {

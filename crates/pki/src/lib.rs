@@ -13,6 +13,7 @@ pub mod oid;
 pub mod pem;
 pub mod pkcs12;
 pub mod report;
+pub mod testpki;
 pub mod time;
 pub mod tsp;
 pub mod validate;
