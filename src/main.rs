@@ -1,4 +1,4 @@
-//! `qaqpa`: the gateway binary (serve, sandbox, operator commands).
-fn main() {
-    println!("qaqpa");
+//! The `qaqpa` command: `serve`, `sandbox`, `check-config` and the operator commands.
+fn main() -> std::process::ExitCode {
+    qaqpa::cli::main()
 }

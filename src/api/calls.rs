@@ -1,0 +1,100 @@
+//! `/v1/calls/{service}`: a synchronous look-up through an adapter (a company by BIN, a person
+//! through BMG) under a deadline. Only metadata (who, which service, how long, outcome) is logged;
+//! the request and the answer are never stored anywhere: they may hold personal data.
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use qaqpa_core::{Answer, Call, Cx, Failure};
+
+use crate::api::body::{check_depth, parse_json};
+use crate::auth::{Caller, Role};
+use crate::engine::NoAttachments;
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// Call a synchronous service.
+#[utoipa::path(post, path = "/v1/calls/{service}", tag = "calls",
+    params(("service" = String, Path, description = "Service name from routes.toml")),
+    request_body(content = Object, description = "Service parameters"),
+    responses((status = 200, description = "The service's answer", body = Object),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+        (status = 502, description = "The target refused or failed", body = Problem),
+        (status = 504, description = "The target did not answer in time", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn call(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(service): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, Problem> {
+    caller.require(&[Role::Client], "call services")?;
+    let svc = state
+        .routes
+        .service(&service)
+        .filter(|s| s.allows(&caller.client.0))
+        .ok_or_else(|| Problem::not_found(&format!("service '{service}'")))?;
+    let adapter = state
+        .adapters
+        .get(&svc.adapter)
+        .ok_or_else(|| Problem::internal(format!("service '{service}' has no adapter")))?;
+    check_depth(&body, state.cfg.api.max_json_depth)?;
+    let params: serde_json::Value = if body.is_empty() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        parse_json(&body)?
+    };
+    let timeout = Duration::from_millis(svc.timeout_ms);
+    let settings = svc.settings_table();
+    let started = Instant::now();
+    let transaction_id = qaqpa_core::MessageId::new().to_string();
+    let cx = Cx {
+        deadline: started + timeout,
+        settings: &settings,
+        attachments: &NoAttachments,
+        transaction_id: &transaction_id,
+    };
+    let result = tokio::time::timeout(
+        timeout,
+        adapter.call(
+            Call {
+                service: service.clone(),
+                params,
+            },
+            &cx,
+        ),
+    )
+    .await;
+    let outcome = match &result {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(Failure::Retry { .. })) => "temporary_failure",
+        Ok(Err(Failure::Permanent { .. })) => "refused",
+        Err(_) => "timeout",
+    };
+    tracing::info!(service = %service, client = %caller.client, transaction = %transaction_id,
+        elapsed_ms = started.elapsed().as_millis() as u64, outcome, "synchronous call");
+    match result {
+        Ok(Ok(Answer { body })) => Ok(Json(body)),
+        Ok(Err(Failure::Permanent { code, reason })) => Err(Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "target-refused",
+            "The target refused the call",
+            format!("{code}: {reason}"),
+        )),
+        Ok(Err(Failure::Retry { reason, after })) => Err(Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "target-unavailable",
+            "The target failed; the call may be repeated",
+            reason,
+        )
+        .retry(after.map(|d| d.as_secs()).unwrap_or(1))),
+        Err(_) => Err(Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "target-timeout",
+            "The target did not answer in time",
+            format!("no answer within {} ms", svc.timeout_ms),
+        )),
+    }
+}

@@ -1,0 +1,134 @@
+//! `/v1/inbox`: documents targets pushed to us, waiting for the EDMS to fetch and acknowledge.
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::Json;
+use qaqpa_core::MessageId;
+use qaqpa_store::InboxItem;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::messages::{query_problem, stream_blob};
+use crate::auth::{Caller, Role};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InboxQuery {
+    /// Cursor from the previous page's `next`.
+    pub after: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// Include acknowledged items (default: only unacknowledged).
+    pub all: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InboxPage {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<InboxItem>,
+    #[schema(value_type = Option<String>)]
+    pub next: Option<MessageId>,
+}
+
+/// Items pushed by targets, oldest first.
+#[utoipa::path(get, path = "/v1/inbox", tag = "inbox", params(InboxQuery),
+    responses((status = 200, body = InboxPage), (status = 400, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<InboxQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<InboxPage>, Problem> {
+    let Query(q) = query.map_err(query_problem)?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|s| {
+            s.parse()
+                .map_err(|_| Problem::bad_request("bad cursor in 'after'"))
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("limit must be between 1 and 1000"));
+    }
+    let page = state
+        .store
+        .list_inbox(caller.scope(), after, !q.all.unwrap_or(false), limit)
+        .await?;
+    Ok(Json(InboxPage {
+        items: page.items,
+        next: page.next,
+    }))
+}
+
+async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<InboxItem, Problem> {
+    let parsed: MessageId = id
+        .parse()
+        .map_err(|_| Problem::not_found(&format!("inbox item '{id}'")))?;
+    state
+        .store
+        .get_inbox(caller.scope(), parsed)
+        .await?
+        .ok_or_else(|| Problem::not_found(&format!("inbox item {id}")))
+}
+
+/// One inbox item.
+#[utoipa::path(get, path = "/v1/inbox/{id}", tag = "inbox", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<InboxItem>, Problem> {
+    Ok(Json(load(&state, &caller, &id).await?))
+}
+
+/// One attachment of an inbox item.
+#[utoipa::path(get, path = "/v1/inbox/{id}/attachments/{n}", tag = "inbox",
+    params(("id" = String, Path), ("n" = usize, Path)),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn attachment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, n)): Path<(String, usize)>,
+) -> Result<Response, Problem> {
+    let item = load(&state, &caller, &id).await?;
+    let meta = item
+        .attachments
+        .get(n)
+        .ok_or_else(|| Problem::not_found(&format!("attachment {n} of inbox item {id}")))?;
+    stream_blob(&state, meta).await
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Acked {
+    pub id: String,
+    pub acked: bool,
+}
+
+/// Acknowledge an inbox item (the EDMS has taken it).
+#[utoipa::path(post, path = "/v1/inbox/{id}/ack", tag = "inbox", params(("id" = String, Path)),
+    responses((status = 200, body = Acked), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn ack(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Acked>, Problem> {
+    caller.require(&[Role::Client], "acknowledge inbox items")?;
+    let item = load(&state, &caller, &id).await?;
+    if state
+        .store
+        .ack_inbox(caller.scope(), item.id, OffsetDateTime::now_utc())
+        .await?
+    {
+        Ok(Json(Acked { id, acked: true }))
+    } else {
+        Err(Problem::not_found(&format!("inbox item {id}")))
+    }
+}

@@ -1,0 +1,365 @@
+//! The command line: the gateway (`serve`), the one-command sandbox, configuration checks and the
+//! operator's commands on messages, the dead-letter queue and API keys. Operator commands work
+//! on the store directly, so they also work while the gateway is down.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use qaqpa_core::{ClientId, MessageStatus};
+use qaqpa_store::MessageFilter;
+
+use crate::auth::{generate_key, Role};
+use crate::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "qaqpa",
+    version,
+    about = "Integration gateway for Kazakhstan's government systems"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// Gateway configuration file (TOML).
+    #[arg(long, short, env = "QAQPA_CONFIG", default_value = "qaqpa.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ConfigArg),
+    /// Run a self-contained sandbox: gateway on the embedded store, emulators, routes and keys.
+    Sandbox(crate::sandbox::SandboxArgs),
+    /// Check the configuration and routes without starting.
+    CheckConfig(ConfigArg),
+    /// Look at messages.
+    #[command(subcommand)]
+    Messages(MessagesCommand),
+    /// The dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MessagesCommand {
+    /// List messages (newest last).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one message with its attempts and receipts (JSON).
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DlqCommand {
+    /// Dead-lettered messages.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Queue a dead-lettered (or failed) message again.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create an API key; the token is printed once and never stored.
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Client (EDMS) id the key acts for.
+        #[arg(long)]
+        client: String,
+        /// client, operator, admin or auditor.
+        #[arg(long, default_value = "client")]
+        role: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List keys (ids, clients, roles; never secrets).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        key_id: String,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn init_logging(format: &str, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(c) => {
+            let cfg = Config::load(&c.config)?;
+            init_logging(&cfg.log.format, &cfg.log.filter);
+            let secret = crate::gateway::webhook_secret(&cfg)?;
+            let listener = tokio::net::TcpListener::bind(cfg.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+            let state = crate::gateway::build_state(cfg, &secret).await?;
+            crate::gateway::run(state, listener, crate::gateway::shutdown_on_signals()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sandbox(args) => crate::sandbox::run(args).await,
+        Command::CheckConfig(c) => {
+            let cfg = Config::load(&c.config)?;
+            let registry = crate::adapters::Registry::builtin()?;
+            let routes = crate::gateway::load_routes(&cfg, &registry)?;
+            println!(
+                "{}: ok ({} routes, {} services; store: {})",
+                c.config.display(),
+                routes.routes.len(),
+                routes.services.len(),
+                match &cfg.store {
+                    crate::config::StoreConfig::Sqlite { data_dir } =>
+                        format!("sqlite in {}", data_dir.display()),
+                    crate::config::StoreConfig::Postgres { url_env, .. } =>
+                        format!("postgres from ${url_env}"),
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Messages(m) => messages(m).await,
+        Command::Dlq(d) => dlq(d).await,
+        Command::Keys(k) => keys(k).await,
+    }
+}
+
+async fn store_of(c: &ConfigArg) -> anyhow::Result<std::sync::Arc<dyn qaqpa_store::Store>> {
+    let cfg = Config::load(&c.config)?;
+    Ok(crate::gateway::open_store(&cfg).await?.0)
+}
+
+fn print_summaries(items: &[qaqpa_store::MessageSummary]) {
+    println!(
+        "{:<36}  {:<12}  {:<16}  {:<20}  {:>8}  created",
+        "id", "status", "kind", "to", "attempts"
+    );
+    for m in items {
+        println!(
+            "{:<36}  {:<12}  {:<16}  {:<20}  {:>8}  {}",
+            m.id,
+            m.status.as_str(),
+            m.kind,
+            m.to,
+            m.attempts,
+            m.created_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        );
+    }
+}
+
+async fn messages(cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        MessagesCommand::List {
+            config,
+            status,
+            kind,
+            client,
+            limit,
+        } => {
+            let store = store_of(&config).await?;
+            let status = status
+                .map(|s| {
+                    MessageStatus::parse(&s).ok_or_else(|| anyhow::anyhow!("unknown status '{s}'"))
+                })
+                .transpose()?;
+            let page = store
+                .list_messages(&MessageFilter {
+                    client: client.map(ClientId),
+                    status,
+                    kind,
+                    limit,
+                    ..Default::default()
+                })
+                .await?;
+            print_summaries(&page.items);
+            if let Some(n) = page.next {
+                println!("(more after {n})");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        MessagesCommand::Show { config, id } => {
+            let store = store_of(&config).await?;
+            let id = id
+                .parse()
+                .map_err(|_| anyhow::anyhow!("'{id}' is not a message id"))?;
+            match store.get_message(None, id).await? {
+                Some(m) => {
+                    println!("{}", serde_json::to_string_pretty(&m)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("message {id} not found");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+    }
+}
+
+async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DlqCommand::List { config, limit } => {
+            let store = store_of(&config).await?;
+            let page = store
+                .list_messages(&MessageFilter {
+                    status: Some(MessageStatus::DeadLetter),
+                    limit,
+                    ..Default::default()
+                })
+                .await?;
+            print_summaries(&page.items);
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Retry { config, id } => {
+            let store = store_of(&config).await?;
+            let id = id
+                .parse()
+                .map_err(|_| anyhow::anyhow!("'{id}' is not a message id"))?;
+            if store
+                .retry_dead(id, time::OffsetDateTime::now_utc())
+                .await?
+            {
+                println!("{id} queued again");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{id} is not dead-lettered or failed (or does not exist)");
+                Ok(ExitCode::from(2))
+            }
+        }
+    }
+}
+
+async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeysCommand::Create {
+            config,
+            client,
+            role,
+            label,
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!("unknown role '{role}' (client, operator, admin, auditor)")
+            })?;
+            if client.trim().is_empty() {
+                anyhow::bail!("--client must not be empty");
+            }
+            let cfg = Config::load(&config.config)?;
+            let store = crate::gateway::open_store(&cfg).await?.0;
+            let key = generate_key(&client, role, &label);
+            store.create_api_key(key.record.clone()).await?;
+            println!("key id:  {}", key.record.key_id);
+            println!("token:   {}", key.token);
+            if let Ok(secret) = crate::gateway::webhook_secret(&cfg) {
+                let signer = crate::webhooks::WebhookSigner::new(&secret);
+                println!(
+                    "webhook secret for client '{client}': {}",
+                    signer.client_secret(&ClientId(client.clone()))
+                );
+            }
+            eprintln!("the token is shown once; store it now");
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::List { config } => {
+            let store = store_of(&config).await?;
+            println!(
+                "{:<16}  {:<20}  {:<9}  {:<25}  label",
+                "key id", "client", "role", "revoked"
+            );
+            for k in store.list_api_keys().await? {
+                println!(
+                    "{:<16}  {:<20}  {:<9}  {:<25}  {}",
+                    k.key_id,
+                    k.client,
+                    k.role,
+                    k.revoked_at
+                        .map(|t| t
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default())
+                        .unwrap_or_else(|| "-".into()),
+                    k.label
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Revoke { config, key_id } => {
+            let store = store_of(&config).await?;
+            if store
+                .revoke_api_key(&key_id, time::OffsetDateTime::now_utc())
+                .await?
+            {
+                println!("key {key_id} revoked");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("no key {key_id}");
+                Ok(ExitCode::from(2))
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The gateway's own configuration (`qaqpa serve --config FILE`): where it listens, which store,
+//! the API limits, the engine's pace, webhooks and logging. Unknown keys are refused with their
+//! line. Secrets are never written here: they come from environment variables named here.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the REST API.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Path of routes.toml (relative to this file's directory).
+    #[serde(default = "default_routes")]
+    pub routes: PathBuf,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub webhooks: WebhookConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_routes() -> PathBuf {
+    PathBuf::from("routes.toml")
+}
+
+/// Which store keeps the outbox.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// Embedded SQLite (WAL) and file blobs under `data_dir`.
+    Sqlite {
+        #[serde(default = "default_data_dir")]
+        data_dir: PathBuf,
+    },
+    /// PostgreSQL shared by several replicas; the URL comes from the environment variable
+    /// named by `url_env` (it holds a password).
+    Postgres {
+        #[serde(default = "default_pg_env")]
+        url_env: String,
+        #[serde(default = "default_pool")]
+        pool_size: usize,
+    },
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("qaqpa-data")
+}
+fn default_pg_env() -> String {
+    "QAQPA_DATABASE_URL".into()
+}
+fn default_pool() -> usize {
+    16
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::Sqlite {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+/// Limits on what clients may send.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Largest JSON request body.
+    pub max_json_bytes: usize,
+    /// Largest multipart request (all files together).
+    pub max_multipart_bytes: u64,
+    /// Largest single attachment.
+    pub max_attachment_bytes: u64,
+    /// Most attachments in one message.
+    pub max_attachments: usize,
+    /// Deepest JSON nesting accepted.
+    pub max_json_depth: usize,
+    /// Requests per second per API key (token bucket), and the burst above it.
+    pub rate_per_key: f64,
+    pub rate_burst: u32,
+    /// Serve `/metrics` without authentication (for a Prometheus on a trusted network).
+    pub metrics_public: bool,
+    /// How long a verified API key is trusted before the store is asked again (revocation delay).
+    pub key_cache_secs: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_json_bytes: 32 * 1024 * 1024,
+            max_multipart_bytes: 1024 * 1024 * 1024,
+            max_attachment_bytes: 512 * 1024 * 1024,
+            max_attachments: 100,
+            max_json_depth: 32,
+            rate_per_key: 20_000.0,
+            rate_burst: 40_000,
+            metrics_public: false,
+            key_cache_secs: 10,
+        }
+    }
+}
+
+/// The delivery engine's pace.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Name of this process in leases and attempt records (default: host name + pid).
+    pub worker_id: Option<String>,
+    /// Messages claimed per round.
+    pub claim_batch: u32,
+    /// Lease on a claimed message; must exceed every route's timeout.
+    pub lease_secs: u64,
+    /// How often to look for due messages when nothing wakes the engine.
+    pub poll_ms: u64,
+    /// Attempts running at once in this process, over all targets.
+    pub max_in_flight: usize,
+    /// On shutdown, how long in-flight attempts may finish before they are released.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: None,
+            claim_batch: 512,
+            lease_secs: 120,
+            poll_ms: 200,
+            max_in_flight: 1024,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+/// Webhooks to the EDMS's `callback_url`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Environment variable holding the master secret; each client's signing secret is derived
+    /// from it (`qaqpa keys create` prints the client's).
+    pub secret_env: String,
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+    pub poll_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            secret_env: "QAQPA_WEBHOOK_SECRET".into(),
+            timeout_ms: 10_000,
+            max_attempts: 15,
+            poll_ms: 250,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// tracing filter, e.g. `info,qaqpa=debug` (RUST_LOG overrides).
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            routes: default_routes(),
+            store: StoreConfig::default(),
+            api: ApiConfig::default(),
+            engine: EngineConfig::default(),
+            webhooks: WebhookConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file; relative paths in it are taken from the file's directory.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let mut cfg: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if cfg.routes.is_relative() {
+            cfg.routes = base.join(&cfg.routes);
+        }
+        if let StoreConfig::Sqlite { data_dir } = &mut cfg.store {
+            if data_dir.is_relative() {
+                *data_dir = base.join(&*data_dir);
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_config_key_names_its_line() {
+        let err = toml::from_str::<Config>("listen = \"127.0.0.1:1\"\n[api]\nmax_body = 1\n")
+            .expect_err("unknown key");
+        let msg = err.to_string();
+        assert!(msg.contains("line 3") && msg.contains("max_body"), "{msg}");
+    }
+
+    #[test]
+    fn postgres_store_takes_its_url_from_the_environment() {
+        let cfg: Config = toml::from_str("[store]\nkind = \"postgres\"\n").expect("parses");
+        match cfg.store {
+            StoreConfig::Postgres { url_env, .. } => assert_eq!(url_env, "QAQPA_DATABASE_URL"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Putting a gateway process together: open the store, load and check the routes, build the
+//! shared state, and run the API server, the delivery engine, the webhook dispatcher and the
+//! metrics gauges until a shutdown signal; then stop them in order.
+use std::sync::Arc;
+use std::time::Duration;
+
+use qaqpa_store::{BlobStore, Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::Registry;
+use crate::auth::KeyVerifier;
+use crate::config::{Config, StoreConfig};
+use crate::metrics::Metrics;
+use crate::routes::RoutesFile;
+use crate::state::{AppState, KeyRates};
+use crate::webhooks::WebhookSigner;
+
+/// The store and blob store a config names.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn BlobStore>)> {
+    match &cfg.store {
+        StoreConfig::Sqlite { data_dir } => {
+            std::fs::create_dir_all(data_dir).map_err(|e| {
+                anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
+            })?;
+            let store =
+                qaqpa_store::SqliteStore::open(data_dir, qaqpa_store::SqliteOptions::default())
+                    .map_err(|e| {
+                        anyhow::anyhow!("opening the SQLite store in {}: {e}", data_dir.display())
+                    })?;
+            let blobs = qaqpa_store::FsBlobStore::open(&data_dir.join("blobs"))
+                .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
+            Ok((Arc::new(store), Arc::new(blobs)))
+        }
+        StoreConfig::Postgres { url_env, pool_size } => {
+            let url = std::env::var(url_env).map_err(|_| {
+                anyhow::anyhow!("the store is PostgreSQL but ${url_env} is not set (it holds the connection URL)")
+            })?;
+            let opts = qaqpa_store::PgOptions {
+                max_connections: *pool_size,
+                ..Default::default()
+            };
+            let store = qaqpa_store::PgStore::connect(&url, opts)
+                .await
+                .map_err(|e| anyhow::anyhow!("connecting to PostgreSQL: {e}"))?;
+            let blobs = store.blob_store();
+            Ok((Arc::new(store), Arc::new(blobs)))
+        }
+    }
+}
+
+/// Loads routes.toml and checks every route against its adapter.
+pub fn load_routes(cfg: &Config, registry: &Registry) -> anyhow::Result<RoutesFile> {
+    let routes = RoutesFile::load(&cfg.routes)?;
+    registry
+        .check_routes(&routes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.routes.display()))?;
+    Ok(routes)
+}
+
+/// The webhook master secret from the environment variable the config names.
+pub fn webhook_secret(cfg: &Config) -> anyhow::Result<Vec<u8>> {
+    let name = &cfg.webhooks.secret_env;
+    let value = std::env::var(name).map_err(|_| {
+        anyhow::anyhow!("${name} is not set: it holds the webhook signing master secret (at least 32 characters)")
+    })?;
+    if value.len() < 32 {
+        anyhow::bail!("${name} is shorter than 32 characters");
+    }
+    Ok(value.into_bytes())
+}
+
+/// Builds the shared state of a gateway.
+pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState> {
+    let registry = Registry::builtin()?;
+    let routes = load_routes(&cfg, &registry)?;
+    let (store, blobs) = open_store(&cfg).await?;
+    Ok(AppState {
+        keys: Arc::new(KeyVerifier::new(
+            store.clone(),
+            Duration::from_secs(cfg.api.key_cache_secs),
+        )),
+        rate: Arc::new(KeyRates::new(cfg.api.rate_per_key, cfg.api.rate_burst)),
+        cfg: Arc::new(cfg),
+        store,
+        blobs,
+        routes: Arc::new(routes),
+        adapters: Arc::new(registry),
+        metrics: Arc::new(Metrics::new()),
+        engine_wake: Arc::new(tokio::sync::Notify::new()),
+        webhook_wake: Arc::new(tokio::sync::Notify::new()),
+        webhook_signer: Arc::new(WebhookSigner::new(secret)),
+    })
+}
+
+/// This process's name in leases: the configured one, or host name and pid.
+pub fn worker_id(cfg: &Config) -> String {
+    cfg.engine.worker_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "qaqpa".into());
+        format!("{host}-{}", std::process::id())
+    })
+}
+
+/// Runs everything until `shutdown` fires.
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let worker = worker_id(&state.cfg);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, worker = %worker, "qaqpa gateway listening");
+    let engine = crate::engine::Engine::new(state.clone(), worker.clone());
+    let engine_stop = CancellationToken::new();
+    let engine_task = tokio::spawn(engine.run(engine_stop.clone()));
+    let hooks_task = tokio::spawn(crate::webhooks::run_dispatcher(
+        state.clone(),
+        worker.clone(),
+        engine_stop.clone(),
+    ));
+    let gauges_task = tokio::spawn(crate::engine::run_gauges(
+        state.clone(),
+        engine_stop.clone(),
+    ));
+    let grace = Duration::from_secs(state.cfg.engine.shutdown_grace_secs);
+    let app = crate::api::router(state);
+    crate::api::serve(listener, app, shutdown.clone(), grace).await?;
+    // The API no longer accepts; now stop claiming and let attempts in flight finish.
+    engine_stop.cancel();
+    let _ = engine_task.await;
+    let _ = hooks_task.await;
+    let _ = gauges_task.await;
+    tracing::info!("qaqpa gateway stopped");
+    Ok(())
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("shutdown requested");
+        t.cancel();
+    });
+    token
+}

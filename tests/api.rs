@@ -1,0 +1,650 @@
+//! End-to-end behaviour of the REST API over real sockets: submit → delivered to the emulator →
+//! visible in GET → signed webhook; idempotency; hostile input; client isolation; target outage.
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{echo_routes, Gateway, HookSink, MASTER_SECRET};
+use qaqpa::auth::Role;
+use qaqpa_adapter_http::{Emulator, Faults};
+use serde_json::json;
+
+fn b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_message_is_delivered_shown_and_reported_by_signed_webhook() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let gw = Gateway::start(&echo_routes(&emu.url(), "")).await;
+    let sink = HookSink::start().await;
+    let token = gw.key("edms-a", Role::Client).await;
+
+    let resp = gw
+        .post_json(
+            &token,
+            "/v1/messages",
+            &json!({
+                "kind": "http.post", "to": "ministry-1",
+                "document": {"title": "Письмо о согласовании"},
+                "attachments": [{"name": "letter.txt", "content_type": "text/plain", "content": b64("Сәлем".as_bytes())}],
+                "signatures": [b64(b"not really CMS, carried as is")],
+                "callback_url": sink.url(),
+            }),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    assert!(resp.headers().get("location").is_some());
+    let accepted: serde_json::Value = resp.json().await.expect("json");
+    let id = accepted["id"].as_str().expect("id").to_string();
+    assert_eq!(accepted["status"], "queued");
+
+    tokio::time::timeout(Duration::from_secs(10), emu.wait_for(1))
+        .await
+        .expect("delivered to emulator");
+    let received = emu.received();
+    let m = received.messages.get(&id).expect("emulator got our id");
+    assert_eq!(m.count, 1);
+    assert_eq!(m.body.document["title"], "Письмо о согласовании");
+    assert_eq!(m.body.attachments.len(), 1);
+
+    let view = gw
+        .wait_message(&token, &id, Duration::from_secs(10), |v| {
+            v["status"] == "delivered"
+        })
+        .await;
+    assert_eq!(view["attempts"], 1);
+    assert_eq!(view["attempt_log"][0]["outcome"], "delivered");
+    assert_eq!(view["target_ref"].as_str(), Some(m.target_ref.as_str()));
+    assert_eq!(view["signature_count"], 1);
+
+    // The attachment reads back byte for byte.
+    let att = gw
+        .get(&token, &format!("/v1/messages/{id}/attachments/0"))
+        .await;
+    assert_eq!(att.status(), 200);
+    assert_eq!(
+        att.bytes().await.expect("bytes").as_ref(),
+        "Сәлем".as_bytes()
+    );
+
+    // The webhook arrived, signed with this client's secret over "<t>.<body>".
+    let hooks = sink.wait_for(1, Duration::from_secs(10)).await;
+    let hook = &hooks[0];
+    let event: serde_json::Value = serde_json::from_slice(&hook.body).expect("event json");
+    assert_eq!(event["message_id"], id.as_str());
+    assert_eq!(event["status"], "delivered");
+    let signer = qaqpa::webhooks::WebhookSigner::new(MASTER_SECRET);
+    let secret = signer.client_secret(&qaqpa_core::ClientId("edms-a".into()));
+    let t: i64 = hook
+        .signature
+        .strip_prefix("t=")
+        .and_then(|r| r.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .expect("timestamp in signature");
+    assert_eq!(
+        hook.signature,
+        qaqpa::webhooks::sign_with(&secret, t, &hook.body)
+    );
+    assert_ne!(
+        hook.signature,
+        qaqpa::webhooks::sign_with("wrong secret", t, &hook.body)
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_returns_the_original_or_conflicts() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let gw = Gateway::start(&echo_routes(&emu.url(), "")).await;
+    let token = gw.key("edms-a", Role::Client).await;
+    let body = json!({"kind": "http.post", "to": "x", "document": {"n": 1}});
+    let send = |b: serde_json::Value| {
+        gw.http
+            .post(format!("{}/v1/messages", gw.url))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "letter-42")
+            .json(&b)
+            .send()
+    };
+    let first = send(body.clone()).await.expect("first");
+    assert_eq!(first.status(), 202);
+    let first: serde_json::Value = first.json().await.expect("json");
+    let again = send(body.clone()).await.expect("again");
+    assert_eq!(again.status(), 200);
+    let again: serde_json::Value = again.json().await.expect("json");
+    assert_eq!(again["id"], first["id"]);
+    let other = send(json!({"kind": "http.post", "to": "x", "document": {"n": 2}}))
+        .await
+        .expect("other");
+    assert_eq!(other.status(), 409);
+    assert_eq!(
+        other
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_gets_a_precise_problem_and_stores_nothing() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let gw = Gateway::start_with(&echo_routes(&emu.url(), ""), |c| {
+        c.api.max_json_bytes = 64 * 1024;
+        c.api.max_json_depth = 8;
+    })
+    .await;
+    let token = gw.key("edms-a", Role::Client).await;
+    let post = |body: Vec<u8>| {
+        gw.http
+            .post(format!("{}/v1/messages", gw.url))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let problem = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert_eq!(ct, "application/problem+json");
+        let v: serde_json::Value = r.json().await.expect("problem json");
+        (status, v)
+    };
+
+    // Oversized body.
+    let big = format!(
+        r#"{{"kind":"http.post","to":"x","document":{{"pad":"{}"}}}}"#,
+        "a".repeat(70 * 1024)
+    );
+    let (s, p) = problem(post(big.into_bytes()).await.expect("send")).await;
+    assert_eq!(s, 413, "{p}");
+
+    // Deep JSON.
+    let deep = format!(
+        r#"{{"kind":"http.post","to":"x","document":{}1{}}}"#,
+        "[".repeat(20),
+        "]".repeat(20)
+    );
+    let (s, p) = problem(post(deep.into_bytes()).await.expect("send")).await;
+    assert_eq!(s, 400, "{p}");
+    assert!(
+        p["detail"].as_str().unwrap_or("").contains("nests deeper"),
+        "{p}"
+    );
+
+    // Bad base64 in an attachment.
+    let bad = json!({"kind":"http.post","to":"x","attachments":[{"name":"a.pdf","content_type":"application/pdf","content":"@@not base64@@"}]});
+    let (s, p) = problem(
+        post(serde_json::to_vec(&bad).expect("json"))
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 422, "{p}");
+    assert_eq!(p["errors"][0]["pointer"], "/attachments/0/content");
+
+    // Missing field.
+    let (s, p) = problem(
+        post(br#"{"kind":"http.post"}"#.to_vec())
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 422, "{p}");
+    assert_eq!(p["errors"][0]["pointer"], "/to");
+
+    // Unknown kind.
+    let (s, p) = problem(
+        post(br#"{"kind":"esedo.nothing","to":"x"}"#.to_vec())
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 422, "{p}");
+    assert_eq!(p["errors"][0]["pointer"], "/kind");
+
+    // Not JSON at all.
+    let (s, p) = problem(post(b"{\"kind\": ".to_vec()).await.expect("send")).await;
+    assert_eq!(s, 400, "{p}");
+
+    // Wrong API key, missing API key.
+    let r = gw
+        .http
+        .post(format!("{}/v1/messages", gw.url))
+        .bearer_auth("qk_0123456789abcdef.wrongsecret")
+        .json(&json!({"kind":"http.post","to":"x"}))
+        .send()
+        .await
+        .expect("send");
+    let (s, _) = problem(r).await;
+    assert_eq!(s, 401);
+    let r = gw
+        .http
+        .get(format!("{}/v1/messages", gw.url))
+        .send()
+        .await
+        .expect("send");
+    let (s, _) = problem(r).await;
+    assert_eq!(s, 401);
+
+    // Nothing was stored by any of these.
+    let list: serde_json::Value = gw
+        .get(&token, "/v1/messages")
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    assert_eq!(emu.received().requests, 0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_never_sees_another_clients_message() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let gw = Gateway::start(&echo_routes(&emu.url(), "")).await;
+    let a = gw.key("edms-a", Role::Client).await;
+    let b = gw.key("edms-b", Role::Client).await;
+    let op = gw.key("ops", Role::Operator).await;
+    let r = gw
+        .post_json(&a, "/v1/messages", &json!({"kind":"http.post","to":"x"}))
+        .await;
+    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        gw.get(&b, &format!("/v1/messages/{id}")).await.status(),
+        404
+    );
+    assert_eq!(
+        gw.get(&b, &format!("/v1/messages/{id}/attachments/0"))
+            .await
+            .status(),
+        404
+    );
+    let cancel = gw
+        .post_json(&b, &format!("/v1/messages/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(cancel.status(), 404);
+    let list: serde_json::Value = gw.get(&b, "/v1/messages").await.json().await.expect("json");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        gw.get(&a, &format!("/v1/messages/{id}")).await.status(),
+        200
+    );
+    assert_eq!(
+        gw.get(&op, &format!("/v1/messages/{id}")).await.status(),
+        200
+    );
+    // Operators cannot submit; clients cannot retry.
+    assert_eq!(
+        gw.post_json(&op, "/v1/messages", &json!({"kind":"http.post","to":"x"}))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        gw.post_json(&a, &format!("/v1/messages/{id}/retry"), &json!({}))
+            .await
+            .status(),
+        403
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_backs_off_opens_the_breaker_and_delivers_everything_after_recovery() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let limits = "max_attempts = 50\n[route.limits]\nconcurrency = 4\nbreaker_failures = 3\nbreaker_cooldown_ms = 200\nbreaker_max_cooldown_ms = 400\n";
+    let gw = Gateway::start(&echo_routes(&emu.url(), limits)).await;
+    let token = gw.key("edms-a", Role::Client).await;
+    emu.set_faults(Faults {
+        status: Some(503),
+        ..Faults::default()
+    })
+    .expect("faults");
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let r = gw
+            .post_json(
+                &token,
+                "/v1/messages",
+                &json!({"kind":"http.post","to":"x","document":{"n":n}}),
+            )
+            .await;
+        assert_eq!(r.status(), 202);
+        ids.push(
+            r.json::<serde_json::Value>().await.expect("json")["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    // Wait until the breaker has opened (some attempt deferred) while the target is down.
+    gw.wait_message(&token, &ids[9], Duration::from_secs(20), |v| {
+        v["attempt_log"].as_array().is_some_and(|l| {
+            l.iter()
+                .any(|a| a["outcome"] == "deferred" || a["outcome"] == "retry")
+        })
+    })
+    .await;
+    let metrics_key = gw.key("ops", Role::Operator).await;
+    let mut saw_deferred = false;
+    for _ in 0..200 {
+        let text = gw
+            .get(&metrics_key, "/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics");
+        if text.contains("outcome=\"deferred\"") {
+            saw_deferred = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(saw_deferred, "the breaker never opened");
+    emu.set_faults(Faults::default()).expect("clear faults");
+    tokio::time::timeout(Duration::from_secs(30), emu.wait_for(ids.len()))
+        .await
+        .expect("all delivered after recovery");
+    for id in &ids {
+        let v = gw
+            .wait_message(&token, id, Duration::from_secs(10), |v| {
+                v["status"] == "delivered"
+            })
+            .await;
+        assert!(v["attempts"].as_u64().unwrap_or(0) >= 2, "{v}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_refusal_fails_at_once_with_the_targets_reason() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let gw = Gateway::start(&echo_routes(&emu.url(), "")).await;
+    let token = gw.key("edms-a", Role::Client).await;
+    emu.set_faults(Faults {
+        status: Some(422),
+        body: Some("docNo is required by the target".into()),
+        ..Faults::default()
+    })
+    .expect("faults");
+    let r = gw
+        .post_json(
+            &token,
+            "/v1/messages",
+            &json!({"kind":"http.post","to":"x"}),
+        )
+        .await;
+    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let v = gw
+        .wait_message(&token, &id, Duration::from_secs(10), |v| {
+            v["status"] == "failed"
+        })
+        .await;
+    assert_eq!(v["attempts"], 1);
+    let err = v["last_error"].as_str().unwrap_or("");
+    assert!(
+        err.contains("http_422") && err.contains("docNo is required"),
+        "{v}"
+    );
+    // An operator can send it again once the cause is fixed.
+    emu.set_faults(Faults::default()).expect("clear");
+    let op = gw.key("ops", Role::Operator).await;
+    assert_eq!(
+        gw.post_json(&op, &format!("/v1/messages/{id}/retry"), &json!({}))
+            .await
+            .status(),
+        200
+    );
+    gw.wait_message(&token, &id, Duration::from_secs(10), |v| {
+        v["status"] == "delivered"
+    })
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_budget_dead_letters_with_the_reason() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let extra = "max_attempts = 2\n[route.limits]\nbreaker_failures = 1000\n";
+    let gw = Gateway::start(&echo_routes(&emu.url(), extra)).await;
+    let token = gw.key("edms-a", Role::Client).await;
+    emu.set_faults(Faults {
+        status: Some(500),
+        ..Faults::default()
+    })
+    .expect("faults");
+    let r = gw
+        .post_json(
+            &token,
+            "/v1/messages",
+            &json!({"kind":"http.post","to":"x"}),
+        )
+        .await;
+    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let v = gw
+        .wait_message(&token, &id, Duration::from_secs(10), |v| {
+            v["status"] == "dead_letter"
+        })
+        .await;
+    assert_eq!(v["attempts"], 2);
+    assert!(
+        v["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("max_attempts"),
+        "{v}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_files_stream_into_the_blob_store_and_reach_the_target() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let gw = Gateway::start(&echo_routes(&emu.url(), "")).await;
+    let token = gw.key("edms-a", Role::Client).await;
+    let file: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "message",
+            reqwest::multipart::Part::text(r#"{"kind":"http.post","to":"x","document":{"t":1}}"#)
+                .mime_str("application/json")
+                .expect("mime"),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(file.clone())
+                .file_name("scan.pdf")
+                .mime_str("application/pdf")
+                .expect("mime"),
+        );
+    let r = gw
+        .http
+        .post(format!("{}/v1/messages", gw.url))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let v = gw
+        .wait_message(&token, &id, Duration::from_secs(10), |v| {
+            v["status"] == "delivered"
+        })
+        .await;
+    assert_eq!(v["attachments"][0]["size"], 3_000_000);
+    assert_eq!(v["attachments"][0]["name"], "scan.pdf");
+    let got = gw
+        .get(&token, &format!("/v1/messages/{id}/attachments/0"))
+        .await
+        .bytes()
+        .await
+        .expect("bytes");
+    assert!(got.as_ref() == file.as_slice(), "attachment differs");
+    let received = emu.received();
+    let body = &received.messages.get(&id).expect("at target").body;
+    assert_eq!(body.attachments[0].size, 3_000_000);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_open_and_everything_else_needs_a_key() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let gw = Gateway::start(&echo_routes(&emu.url(), "")).await;
+    let get = |p: &str| gw.http.get(format!("{}{p}", gw.url)).send();
+    assert_eq!(get("/healthz").await.expect("h").status(), 200);
+    assert_eq!(get("/readyz").await.expect("r").status(), 200);
+    for p in ["/v1/messages", "/v1/inbox", "/metrics"] {
+        assert_eq!(get(p).await.expect("p").status(), 401, "{p}");
+    }
+    let client = gw.key("edms-a", Role::Client).await;
+    assert_eq!(gw.get(&client, "/metrics").await.status(), 403);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_items_are_listed_fetched_and_acknowledged_by_their_client_only() {
+    use qaqpa_store::{BlobChunks, InboxItem, StoreError};
+    struct One(Option<bytes::Bytes>);
+    #[async_trait::async_trait]
+    impl BlobChunks for One {
+        async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, StoreError> {
+            Ok(self.0.take())
+        }
+    }
+    let gw = Gateway::start("").await;
+    let a = gw.key("edms-a", Role::Client).await;
+    let b = gw.key("edms-b", Role::Client).await;
+    let content = bytes::Bytes::from_static(b"incoming letter body");
+    let (sha256, size) = gw
+        .state
+        .blobs
+        .put(&mut One(Some(content.clone())), 1 << 20)
+        .await
+        .expect("blob");
+    let id = qaqpa_core::MessageId::new();
+    let item = InboxItem {
+        id,
+        client: qaqpa_core::ClientId("edms-a".into()),
+        source: "test".into(),
+        external_id: "ext-1".into(),
+        kind: "esedo.letter".into(),
+        from: "ministry".into(),
+        document: json!({"docNo": "01-02/123"}),
+        attachments: vec![qaqpa_core::AttachmentMeta {
+            name: "letter.txt".into(),
+            content_type: "text/plain".into(),
+            size,
+            sha256,
+        }],
+        received_at: time::OffsetDateTime::now_utc(),
+        acked_at: None,
+        transaction_id: "t-1".into(),
+    };
+    let (stored, new) = gw
+        .state
+        .store
+        .insert_inbox(item.clone())
+        .await
+        .expect("insert");
+    assert!(new);
+    // A repeated push of the same document is not a second item.
+    let (again, new) = gw
+        .state
+        .store
+        .insert_inbox(InboxItem {
+            id: qaqpa_core::MessageId::new(),
+            ..item
+        })
+        .await
+        .expect("again");
+    assert_eq!((again, new), (stored, false));
+
+    let list: serde_json::Value = gw.get(&a, "/v1/inbox").await.json().await.expect("list");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+    let other: serde_json::Value = gw.get(&b, "/v1/inbox").await.json().await.expect("list");
+    assert_eq!(other["items"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        gw.get(&b, &format!("/v1/inbox/{stored}")).await.status(),
+        404
+    );
+    let one: serde_json::Value = gw
+        .get(&a, &format!("/v1/inbox/{stored}"))
+        .await
+        .json()
+        .await
+        .expect("one");
+    assert_eq!(one["document"]["docNo"], "01-02/123");
+    let file = gw
+        .get(&a, &format!("/v1/inbox/{stored}/attachments/0"))
+        .await
+        .bytes()
+        .await
+        .expect("file");
+    assert_eq!(file, content);
+    assert_eq!(
+        gw.post_json(&b, &format!("/v1/inbox/{stored}/ack"), &json!({}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        gw.post_json(&a, &format!("/v1/inbox/{stored}/ack"), &json!({}))
+            .await
+            .status(),
+        200
+    );
+    let after: serde_json::Value = gw.get(&a, "/v1/inbox").await.json().await.expect("list");
+    assert_eq!(
+        after["items"].as_array().map(Vec::len),
+        Some(0),
+        "acknowledged items leave the default view"
+    );
+    let all: serde_json::Value = gw
+        .get(&a, "/v1/inbox?all=true")
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(1));
+    gw.stop().await;
+}

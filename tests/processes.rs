@@ -1,0 +1,372 @@
+//! Whole-process behaviour: the real `qaqpa` binary SIGKILLed under load loses nothing it
+//! acknowledged; two processes on one PostgreSQL share the work without delivering a message
+//! twice, and when one dies the other finishes its messages.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use qaqpa_adapter_http::{Emulator, EmulatorHandle, Faults};
+use serde_json::json;
+
+const SECRET: &str = "process test master secret, long enough";
+
+fn write_config(
+    dir: &Path,
+    listen: &str,
+    emulator: &str,
+    store: &str,
+    engine: &str,
+) -> std::path::PathBuf {
+    let routes = format!(
+        "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\ntimeout_ms = 5000\nmax_attempts = 100\nbackoff_base_ms = 20\nbackoff_cap_ms = 200\n[route.limits]\nconcurrency = 64\nbreaker_failures = 100000\n[route.settings]\nurl = \"{emulator}/deliver\"\n"
+    );
+    std::fs::write(dir.join("routes.toml"), routes).expect("routes");
+    let cfg = format!(
+        "listen = \"{listen}\"\nroutes = \"routes.toml\"\n{store}\n[engine]\npoll_ms = 50\n{engine}\n[log]\nfilter = \"warn\"\n"
+    );
+    let path = dir.join("qaqpa.toml");
+    std::fs::write(&path, cfg).expect("config");
+    path
+}
+
+fn qaqpa() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qaqpa"));
+    c.env("QAQPA_WEBHOOK_SECRET", SECRET);
+    c
+}
+
+fn create_key(config: &Path, envs: &[(&str, String)]) -> String {
+    let mut cmd = qaqpa();
+    cmd.args([
+        "keys",
+        "create",
+        "--client",
+        "edms-load",
+        "--role",
+        "client",
+        "--config",
+    ])
+    .arg(config);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run qaqpa keys create");
+    assert!(
+        out.status.success(),
+        "keys create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("token:"))
+        .map(|t| t.trim().to_string())
+        .expect("token printed")
+}
+
+fn spawn_gateway(config: &Path, envs: &[(&str, String)]) -> Child {
+    let mut cmd = qaqpa();
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn qaqpa serve")
+}
+
+async fn wait_healthy(url: &str, child: &mut Child) {
+    let start = Instant::now();
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(r) = http.get(format!("{url}/readyz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("gateway exited early with {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "gateway at {url} not ready in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Posts messages with unique sequence numbers until `stop` is set; records the ids answered 202.
+async fn load(
+    url: String,
+    token: String,
+    seq: Arc<Mutex<u64>>,
+    accepted: Arc<Mutex<BTreeMap<u64, String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let n = {
+            let mut s = seq.lock().expect("lock");
+            *s += 1;
+            *s
+        };
+        let r = http
+            .post(format!("{url}/v1/messages"))
+            .bearer_auth(&token)
+            .json(&json!({"kind": "http.post", "to": "load", "document": {"seq": n}}))
+            .send()
+            .await;
+        match r {
+            Ok(resp) if resp.status() == 202 => {
+                if let Ok(v) = resp.json::<serde_json::Value>().await {
+                    if let Some(id) = v["id"].as_str() {
+                        accepted.lock().expect("lock").insert(n, id.to_string());
+                    }
+                }
+            }
+            Ok(resp) => panic!("unexpected status {} under load", resp.status()),
+            // The gateway was killed under us: this request was never acknowledged.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+async fn wait_all_delivered(emu: &EmulatorHandle, ids: &BTreeSet<String>, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let got = emu.received();
+        let missing = ids.iter().filter(|id| got.count(id) == 0).count();
+        if missing == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{missing} acknowledged messages never reached the target"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every id the target got carries one sequence number, and no sequence number arrived under two
+/// ids: duplicates exist only as repeats of the same message id.
+fn assert_duplicates_only_under_one_id(emu: &EmulatorHandle) {
+    let got = emu.received();
+    let mut by_seq: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for (id, m) in &got.messages {
+        let seq = m.body.document["seq"].as_u64().expect("seq in document");
+        by_seq.entry(seq).or_default().insert(id.clone());
+    }
+    for (seq, ids) in by_seq {
+        assert_eq!(
+            ids.len(),
+            1,
+            "document {seq} reached the target under several ids: {ids:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_under_load_loses_no_acknowledged_message() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    // A little latency keeps attempts in flight when the process dies.
+    emu.set_faults(Faults {
+        delay_ms: 5,
+        ..Faults::default()
+    })
+    .expect("faults");
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let config = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &emu.url(),
+        "[store]\nkind = \"sqlite\"\ndata_dir = \"data\"",
+        "lease_secs = 2\nshutdown_grace_secs = 1",
+    );
+    let token = create_key(&config, &[]);
+    let seq = Arc::new(Mutex::new(0u64));
+    let accepted = Arc::new(Mutex::new(BTreeMap::new()));
+    for round in 0..3 {
+        let mut child = spawn_gateway(&config, &[]);
+        wait_healthy(&url, &mut child).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let before = accepted.lock().expect("lock").len();
+        let loaders: Vec<_> = (0..4)
+            .map(|_| {
+                tokio::spawn(load(
+                    url.clone(),
+                    token.clone(),
+                    seq.clone(),
+                    accepted.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        // Kill once this round has had 200 acknowledgements, mid-stream.
+        let start = Instant::now();
+        while accepted.lock().expect("lock").len() < before + 200 {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "round {round}: load did not progress"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for l in loaders {
+            l.await.expect("loader");
+        }
+    }
+    // One last life to finish the work.
+    let mut child = spawn_gateway(&config, &[]);
+    wait_healthy(&url, &mut child).await;
+    let ids: BTreeSet<String> = accepted.lock().expect("lock").values().cloned().collect();
+    assert!(ids.len() >= 600);
+    wait_all_delivered(&emu, &ids, Duration::from_secs(120)).await;
+    assert_duplicates_only_under_one_id(&emu);
+    child.kill().expect("kill");
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_on_one_postgres_share_work_and_take_over_when_one_dies() {
+    let pg = match qaqpa_store::testing::TempPostgres::shared() {
+        Ok(pg) => pg,
+        Err(e) => panic!(
+            "a throwaway PostgreSQL could not start (install the Debian 'postgresql' package): {e}"
+        ),
+    };
+    let db_url = pg.create_database().await.expect("database");
+    let envs = [("QAQPA_DATABASE_URL", db_url.clone())];
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    emu.set_faults(Faults {
+        delay_ms: 10,
+        ..Faults::default()
+    })
+    .expect("faults");
+    let store = "[store]\nkind = \"postgres\"";
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (port_a, port_b) = (free_port(), free_port());
+    let cfg_a = write_config(
+        dir_a.path(),
+        &format!("127.0.0.1:{port_a}"),
+        &emu.url(),
+        store,
+        "worker_id = \"replica-a\"\nlease_secs = 3\nclaim_batch = 16",
+    );
+    let cfg_b = write_config(
+        dir_b.path(),
+        &format!("127.0.0.1:{port_b}"),
+        &emu.url(),
+        store,
+        "worker_id = \"replica-b\"\nlease_secs = 3\nclaim_batch = 16",
+    );
+    let token = create_key(&cfg_a, &envs);
+    let mut a = spawn_gateway(&cfg_a, &envs);
+    let mut b = spawn_gateway(&cfg_b, &envs);
+    let (url_a, url_b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    wait_healthy(&url_a, &mut a).await;
+    wait_healthy(&url_b, &mut b).await;
+
+    let http = reqwest::Client::new();
+    let post_batch = |from: u64, n: u64| {
+        let http = http.clone();
+        let token = token.clone();
+        let urls = [url_a.clone(), url_b.clone()];
+        async move {
+            let mut ids = BTreeSet::new();
+            for i in from..from + n {
+                let r = http
+                    .post(format!("{}/v1/messages", urls[(i % 2) as usize]))
+                    .bearer_auth(&token)
+                    .json(&json!({"kind": "http.post", "to": "pg", "document": {"seq": i}}))
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(r.status(), 202);
+                let v: serde_json::Value = r.json().await.expect("json");
+                ids.insert(v["id"].as_str().expect("id").to_string());
+            }
+            ids
+        }
+    };
+    // Phase 1: both alive; every message delivered exactly once, by one of them.
+    let first = post_batch(0, 300).await;
+    wait_all_delivered(&emu, &first, Duration::from_secs(60)).await;
+    let got = emu.received();
+    for id in &first {
+        assert_eq!(
+            got.count(id),
+            1,
+            "message {id} delivered more than once while both replicas lived"
+        );
+    }
+    let pg_store = qaqpa_store::PgStore::connect(&db_url, qaqpa_store::PgOptions::default())
+        .await
+        .expect("connect");
+    let mut workers = BTreeSet::new();
+    for id in first.iter().take(300) {
+        let rec = qaqpa_store::Store::get_message(&pg_store, None, id.parse().expect("id"))
+            .await
+            .expect("get")
+            .expect("exists");
+        for att in rec.attempt_log {
+            workers.insert(att.worker);
+        }
+    }
+    assert!(
+        workers.contains("replica-a") && workers.contains("replica-b"),
+        "work was not shared: {workers:?}"
+    );
+
+    // Phase 2: slow target; kill A while it holds leases; B finishes A's work after they expire.
+    emu.set_faults(Faults {
+        delay_ms: 100,
+        ..Faults::default()
+    })
+    .expect("faults");
+    let second = post_batch(1000, 200).await;
+    let start = Instant::now();
+    while emu.received().messages.len() < first.len() + 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "phase 2 did not start delivering"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.kill().expect("SIGKILL replica A");
+    let _ = a.wait();
+    emu.set_faults(Faults {
+        delay_ms: 2,
+        ..Faults::default()
+    })
+    .expect("faults");
+    wait_all_delivered(&emu, &second, Duration::from_secs(90)).await;
+    assert_duplicates_only_under_one_id(&emu);
+    b.kill().expect("kill B");
+    let _ = b.wait();
+}
