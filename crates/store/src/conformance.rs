@@ -875,6 +875,9 @@ pub async fn status_counts_cover_every_status(store: &dyn Store) {
     for _ in 0..3 {
         insert(store, new_message("edms-a")).await;
     }
+    let mut later = new_message("edms-a");
+    later.due_at = at(600);
+    insert(store, later).await;
     let cancelled = insert(store, new_message("edms-b")).await;
     store
         .cancel(&client("edms-b"), cancelled)
@@ -883,7 +886,13 @@ pub async fn status_counts_cover_every_status(store: &dyn Store) {
     store.claim_due("w", at(0), LEASE, 1).await.expect("claim");
     let counts = store.status_counts().await.expect("counts");
     let of = |s: MessageStatus| counts.iter().find(|(c, _)| *c == s).map(|(_, n)| *n);
-    assert_eq!(of(MessageStatus::Queued), Some(2));
+    assert_eq!(of(MessageStatus::Queued), Some(3));
+    assert_eq!(
+        store.due_count(at(0)).await.expect("due"),
+        2,
+        "the one due later is not due yet"
+    );
+    assert_eq!(store.due_count(at(600)).await.expect("due"), 3);
     assert_eq!(of(MessageStatus::Delivering), Some(1));
     assert_eq!(of(MessageStatus::Cancelled), Some(1));
     assert_eq!(

@@ -310,6 +310,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<StoredReceipt>, StoreError>;
     /// Number of messages in each status (for metrics), and of due `queued` ones.
     async fn status_counts(&self) -> Result<Vec<(MessageStatus, u64)>, StoreError>;
+    /// Number of `queued` messages due at `now` (the queue depth a metric shows). Added after the
+    /// first contract (additive): the default counts every queued message, due or not; both
+    /// implementations here count only the due ones.
+    async fn due_count(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let _ = now;
+        Ok(self
+            .status_counts()
+            .await?
+            .into_iter()
+            .filter(|(s, _)| *s == MessageStatus::Queued)
+            .map(|(_, n)| n)
+            .sum())
+    }
 
     // ---- inbox ----------------------------------------------------------------------------
     /// Stores a pushed document; a repeated (source, external_id) returns the existing id and

@@ -644,6 +644,17 @@ impl Store for PgStore {
         Ok(all_statuses(found))
     }
 
+    async fn due_count(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let st = c
+            .prepare_cached(
+                "SELECT count(*) FROM messages WHERE status = 'queued' AND next_attempt_at <= $1",
+            )
+            .await?;
+        let n: i64 = c.query_one(&st, &[&now]).await?.try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn insert_inbox(&self, item: InboxItem) -> Result<(MessageId, bool), StoreError> {
         let c = self.client().await?;
         let st = c

@@ -66,6 +66,8 @@ struct Inner {
     writer: WriterHandle,
     readers: Mutex<Vec<Connection>>,
     opts: SqliteOptions,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
     /// Something that must live as long as the store (a temporary directory in tests).
     _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -87,8 +89,13 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        // Checkpoints run beside the writer (see `spawn_checkpointer`); the writer's own
+        // automatic checkpoint stays only as a safety net far above the usual WAL size.
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=20000;",
+        )?;
         schema::migrate(&mut conn)?;
+        let checkpointer = spawn_checkpointer(&path, opts.busy_timeout)?;
         let writer = WriterHandle::spawn(conn, opts.max_group, opts.queue_depth)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -96,6 +103,7 @@ impl SqliteStore {
                 writer,
                 readers: Mutex::new(Vec::new()),
                 opts,
+                _checkpointer: checkpointer,
                 _keep: None,
             }),
         })
@@ -143,6 +151,32 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Other(format!("SQLite read task failed: {e}")))?
     }
+}
+
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Starts a thread that runs passive WAL checkpoints on its own connection, so that copying the
+/// WAL into the database (and its fsync) happens beside the writer instead of inside a commit.
+/// It stops when the returned sender is dropped.
+fn spawn_checkpointer(
+    path: &Path,
+    busy_timeout: Duration,
+) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.execute_batch("PRAGMA synchronous=FULL;")?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("qaqpa-sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        })?;
+    Ok(stop)
 }
 
 impl Inner {
@@ -271,7 +305,28 @@ fn load_message(
     Ok(Some((record, lease)))
 }
 
-fn insert_message(conn: &Connection, msg: NewMessage) -> Result<InsertOutcome, StoreError> {
+/// A message with its JSON columns encoded before it reaches the writer thread, which then only
+/// does SQL.
+struct EncodedMessage {
+    msg: NewMessage,
+    document: String,
+    attachments: String,
+    signatures: String,
+}
+
+impl EncodedMessage {
+    fn new(msg: NewMessage) -> Result<Self, StoreError> {
+        Ok(Self {
+            document: codec::to_json(&msg.document)?,
+            attachments: codec::encode_attachments(&msg.attachments)?,
+            signatures: codec::encode_signatures(&msg.signatures),
+            msg,
+        })
+    }
+}
+
+fn insert_message(conn: &Connection, encoded: EncodedMessage) -> Result<InsertOutcome, StoreError> {
+    let msg = &encoded.msg;
     if let Some(key) = &msg.idempotency_key {
         let mut st = conn.prepare_cached(
             "SELECT id, request_hash FROM messages WHERE client = ?1 AND idempotency_key = ?2",
@@ -302,9 +357,9 @@ fn insert_message(conn: &Connection, msg: NewMessage) -> Result<InsertOutcome, S
         msg.kind,
         msg.to,
         msg.route,
-        codec::to_json(&msg.document)?,
-        codec::encode_attachments(&msg.attachments)?,
-        codec::encode_signatures(&msg.signatures),
+        encoded.document,
+        encoded.attachments,
+        encoded.signatures,
         msg.callback_url,
         msg.idempotency_key,
         msg.request_hash,
@@ -532,7 +587,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, msg: NewMessage) -> Result<InsertOutcome, StoreError> {
-        self.write(move |c| insert_message(c, msg)).await
+        let encoded = EncodedMessage::new(msg)?;
+        self.write(move |c| insert_message(c, encoded)).await
     }
 
     async fn get_message(
@@ -707,6 +763,18 @@ impl Store for SqliteStore {
                 Ok((codec::status(&s)?, u64::try_from(n).unwrap_or(0)))
             })?;
             Ok(all_statuses(found))
+        })
+        .await
+    }
+
+    async fn due_count(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT count(*) FROM messages WHERE status = 'queued' AND next_attempt_at <= ?1",
+                )?
+                .query_row([to_micros(now)], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }

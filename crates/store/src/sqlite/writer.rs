@@ -126,3 +126,92 @@ fn commit_group(conn: &Connection, group: &mut [Box<dyn WriteOp>]) -> Result<(),
     }
     conn.execute_batch("COMMIT").map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op<F>(work: F) -> (Box<dyn WriteOp>, oneshot::Receiver<Result<(), StoreError>>)
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        (
+            Box::new(Op {
+                work: Some(work),
+                result: None,
+                reply,
+            }),
+            answer,
+        )
+    }
+
+    fn insert(v: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static {
+        move |c: &Connection| {
+            c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_request_is_undone_alone_and_its_group_still_commits() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
+            .expect("schema");
+        let (a, a_answer) = op(insert(1));
+        // Writes a row, then fails: its row must be rolled back with it.
+        let (b, b_answer) = op(|c: &Connection| {
+            c.execute("INSERT INTO t (v) VALUES (2)", [])?;
+            c.execute("INSERT INTO t (v) VALUES (1)", [])?; // duplicate of a's row
+            Ok(())
+        });
+        let (p, p_answer) = op(|_: &Connection| panic!("a request that panics"));
+        let (d, d_answer) = op(insert(3));
+        let mut group = vec![a, b, p, d];
+        let outcome = commit_group(&conn, &mut group);
+        assert_eq!(outcome, Ok(()));
+        for op in group {
+            op.finish(outcome.clone());
+        }
+        let answer =
+            |mut rx: oneshot::Receiver<Result<(), StoreError>>| rx.try_recv().expect("answered");
+        assert!(answer(a_answer).is_ok());
+        assert!(answer(b_answer).is_err());
+        assert!(
+            answer(p_answer).is_err(),
+            "a panicking request gets an error, not silence"
+        );
+        assert!(answer(d_answer).is_ok());
+        let mut st = conn.prepare("SELECT v FROM t ORDER BY v").expect("prepare");
+        let rows: Vec<i64> = st
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(rows, vec![1, 3]);
+    }
+
+    #[test]
+    fn a_failed_commit_fails_every_request_of_the_group() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)")
+            .expect("schema");
+        let (a, a_answer) = op(insert(1));
+        // A request that breaks the group's transaction (here: ends it early) makes the group
+        // fail: nobody in it is told "stored", even those whose rows may have landed.
+        let (b, b_answer) = op(|c: &Connection| {
+            c.execute_batch("RELEASE op; COMMIT")?;
+            Ok(())
+        });
+        let mut group = vec![a, b];
+        let outcome = commit_group(&conn, &mut group);
+        assert!(outcome.is_err(), "the group's commit cannot succeed");
+        for op in group {
+            op.finish(outcome.clone());
+        }
+        let answer =
+            |mut rx: oneshot::Receiver<Result<(), StoreError>>| rx.try_recv().expect("answered");
+        assert!(matches!(answer(a_answer), Err(StoreError::Unavailable(_))));
+        assert!(answer(b_answer).is_err());
+    }
+}
