@@ -8,10 +8,11 @@
 //! points here are (the groups are of prime order q; the one curve with cofactor 4 only ever sees
 //! points of the order-q subgroup, which public keys are checked to be in).
 //!
-//! Scalar multiplication scans the scalar in fixed 4-bit windows and picks table entries by a
+//! Scalar multiplication scans the scalar in fixed windows and picks table entries by a
 //! constant-time scan of the whole table: no branch and no memory access depends on a secret
-//! scalar. The base point has a lazily built fixed-base table (one mixed addition per window, no
-//! doublings); other points use a 16-entry table and 4 doublings per window.
+//! scalar. The base point has a lazily built fixed-base table of signed 5-bit windows (one
+//! mixed addition per window, no doublings); other points use a 16-entry table and 4 doublings
+//! per 4-bit window.
 //!
 //! Must never: branch on or index memory by a secret scalar or a secret point; leave a secret in a
 //! value that is not zeroized by its owner.
@@ -376,26 +377,37 @@ pub(crate) fn mul<C: CurveParams<L>, const L: usize>(
     acc
 }
 
-/// Precomputed multiples of the base point: `windows[i][j] = (j + 1)·16^i·G`, affine.
+/// Bits per window of the base-point multiplication (signed digits in [−16, 16]).
+const BASE_WINDOW: usize = 5;
+/// Table entries per window: 1·B … 16·B for that window's B = 32^i·G.
+const BASE_ENTRIES: usize = 1 << (BASE_WINDOW - 1);
+
+/// Precomputed multiples of the base point: `windows[i][j] = (j + 1)·32^i·G`, affine.
 pub(crate) struct BaseTable<F: FieldElement<L>, const L: usize> {
-    windows: Vec<[Affine<F, L>; 15]>,
+    windows: Vec<[Affine<F, L>; BASE_ENTRIES]>,
+}
+
+/// Windows needed for an L-limb scalar: its bits plus one for the last carry of the recoding.
+const fn base_windows(limbs: usize) -> usize {
+    (limbs * 64) / BASE_WINDOW + 1
 }
 
 impl<F: FieldElement<L>, const L: usize> BaseTable<F, L> {
     /// Builds the table for a curve's base point (public data: variable time is fine here).
     pub(crate) fn build<C: CurveParams<L, F = F>>() -> Self {
-        let mut windows = Vec::with_capacity(L * 16);
+        let count = base_windows(L);
+        let mut windows = Vec::with_capacity(count);
         let mut base = C::G.to_projective();
-        for _ in 0..L * 16 {
-            let mut multiples = [Projective::<F, L>::IDENTITY; 15];
+        for _ in 0..count {
+            let mut multiples = [Projective::<F, L>::IDENTITY; BASE_ENTRIES];
             multiples[0] = base;
-            for j in 1..15 {
+            for j in 1..BASE_ENTRIES {
                 multiples[j] = multiples[j - 1].add::<C>(&base);
             }
-            let mut affine = [C::G; 15];
+            let mut affine = [C::G; BASE_ENTRIES];
             batch_to_affine(&multiples, &mut affine);
             windows.push(affine);
-            for _ in 0..4 {
+            for _ in 0..BASE_WINDOW {
                 base = base.double::<C>();
             }
         }
@@ -426,18 +438,45 @@ fn batch_to_affine<F: FieldElement<L>, const L: usize>(
     }
 }
 
-/// k·G for a secret k (constant time in k): one table lookup and mixed addition per 4-bit window.
+/// `BASE_WINDOW` bits of `scalar` from bit `position` (0 past the top). Positions are public.
+#[inline]
+fn bits_at<const L: usize>(scalar: &Uint<L>, position: usize) -> u64 {
+    let words = scalar.as_words();
+    let (word, shift) = (position / 64, position % 64);
+    let low = words.get(word).copied().unwrap_or(0) >> shift;
+    let high = if shift + BASE_WINDOW > 64 {
+        words.get(word + 1).copied().unwrap_or(0) << (64 - shift)
+    } else {
+        0
+    };
+    (low | high) & ((1 << BASE_WINDOW) - 1)
+}
+
+/// k·G for a secret k (constant time in k): signed 5-bit windows (digits in [−16, 16], recoded
+/// with masks), one constant-time table scan, conditional negation and mixed addition per window.
 pub(crate) fn mul_base<C: CurveParams<L>, const L: usize>(scalar: &Uint<L>) -> Projective<C::F, L> {
     let table = C::base_table();
     let mut acc = Projective::<C::F, L>::IDENTITY;
+    let mut carry = 0u64;
     for (index, window) in table.windows.iter().enumerate() {
-        let digit = nibble(scalar, index);
+        let value = bits_at(scalar, index * BASE_WINDOW) + carry; // 0 ..= 32
+                                                                  // Digits above 16 become value − 32 with a carry into the next window.
+        let negative = (16u64.wrapping_sub(value) >> 63) & 1;
+        let magnitude =
+            value ^ ((value ^ (32u64.wrapping_sub(value))) & 0u64.wrapping_sub(negative));
+        carry = negative;
         let mut entry = window[0];
         for (j, candidate) in window.iter().enumerate().skip(1) {
-            entry.ct_assign(candidate, Choice::from_u64_eq(j as u64 + 1, digit));
+            entry.ct_assign(candidate, Choice::from_u64_eq(j as u64 + 1, magnitude));
         }
+        let negated = entry.y.neg();
+        entry
+            .y
+            .ct_assign(&negated, Choice::from_u64_eq(negative, 1));
         let sum = acc.add_affine::<C>(&entry);
-        acc.ct_assign(&sum, Choice::from_u64_eq(digit, 0).not());
+        acc.ct_assign(&sum, Choice::from_u64_eq(magnitude, 0).not());
+        entry.x.zeroize();
+        entry.y.zeroize();
     }
     acc
 }
@@ -513,6 +552,42 @@ mod tests {
             assert_eq!(by_ladder, expected);
             assert!(expected.is_on_curve::<C>());
         }
+        // Small scalars around the window and digit boundaries (16, 32, carries).
+        for k in [
+            1u64,
+            2,
+            15,
+            16,
+            17,
+            31,
+            32,
+            33,
+            48,
+            16 * 32 + 17,
+            1023,
+            1024,
+            32767,
+        ] {
+            let k = Uint::<L>::from_u64(k);
+            let expected = reference_mul::<C, L>(&C::G, &k).expect("not identity");
+            assert_eq!(mul_base::<C, L>(&k).to_affine(), Some(expected), "k = {k}");
+            assert_eq!(
+                mul::<C, L>(&C::G.to_projective(), &k).to_affine(),
+                Some(expected)
+            );
+        }
+        // q − 1 gives −G.
+        let minus_one = q.wrapping_sub(&Uint::ONE);
+        let minus_g = mul_base::<C, L>(&minus_one)
+            .to_affine()
+            .expect("not identity");
+        assert_eq!(
+            minus_g,
+            Affine {
+                x: C::G.x,
+                y: C::G.y.neg()
+            }
+        );
         // Doubling and adding a point to itself agree; P + (−P) = O; O + P = P.
         let p = mul_base::<C, L>(&Uint::from_u64(12345));
         assert!(p.double::<C>().ct_eq_point(&p.add::<C>(&p)).to_bool());
