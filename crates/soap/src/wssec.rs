@@ -483,22 +483,45 @@ fn resolve_certificate(
         return read(decode_base64(&text_of(*token), "BinarySecurityToken")?);
     }
     if is(&reference, DSIG_NS, "X509Data") {
-        let data: Vec<Node> = reference.children().filter(|c| c.is_element()).collect();
-        let [item] = data.as_slice() else {
-            return Err(VerifyError::Certificate("ds:X509Data must hold one element".into()));
-        };
-        if is(item, DSIG_NS, "X509Certificate") {
-            return read(decode_base64(&text_of(*item), "X509Certificate")?);
+        // X509Certificate and/or X509IssuerSerial (zeep and WSS4J send both); nothing else.
+        let mut certificate = None;
+        let mut issuer_serial = None;
+        for item in reference.children().filter(|c| c.is_element()) {
+            if is(&item, DSIG_NS, "X509Certificate") && certificate.is_none() {
+                certificate = Some(item);
+            } else if is(&item, DSIG_NS, "X509IssuerSerial") && issuer_serial.is_none() {
+                issuer_serial = Some(item);
+            } else {
+                return Err(VerifyError::Certificate(format!(
+                    "unexpected {} in ds:X509Data",
+                    item.tag_name().name()
+                )));
+            }
         }
-        if is(item, DSIG_NS, "X509IssuerSerial") {
-            let field = |name: &str| {
-                item.children()
-                    .find(|c| is(c, DSIG_NS, name))
-                    .map(text_of)
-                    .ok_or_else(|| VerifyError::Certificate(format!("ds:{name} missing")))
-            };
-            let issuer = field("X509IssuerName")?;
-            let serial = field("X509SerialNumber")?;
+        let issuer_serial = match issuer_serial {
+            Some(item) => {
+                let field = |name: &str| {
+                    item.children()
+                        .find(|c| is(c, DSIG_NS, name))
+                        .map(text_of)
+                        .ok_or_else(|| VerifyError::Certificate(format!("ds:{name} missing")))
+                };
+                Some((field("X509IssuerName")?, field("X509SerialNumber")?))
+            }
+            None => None,
+        };
+        if let Some(item) = certificate {
+            let info = read(decode_base64(&text_of(item), "X509Certificate")?)?;
+            if let Some((issuer, serial)) = &issuer_serial {
+                if !info.matches_issuer_serial(issuer, serial) {
+                    return Err(VerifyError::Certificate(
+                        "ds:X509IssuerSerial does not match ds:X509Certificate".into(),
+                    ));
+                }
+            }
+            return Ok(info);
+        }
+        if let Some((issuer, serial)) = issuer_serial {
             let candidates = opts.known_certificates.iter().cloned().chain(
                 security
                     .children()
