@@ -3,6 +3,8 @@
 
 pub mod asn1;
 pub mod cert;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod cms;
 pub mod crl;
 pub mod error;
