@@ -174,7 +174,10 @@ impl<F: FieldElement<L>, const L: usize> Projective<F, L> {
 
     /// Affine x coordinate as an integer (constant time), or None for the identity.
     pub(crate) fn affine_x(&self) -> Option<Uint<L>> {
-        self.to_affine().map(|a| a.x.to_uint())
+        if self.is_identity().to_bool() {
+            return None;
+        }
+        Some(self.x.mul(&self.z.invert()).to_uint())
     }
 
     /// −P.

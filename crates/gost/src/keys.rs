@@ -101,9 +101,14 @@ impl SigningKey {
         let len = alg.coordinate_len();
         let secret_le = match alg {
             GostAlgorithm::Gost2004 => {
-                let significant = raw.iter().position(|&b| b != 0).unwrap_or(raw.len());
-                let magnitude = &raw[significant..];
-                if magnitude.len() > len {
+                // A DER INTEGER's magnitude: one leading 0x00 when the top bit is set, and
+                // possibly shorter than 32 bytes. Only the (public) length decides what is read.
+                let magnitude = if raw.len() == len + 1 && raw[0] == 0 {
+                    &raw[1..]
+                } else {
+                    raw
+                };
+                if magnitude.len() > len || magnitude.is_empty() {
                     return Err(GostError::BadLength {
                         what: "private key",
                         algorithm: alg,
@@ -139,7 +144,7 @@ impl SigningKey {
     pub fn try_generate(alg: GostAlgorithm) -> Result<Self, GostError> {
         let len = alg.coordinate_len();
         loop {
-            // 64 extra bits, then reduce by rejection: take candidates below q only.
+            // Rejection sampling: uniform candidates of the key's length, kept only below q.
             let mut bytes = Zeroizing::new(vec![0u8; len]);
             getrandom::fill(bytes.as_mut_slice())
                 .map_err(|e| GostError::Randomness(e.to_string()))?;

@@ -39,8 +39,10 @@ pub(crate) fn sign_with_k<C: CurveParams<L>, const L: usize>(
 ) -> Option<(Uint<L>, Uint<L>)> {
     let q = curve::order_nz::<C, L>();
     let e = digest_scalar::<C, L>(alpha);
-    let point = curve::mul_base::<C, L>(k);
-    let x = point.affine_x()?;
+    let mut point = curve::mul_base::<C, L>(k);
+    let x = point.affine_x();
+    point.zeroize();
+    let x = x?;
     let r = x.rem(&q);
     if r.is_zero().to_bool() {
         return None;
