@@ -241,20 +241,26 @@ fn main() {
             return;
         }
     };
-    for pool in [16usize, 64] {
+    for (pool, group) in [(16usize, 1usize), (64, 1), (16, 256)] {
         let url = rt.block_on(server.create_database()).expect("database");
         let pg: Arc<dyn Store> = Arc::new(
             rt.block_on(PgStore::connect(
                 &url,
                 PgOptions {
                     max_connections: pool,
+                    insert_group: group,
                     ..PgOptions::default()
                 },
             ))
             .expect("connect"),
         );
+        let how = if group > 1 {
+            format!("grouped inserts (up to {group})")
+        } else {
+            "one transaction per insert".to_owned()
+        };
         rt.block_on(concurrent_inserts(
-            &format!("PgStore, pool {pool}, {tasks} tasks"),
+            &format!("PgStore, pool {pool}, {how}, {tasks} tasks"),
             pg,
             total,
             tasks,

@@ -930,6 +930,58 @@ pub async fn many_concurrent_inserts_are_all_stored(store: Arc<dyn Store>) {
     }
 }
 
+pub async fn concurrent_repeats_of_one_key_store_one_message(store: Arc<dyn Store>) {
+    let mut handles = Vec::new();
+    for i in 0..12 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut m = new_message("edms-a");
+            m.idempotency_key = Some("submitted-twelve-times".into());
+            if i == 11 {
+                m.request_hash = "another body".into();
+            }
+            let id = m.id;
+            (id, i, store.insert_message(m).await.expect("insert"))
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut outcomes = Vec::new();
+    for h in handles {
+        let (id, i, outcome) = h.await.expect("task");
+        if matches!(outcome, InsertOutcome::Inserted) {
+            winners.push((id, i));
+        }
+        outcomes.push((i, outcome));
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of the repeats is stored: {winners:?}"
+    );
+    let (winner, winner_i) = winners[0];
+    for (i, outcome) in outcomes {
+        match outcome {
+            InsertOutcome::Inserted => assert_eq!(i, winner_i),
+            InsertOutcome::Existing(rec) => assert_eq!(rec.id, winner, "repeat {i}"),
+            InsertOutcome::Conflict { existing } => {
+                assert_eq!(existing, winner);
+                assert!(
+                    i == 11 || winner_i == 11,
+                    "only a different body conflicts (repeat {i})"
+                );
+            }
+        }
+    }
+    let page = store
+        .list_messages(&MessageFilter {
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 1);
+}
+
 pub async fn concurrent_claimers_never_share_a_message(store: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for _ in 0..120 {
@@ -1430,6 +1482,7 @@ macro_rules! store_conformance_tests {
         );
         $crate::store_conformance_tests!(@each_arc $make;
             many_concurrent_inserts_are_all_stored,
+            concurrent_repeats_of_one_key_store_one_message,
             concurrent_claimers_never_share_a_message
         );
     };

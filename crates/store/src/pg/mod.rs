@@ -5,6 +5,7 @@
 //! It must never hold a row lock across a call to a target, and never change a message whose
 //! lease it does not hold.
 mod blob;
+mod inserter;
 mod schema;
 
 use std::collections::HashMap;
@@ -30,6 +31,9 @@ pub struct PgOptions {
     pub max_connections: usize,
     /// How long a caller waits for a free connection before `Unavailable`.
     pub acquire_timeout: Duration,
+    /// Most messages `insert_message` writes in one grouped statement (one commit); 1 turns
+    /// grouping off (one transaction per message, relying on PostgreSQL's own commit grouping).
+    pub insert_group: usize,
 }
 
 impl Default for PgOptions {
@@ -37,6 +41,7 @@ impl Default for PgOptions {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
+            insert_group: 256,
         }
     }
 }
@@ -72,6 +77,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    inserter: Option<tokio::sync::mpsc::Sender<inserter::PendingInsert>>,
 }
 
 impl PgStore {
@@ -109,7 +115,9 @@ impl PgStore {
             .create_timeout(Some(opts.acquire_timeout))
             .build()
             .map_err(|e| StoreError::Other(format!("PostgreSQL pool: {e}")))?;
-        Ok(PgStore { pool })
+        let inserter = (opts.insert_group > 1)
+            .then(|| inserter::spawn(pool.clone(), opts.insert_group, opts.insert_group * 8));
+        Ok(PgStore { pool, inserter })
     }
 
     /// The blob store in the same database.
@@ -303,6 +311,16 @@ impl Store for PgStore {
     }
 
     async fn insert_message(&self, msg: NewMessage) -> Result<InsertOutcome, StoreError> {
+        if let Some(inserter) = &self.inserter {
+            let (pending, answer) = inserter::PendingInsert::new(&msg)?;
+            if inserter.send(pending).await.is_ok() {
+                if let Ok(Ok(true)) = answer.await {
+                    return Ok(InsertOutcome::Inserted);
+                }
+            }
+            // Not inserted by the group (key or id taken, or the group failed): resolved
+            // below on its own, where the precise outcome or error is known.
+        }
         let c = self.client().await?;
         let st = c
             .prepare_cached(
