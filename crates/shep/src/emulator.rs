@@ -29,7 +29,8 @@ use crate::async_channel::{
 use crate::envelope::{body_payload, parse_envelope, Fault, FaultCode};
 use crate::ns;
 use crate::server::{
-    check_signature, invalid_envelope, read_body, refusal, soap_response, SignaturePolicy,
+    check_signature, check_signed_body, invalid_envelope, read_body, read_sync_request, refusal,
+    soap_response, SignaturePolicy,
 };
 use crate::signing::{EnvelopeSigner, EnvelopeVerifier};
 use crate::sync_channel::{self, SyncRequest, SyncResponse};
@@ -444,10 +445,11 @@ async fn sync_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respons
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Err(r) = check_signature(&shared.signatures, &text, SYNC_FAULT) {
-        return r;
-    }
-    let request = match SyncRequest::from_envelope(&text, &shared.limits) {
+    let signer = match check_signature(&shared.signatures, &text, SYNC_FAULT) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let request = match read_sync_request(&text, &shared.limits, signer.as_ref()) {
         Ok(r) => r,
         Err(e) => return invalid_envelope(&e, SYNC_FAULT),
     };
@@ -567,9 +569,10 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Err(r) = check_signature(&shared.signatures, &text, generic) {
-        return r;
-    }
+    let signer = match check_signature(&shared.signatures, &text, generic) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let doc = match parse_envelope(&text, &shared.limits) {
         Ok(d) => d,
         Err(e) => return invalid_envelope(&e, generic),
@@ -578,6 +581,9 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
         Ok(p) => p,
         Err(e) => return invalid_envelope(&e, generic),
     };
+    if let Err(e) = check_signed_body(payload, signer.as_ref()) {
+        return invalid_envelope(&e, generic);
+    }
     let op = Operation::from_name(payload.tag_name().name())
         .filter(|op| *op != Operation::ChangeMassageStatusNotification)
         .filter(|_| payload.tag_name().namespace() == Some(ns::ASYNC));

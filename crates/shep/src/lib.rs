@@ -12,6 +12,7 @@ pub mod server;
 pub mod signing;
 pub mod sync_channel;
 pub mod types;
+pub mod ws_security;
 pub mod xml;
 
 pub use async_channel::{
@@ -27,6 +28,7 @@ pub use envelope::{Fault, FaultCode};
 pub use signing::{EnvelopeSigner, EnvelopeVerifier, SignatureError, VerifiedSigner};
 pub use sync_channel::{SyncReply, SyncRequest, SyncRequestInfo, SyncResponse, SyncResponseInfo};
 pub use types::{ErrorInfo, MessageData, Property, SenderInfo, SessionId, Status, XsiType};
+pub use ws_security::{SoapSigner, SoapVerifier};
 pub use xml::XmlLimits;
 
 /// Namespaces of the ШЭП contract (as the public WSDL/XSD name them).

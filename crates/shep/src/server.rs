@@ -178,6 +178,23 @@ pub(crate) fn check_signature(
     }
 }
 
+/// Refuses unless the Body holding `payload` is the one the verified signature covered.
+pub(crate) fn check_signed_body(
+    payload: roxmltree::Node<'_, '_>,
+    signer: Option<&VerifiedSigner>,
+) -> Result<(), EnvelopeError> {
+    let Some(signer) = signer else { return Ok(()) };
+    let body = payload.parent_element().map(|b| b.range());
+    if body.as_ref() == Some(&signer.body_range) {
+        Ok(())
+    } else {
+        Err(EnvelopeError::invalid(
+            "Body",
+            "the Body read is not the Body the signature covered",
+        ))
+    }
+}
+
 pub(crate) fn invalid_envelope(e: &EnvelopeError, detail: (&str, &str)) -> Response {
     refusal(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -226,6 +243,18 @@ pub(crate) fn signed_ok(
     }
 }
 
+/// Reads SendMessage from the Body that was verified (when one was).
+pub(crate) fn read_sync_request(
+    text: &str,
+    limits: &XmlLimits,
+    signer: Option<&VerifiedSigner>,
+) -> Result<SyncRequest, EnvelopeError> {
+    let doc = parse_envelope(text, limits)?;
+    let payload = body_payload(&doc)?;
+    check_signed_body(payload, signer)?;
+    SyncRequest::read_payload(payload)
+}
+
 struct SyncState {
     handler: Arc<dyn SyncChannelHandler>,
     config: EndpointConfig,
@@ -250,7 +279,7 @@ async fn sync_endpoint(State(state): State<Arc<SyncState>>, body: Body) -> Respo
         Ok(s) => s,
         Err(r) => return r,
     };
-    let request = match SyncRequest::from_envelope(&text, &config.limits) {
+    let request = match read_sync_request(&text, &config.limits, signer.as_ref()) {
         Ok(r) => r,
         Err(e) => return invalid_envelope(&e, SYNC_FAULT),
     };
@@ -323,6 +352,9 @@ async fn async_client_endpoint(State(state): State<Arc<AsyncState>>, body: Body)
         Ok(p) => p,
         Err(e) => return invalid_envelope(&e, generic),
     };
+    if let Err(e) = check_signed_body(payload, signer.as_ref()) {
+        return invalid_envelope(&e, generic);
+    }
     let namespace = payload.tag_name().namespace().unwrap_or("").to_owned();
     let known_ns = namespace == ns::ASYNC || namespace == ns::ASYNC_CLIENT;
     let op = Operation::from_name(payload.tag_name().name()).filter(|_| known_ns);

@@ -9,6 +9,9 @@ pub struct VerifiedSigner {
     pub subject: String,
     /// The signer's certificate, DER.
     pub certificate_der: Vec<u8>,
+    /// Byte range of the signed `soap:Body` in the verified text: the reader checks that the
+    /// Body it reads is exactly this one (no wrapping between verification and reading).
+    pub body_range: std::ops::Range<usize>,
 }
 
 /// Why a signature could not be made or did not verify.
