@@ -27,6 +27,24 @@ async fn fresh_store() -> Arc<dyn Store> {
 
 qaqpa_store::store_conformance_tests!(fresh_store());
 
+/// The same suite with grouped inserts (one multi-row statement per group of messages).
+mod grouped_inserts {
+    use super::*;
+
+    async fn fresh_grouping_store() -> Arc<dyn Store> {
+        let server = TempPostgres::shared().expect("throwaway PostgreSQL");
+        let url = server.create_database().await.expect("create database");
+        let opts = PgOptions {
+            max_connections: 8,
+            insert_group: 64,
+            ..PgOptions::default()
+        };
+        Arc::new(PgStore::connect(&url, opts).await.expect("connect PgStore"))
+    }
+
+    qaqpa_store::store_conformance_tests!(fresh_grouping_store());
+}
+
 /// Looks at the blob tables with plain SQL.
 struct PgProbe {
     store: PgStore,

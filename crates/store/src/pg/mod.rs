@@ -1,7 +1,8 @@
 //! The shared store: PostgreSQL through a deadpool-postgres pool, for several gateway replicas
 //! on one database. Claims use `FOR UPDATE SKIP LOCKED` under leases (`lease_owner`,
 //! `lease_until`); an attempt is recorded only by the lease holder. Commits are not batched by
-//! hand: concurrent transactions share WAL flushes inside PostgreSQL (see the benchmark report).
+//! hand by default: concurrent transactions share WAL flushes inside PostgreSQL; grouped inserts
+//! ([`PgOptions::insert_group`]) are available and were measured (see the benchmark report).
 //! It must never hold a row lock across a call to a target, and never change a message whose
 //! lease it does not hold.
 mod blob;
@@ -31,8 +32,10 @@ pub struct PgOptions {
     pub max_connections: usize,
     /// How long a caller waits for a free connection before `Unavailable`.
     pub acquire_timeout: Duration,
-    /// Most messages `insert_message` writes in one grouped statement (one commit); 1 turns
-    /// grouping off (one transaction per message, relying on PostgreSQL's own commit grouping).
+    /// Most messages `insert_message` writes in one grouped statement (one commit). The default,
+    /// 1, turns grouping off: one transaction per message from the pool's connections, whose
+    /// commits PostgreSQL already flushes together; on the 2-core benchmark machine that was
+    /// faster than one grouping task (docs/benchmarks/store.md).
     pub insert_group: usize,
 }
 
@@ -41,7 +44,7 @@ impl Default for PgOptions {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
-            insert_group: 256,
+            insert_group: 1,
         }
     }
 }
