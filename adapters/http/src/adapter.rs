@@ -153,7 +153,8 @@ impl Adapter for HttpAdapter {
             .await;
         let mut response = match sent {
             Ok(r) => r,
-            Err(e) => return Err(transport_failure(&e, timeout)),
+            // Without the URL: a route's URL may carry credentials, and reasons reach the EDMS.
+            Err(e) => return Err(transport_failure(&e.without_url(), timeout)),
         };
         let status = response.status();
         let answer_headers = response.headers().clone();

@@ -24,8 +24,9 @@ const RESERVED_HEADERS: [&str; 7] = [
     "connection",
 ];
 
-/// Settings of one HTTP route.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// Settings of one HTTP route. `Debug` shows header names only: their values are often
+/// credentials.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Where to POST messages: an `http://` or `https://` URL.
@@ -37,6 +38,16 @@ pub struct HttpSettings {
     /// Extra request headers (e.g. `Authorization`), sent with every message.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("url", &self.url)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 const KEYS: &str = "url, timeout_ms, headers";
@@ -171,6 +182,18 @@ mod tests {
                 .expect_err(&format!("{settings} must be refused"));
             assert_eq!(err.field, key, "{settings}: {err}");
         }
+    }
+
+    #[test]
+    fn debug_output_hides_header_values() {
+        let s = HttpSettings::from_table(&table(json!({
+            "url": "https://target.example/api",
+            "headers": {"Authorization": "Bearer s3cr3t"}
+        })))
+        .expect("valid");
+        let shown = format!("{s:?}");
+        assert!(shown.contains("Authorization"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
     }
 
     #[test]

@@ -357,7 +357,10 @@ async fn unreachable_port_is_a_retry_with_nothing_sent() {
     let failure = deliver_with(
         &adapter,
         &message(&[]),
-        &settings(&format!("http://127.0.0.1:{port}/messages"), json!({})),
+        &settings(
+            &format!("http://127.0.0.1:{port}/messages?token=s3cr3t"),
+            json!({}),
+        ),
         &[],
         Duration::from_secs(5),
     )
@@ -366,6 +369,10 @@ async fn unreachable_port_is_a_retry_with_nothing_sent() {
     assert!(
         matches!(&failure, Failure::Retry { reason, .. } if reason.contains("cannot connect (nothing sent)")),
         "{failure:?}"
+    );
+    assert!(
+        !failure.to_string().contains("s3cr3t"),
+        "credentials in the URL stay out of the reason: {failure}"
     );
     drop(socket);
 }

@@ -6,6 +6,22 @@
 //! This crate knows nothing of messages, adapters or storage, and never performs I/O: it only
 //! decides and waits. Time comes from an injectable [`Clock`] so every behaviour is testable
 //! without sleeping.
+//!
+//! How the engine uses them for one attempt (sketch):
+//! ```text
+//! let target = targets.get_or_create(&route.target, &route.limits)?;   // once per route
+//! match target.acquire().await {                 // concurrency slot → breaker → rate token
+//!     Err(BreakerOpen { retry_after }) => reschedule(msg, retry_after), // no attempt counted
+//!     Ok(permit) => match adapter.deliver(&msg, &cx).await {
+//!         Ok(_) => permit.success(),
+//!         Err(Failure::Permanent { .. }) => permit.success(),  // the target is up, the message is bad
+//!         Err(Failure::Retry { after, .. }) => {
+//!             permit.failure();
+//!             reschedule(msg, backoff.delay_with_hint(msg.attempt - 1, after));
+//!         }
+//!     },
+//! }
+//! ```
 
 pub mod backoff;
 pub mod breaker;
