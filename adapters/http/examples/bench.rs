@@ -2,14 +2,14 @@
 //! emulator accepts from `HttpAdapter::deliver`, with latency percentiles. Both run in this one
 //! process on tokio's multi-threaded runtime, sharing the machine's cores.
 //!
-//! Usage: `cargo run --release -p qaqpa-adapter-http --example bench -- [MESSAGES] [CONCURRENCY]`
-//! (defaults 20000 and 32). It measures; it must never be taken as a test.
+//! Usage: `cargo run --release -p qaqpa-adapter-http --example bench -- [MESSAGES] [CONCURRENCY]
+//! [counting]` (defaults 20000 and 32; `counting`: the emulator keeps no bodies). It measures; it must never be taken as a test.
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use qaqpa_adapter_http::{Emulator, HttpAdapter};
+use qaqpa_adapter_http::{Emulator, EmulatorState, HttpAdapter};
 use qaqpa_core::adapter::toml_value::Table;
 use qaqpa_core::{Adapter, AttachmentSource, ClientId, Cx, Failure, MessageId, Outgoing};
 
@@ -48,7 +48,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total: usize = args.next().map_or(Ok(20_000), |a| a.parse())?;
     let concurrency: usize = args.next().map_or(Ok(32), |a| a.parse())?;
 
-    let emu = Emulator::start("127.0.0.1:0".parse()?).await?;
+    let state = match args.next().as_deref() {
+        Some("counting") => EmulatorState::counting_only(),
+        _ => EmulatorState::default(),
+    };
+    let emu = Emulator::start_with_state("127.0.0.1:0".parse()?, state).await?;
     let adapter = Arc::new(HttpAdapter::new()?);
     let mut settings = Table::new();
     settings.insert("url".into(), serde_json::Value::String(emu.url()));

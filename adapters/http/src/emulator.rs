@@ -83,8 +83,9 @@ pub struct ReceivedMessage {
     pub target_ref: String,
     /// `X-Qaqpa-Transaction` of the latest request.
     pub transaction_id: Option<String>,
-    /// The latest request's body.
-    pub body: WireMessage,
+    /// The latest request's body; `None` when the emulator keeps no bodies
+    /// ([`EmulatorState::counting_only`]).
+    pub body: Option<WireMessage>,
 }
 
 /// Everything received so far.
@@ -151,11 +152,13 @@ struct Shared {
 #[derive(Clone, Debug)]
 pub struct EmulatorState {
     shared: Arc<Shared>,
+    keep_bodies: bool,
 }
 
 impl Default for EmulatorState {
     fn default() -> Self {
         Self {
+            keep_bodies: true,
             shared: Arc::new(Shared {
                 received: Mutex::new(Received::default()),
                 next_ref: Mutex::new(0),
@@ -172,6 +175,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl EmulatorState {
+    /// Memory that counts messages by id but keeps none of their bodies: for benchmarks and
+    /// long sandbox sessions, where keeping every document would grow without bound.
+    pub fn counting_only() -> Self {
+        Self {
+            keep_bodies: false,
+            ..Self::default()
+        }
+    }
+
     /// A snapshot of everything received.
     pub fn received(&self) -> Received {
         lock(&self.shared.received).clone()
@@ -253,7 +265,7 @@ impl EmulatorState {
             Some(seen) => {
                 seen.count += 1;
                 seen.transaction_id = transaction_id;
-                seen.body = msg;
+                seen.body = self.keep_bodies.then_some(msg);
                 return (seen.target_ref.clone(), true);
             }
             None => {
@@ -268,7 +280,7 @@ impl EmulatorState {
                 count: 1,
                 target_ref: reference.clone(),
                 transaction_id,
-                body: msg,
+                body: self.keep_bodies.then_some(msg),
             },
         );
         self.shared.distinct.send_replace(distinct_before + 1);

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use qaqpa_adapter_http::wire::sha256_hex;
-use qaqpa_adapter_http::{Emulator, EmulatorHandle, Faults, HttpAdapter};
+use qaqpa_adapter_http::{Emulator, EmulatorHandle, EmulatorState, Faults, HttpAdapter};
 use qaqpa_core::adapter::toml_value::Table;
 use qaqpa_core::{
     Adapter, AttachmentMeta, AttachmentSource, ClientId, Cx, Delivered, Failure, MessageId,
@@ -129,32 +129,33 @@ async fn delivered_message_carries_ids_document_signatures_and_attachments() {
         .get(&id)
         .expect("recorded under the message id");
     assert_eq!(got.count, 1);
+    let body = got.body.as_ref().expect("bodies kept by default");
     assert_eq!(got.transaction_id.as_deref(), Some("tx-0001"));
-    assert_eq!(got.body.document, msg.document);
-    assert_eq!(got.body.kind, "http.post");
-    assert_eq!(got.body.client, "edms-1");
-    assert_eq!(got.body.to, "sandbox-echo");
-    assert_eq!(got.body.attempt, 1);
+    assert_eq!(body.document, msg.document);
+    assert_eq!(body.kind, "http.post");
+    assert_eq!(body.client, "edms-1");
+    assert_eq!(body.to, "sandbox-echo");
+    assert_eq!(body.attempt, 1);
     let b64 = base64::engine::general_purpose::STANDARD;
-    assert_eq!(got.body.attachments.len(), 2);
-    for (sent, wire) in files.iter().zip(&got.body.attachments) {
+    assert_eq!(body.attachments.len(), 2);
+    for (sent, wire) in files.iter().zip(&body.attachments) {
         let bytes = b64.decode(&wire.content).expect("base64");
         assert_eq!(bytes, *sent);
         assert_eq!(wire.sha256, sha256_hex(sent));
         assert_eq!(wire.size, sent.len() as u64);
     }
     assert_eq!(
-        b64.decode(&got.body.signatures[0]).expect("base64"),
+        b64.decode(&body.signatures[0]).expect("base64"),
         msg.signatures[0]
     );
     let created = time::OffsetDateTime::parse(
-        &got.body.created_at,
+        &body.created_at,
         &time::format_description::well_known::Rfc3339,
     );
     assert!(
         created.is_ok(),
         "created_at is RFC 3339: {}",
-        got.body.created_at
+        body.created_at
     );
 }
 
@@ -406,7 +407,29 @@ async fn lost_answers_cause_duplicates_only_under_the_same_id() {
     assert_eq!(received.duplicates(), vec![(first_id.as_str(), 2)]);
     assert_eq!(again.target_ref.as_deref(), Some("emu-1"), "same reference");
     assert_eq!(ok.target_ref.as_deref(), Some("emu-2"));
-    assert_eq!(received.messages[&first_id].body.attempt, 2);
+    assert_eq!(
+        received.messages[&first_id]
+            .body
+            .as_ref()
+            .map(|b| b.attempt),
+        Some(2),
+        "the latest attempt's body is kept"
+    );
+}
+
+#[tokio::test]
+async fn counting_only_emulator_counts_ids_but_keeps_no_bodies() {
+    let emu = Emulator::start_with_state(local(), EmulatorState::counting_only())
+        .await
+        .expect("starts");
+    let msg = message(&[]);
+    let first = deliver(&emu, &msg).await.expect("delivered");
+    let second = deliver(&emu, &msg).await.expect("delivered");
+    assert_eq!(first.target_ref, second.target_ref);
+    let received = emu.received();
+    let got = &received.messages[&msg.id.to_string()];
+    assert_eq!(got.count, 2);
+    assert_eq!(got.body, None);
 }
 
 #[tokio::test]
