@@ -15,6 +15,7 @@ use qaqpa_core::{
     Rejection,
 };
 use qaqpa_shep::classify::RetryReason;
+use qaqpa_shep::server::read_sync_request;
 use qaqpa_shep::{
     ClientConfig, EnvelopeSigner, EnvelopeVerifier, MessageData, Property, SenderInfo, ShepError,
     SyncChannelClient, SyncRequest, SyncResponse, XmlLimits,
@@ -371,20 +372,21 @@ impl Adapter for ShepAdapter {
             .map_err(|r| Failure::permanent("SHEP_CONFIG", r.to_string()))?;
         let text = std::str::from_utf8(&inbound.body)
             .map_err(|_| Failure::permanent("INVALID_ENVELOPE", "the push is not UTF-8"))?;
-        match (&self.verifier, settings.require_signed_pushes) {
-            (Some(v), _) => {
+        let signer = match (&self.verifier, settings.require_signed_pushes) {
+            (Some(v), _) => Some(
                 v.verify(text)
-                    .map_err(|e| Failure::permanent("SIGNATURE_INVALID", e.to_string()))?;
-            }
+                    .map_err(|e| Failure::permanent("SIGNATURE_INVALID", e.to_string()))?,
+            ),
             (None, true) => {
                 return Err(Failure::permanent(
                     "SIGNATURE_UNCHECKED",
                     "signed pushes are required but no WS-Security verifier is configured",
                 ))
             }
-            (None, false) => {}
-        }
-        let request = SyncRequest::from_envelope(text, &XmlLimits::default())
+            (None, false) => None,
+        };
+        // Read the very Body the signature covered.
+        let request = read_sync_request(text, &XmlLimits::default(), signer.as_ref())
             .map_err(|e| Failure::permanent("INVALID_ENVELOPE", e.to_string()))?;
         let info = &request.info;
         let properties: serde_json::Map<String, serde_json::Value> = info

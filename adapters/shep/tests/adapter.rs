@@ -332,3 +332,101 @@ async fn push_becomes_an_inbox_document() {
         .expect_err("refused");
     assert!(matches!(f, Failure::Permanent { ref code, .. } if code == "SIGNATURE_UNCHECKED"));
 }
+
+fn rsa_identity(cn: &str) -> (qaqpa_shep::SoapSigner, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is needed to make test keys (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key_pem = std::fs::read_to_string(&key).expect("key");
+    let cert_pem = std::fs::read_to_string(&cert).expect("cert");
+    let der = qaqpa_soap::cert::pem_to_der(&cert_pem, "CERTIFICATE").expect("der");
+    (
+        qaqpa_shep::SoapSigner::rsa_from_pem(&key_pem, &cert_pem).expect("signer"),
+        der,
+    )
+}
+
+#[tokio::test]
+async fn signed_delivery_and_verified_pushes() {
+    use qaqpa_shep::{EnvelopeSigner, SoapVerifier};
+    use std::sync::Arc;
+    let (ours, our_cert) = rsa_identity("qaqpa");
+    let (theirs, their_cert) = rsa_identity("shep");
+    let emu = ShepEmulator::builder()
+        .service("ECHO", EchoService)
+        .verify_with(Arc::new(SoapVerifier::pinned(vec![our_cert])))
+        .sign_with(Arc::new(theirs.clone()))
+        .start()
+        .await
+        .expect("emulator");
+    let adapter = ShepAdapter::new(
+        Some(Arc::new(ours)),
+        Some(Arc::new(SoapVerifier::pinned(vec![their_cert]))),
+    );
+    let s = settings(&emu, "ECHO", json!({ "require_signed_pushes": true }));
+    adapter
+        .check_settings(&s)
+        .expect("a verifier is configured");
+    let a = NoAttachments;
+    let msg = outgoing(json!({ "data": "<signed/>" }));
+    adapter
+        .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
+        .await
+        .expect("signed both ways");
+    assert_eq!(emu.request_count("ECHO"), 1);
+    // An unsigned adapter is refused by the verifying ШЭП: permanent.
+    let unsigned = ShepAdapter::default();
+    let f = unsigned
+        .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(f, Failure::Permanent { ref code, .. } if code == "SIGNATURE_INVALID"),
+        "{f:?}"
+    );
+    // Pushes: signed by ШЭП's key is accepted; altered after signing is refused.
+    let push = SyncRequest::new(
+        "ESEDO_UNIVERSAL_SERVICE",
+        SenderInfo::new("esedo", None),
+        Some(MessageData::text("<doc/>")),
+    )
+    .to_envelope()
+    .expect("builds");
+    let signed = theirs.sign(&push).expect("signs");
+    let inbound = |body: String| Inbound {
+        content_type: "text/xml".into(),
+        body: Bytes::from(body),
+        received_at: time::OffsetDateTime::now_utc(),
+    };
+    assert!(matches!(
+        adapter
+            .on_push(inbound(signed.clone()), &cx(&s, &a, Duration::from_secs(5)))
+            .await,
+        Ok(PushOutcome::Document { .. })
+    ));
+    let altered = signed.replacen("&lt;doc/&gt;", "&lt;evil/&gt;", 1);
+    assert_ne!(altered, signed);
+    let f = adapter
+        .on_push(inbound(altered), &cx(&s, &a, Duration::from_secs(5)))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(f, Failure::Permanent { ref code, .. } if code == "SIGNATURE_INVALID"),
+        "{f:?}"
+    );
+}

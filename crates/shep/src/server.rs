@@ -179,7 +179,7 @@ pub(crate) fn check_signature(
 }
 
 /// Refuses unless the Body holding `payload` is the one the verified signature covered.
-pub(crate) fn check_signed_body(
+pub fn check_signed_body(
     payload: roxmltree::Node<'_, '_>,
     signer: Option<&VerifiedSigner>,
 ) -> Result<(), EnvelopeError> {
@@ -244,7 +244,7 @@ pub(crate) fn signed_ok(
 }
 
 /// Reads SendMessage from the Body that was verified (when one was).
-pub(crate) fn read_sync_request(
+pub fn read_sync_request(
     text: &str,
     limits: &XmlLimits,
     signer: Option<&VerifiedSigner>,
