@@ -7,6 +7,15 @@
 //! Control API (same port): `POST /_control/faults` ([`Faults`] as JSON), `GET|DELETE
 //! /_control/faults`, `GET|DELETE /_control/received`, `GET /_control/received/{id}`.
 //!
+//! ```text
+//! curl -X POST $EMU/_control/faults -d '{"status": 503, "count": 5, "retry_after": "2"}'
+//! curl -X POST $EMU/_control/faults -d '{"drop_connection": true, "ratio": 0.1}'
+//! curl -X POST $EMU/_control/faults -d '{"delay_ms": 3000}'
+//! curl -X POST $EMU/_control/faults -d '{"drop_connection": true, "record": true, "count": 1}'
+//! curl -X DELETE $EMU/_control/faults
+//! curl $EMU/_control/received
+//! ```
+//!
 //! It must never be used as a real target: everything it receives stays in memory.
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
