@@ -598,13 +598,11 @@ async fn get_faults(State(state): State<EmulatorState>) -> Json<Faults> {
     Json(state.faults())
 }
 
-async fn post_faults(
-    State(state): State<EmulatorState>,
-    faults: Result<Json<Faults>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let faults = match faults {
-        Ok(Json(f)) => f,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
+/// Takes the faults as JSON whatever the Content-Type says (`curl -d` sends a form type).
+async fn post_faults(State(state): State<EmulatorState>, body: Bytes) -> Response {
+    let faults: Faults = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("faults: {e}")),
     };
     match state.set_faults(faults) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

@@ -126,6 +126,23 @@ async fn bad_fault_settings_and_bad_messages_are_refused_with_a_reason() {
     )
     .await;
     assert_eq!(ratio.status().as_u16(), 400);
+    // As `curl -d` sends it: a form Content-Type, JSON inside.
+    let curl_like = client
+        .post(format!("{base}/_control/faults"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"status": 502, "count": 1}"#)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(curl_like.status().as_u16(), 204);
+    let faulted = client
+        .post(format!("{base}/messages"))
+        .header("idempotency-key", "q")
+        .body(wire("q").to_string())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(faulted.status().as_u16(), 502);
 
     let no_key = client
         .post(format!("{base}/messages"))
