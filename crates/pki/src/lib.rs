@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cms;
 pub mod crl;
 pub mod error;
+pub mod fuzzing;
 pub mod keys;
 pub mod network;
 pub mod ocsp;

@@ -684,3 +684,34 @@ impl TestPki {
         }
     }
 }
+
+/// An unsigned-shape CRL of `entries` revoked serials (20-byte serials, reason codes), signed
+/// by a throwaway RSA key: for memory and speed measurements of CRL parsing.
+pub fn synthetic_crl(entries: usize) -> Result<Vec<u8>, PkiError> {
+    let key = PrivateKey::Rsa(RsaPrivateKey::generate(2048)?);
+    let alg = key.signature_algorithm();
+    let at = UtcTime::parse_rfc3339("2026-09-01T00:00:00Z")?;
+    let mut list = Vec::with_capacity(entries * 48);
+    for i in 0..entries {
+        let mut serial = [0u8; 20];
+        serial[0] = 0x40;
+        serial[12..20]
+            .copy_from_slice(&(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+        let reason = ext("2.5.29.21", false, &der::tlv(tag::ENUMERATED, &[1]));
+        list.extend_from_slice(&der::seq(&[
+            &der::uint(&serial),
+            &at.to_der(),
+            &der::seq(&[&reason]),
+        ]));
+    }
+    let tbs = der::seq(&[
+        &der::small_uint(1),
+        &alg.to_der(),
+        &name(&[(oid::CN, "SYNTHETIC CRL ISSUER"), (oid::COUNTRY, "KZ")]),
+        &at.to_der(),
+        &UtcTime(at.0 + 7 * 86_400).to_der(),
+        &der::tlv(tag::SEQUENCE, &list),
+    ]);
+    let sig = key.sign(&tbs)?;
+    Ok(der::seq(&[&tbs, &alg.to_der(), &der::bits(&sig)]))
+}
