@@ -230,6 +230,21 @@ fn main() {
         ))
         .print();
     }
+    let dir = TempDir::new("qaqpa-bench-sqlite-pipelined").expect("temp dir");
+    let opts = SqliteOptions {
+        pipelined_sync: true,
+        ..SqliteOptions::default()
+    };
+    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), opts).expect("open"));
+    for t in [tasks, tasks * 4] {
+        rt.block_on(concurrent_inserts(
+            &format!("SqliteStore group commit + pipelined WAL fsync, {t} tasks"),
+            sqlite.clone(),
+            total,
+            t,
+        ))
+        .print();
+    }
     if std::env::var("QAQPA_BENCH_ONLY").as_deref() == Ok("sqlite") {
         return;
     }

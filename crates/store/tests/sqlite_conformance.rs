@@ -14,6 +14,21 @@ async fn fresh_store() -> Arc<dyn Store> {
 
 qaqpa_store::store_conformance_tests!(fresh_store());
 
+/// The same suite with the WAL fsync'd by a second thread (`pipelined_sync`).
+mod pipelined_sync {
+    use super::*;
+
+    async fn fresh_pipelined_store() -> Arc<dyn Store> {
+        let opts = SqliteOptions {
+            pipelined_sync: true,
+            ..SqliteOptions::default()
+        };
+        Arc::new(SqliteStore::open_temporary(opts).expect("open SQLite store"))
+    }
+
+    qaqpa_store::store_conformance_tests!(fresh_pipelined_store());
+}
+
 /// Looks at the files under `<dir>/blobs`.
 struct FsProbe {
     dir: TempDir,

@@ -50,10 +50,16 @@ async fn acknowledged_inserts_survive_a_reopen() {
 }
 
 const CHILD_DIR: &str = "QAQPA_STORE_CRASH_CHILD_DIR";
+/// Set for the rounds whose child runs with `pipelined_sync`.
+const CHILD_PIPELINED: &str = "QAQPA_STORE_CRASH_CHILD_PIPELINED";
 
 /// Child mode: insert from 32 tasks forever, printing `ack <id>` after each acknowledged insert.
 async fn insert_until_killed(dir: &Path) {
-    let store = Arc::new(open(dir));
+    let opts = SqliteOptions {
+        pipelined_sync: std::env::var_os(CHILD_PIPELINED).is_some(),
+        ..SqliteOptions::default()
+    };
+    let store = Arc::new(SqliteStore::open(dir, opts).expect("open SQLite store"));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MessageId>();
     for _ in 0..32 {
         let store = store.clone();
@@ -89,7 +95,11 @@ async fn acknowledged_inserts_survive_sigkill_mid_load() {
     let exe = std::env::current_exe().expect("test binary path");
     let mut acked: HashSet<MessageId> = HashSet::new();
     for round in 0..3 {
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        if round % 2 == 1 {
+            command.env(CHILD_PIPELINED, "1");
+        }
+        let mut child = command
             .args([
                 "--exact",
                 "acknowledged_inserts_survive_sigkill_mid_load",

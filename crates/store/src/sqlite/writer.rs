@@ -59,12 +59,30 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// Starts the writer thread on `conn`.
-    pub(crate) fn spawn(conn: Connection, batch_max: usize, queue: usize) -> std::io::Result<Self> {
+    /// Starts the writer thread on `conn`. With `wal_sync: Some(wal file)`, `conn` must run with
+    /// `synchronous=NORMAL`: the writer commits without waiting for the disk and a second thread
+    /// fsyncs the WAL file and only then answers the group's callers, so the next group is
+    /// executed while the previous one is being made durable.
+    pub(crate) fn spawn(
+        conn: Connection,
+        batch_max: usize,
+        queue: usize,
+        wal_sync: Option<std::fs::File>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(queue.max(1));
+        let syncer = match wal_sync {
+            None => None,
+            Some(wal) => {
+                let (to_sync, pending) = std::sync::mpsc::channel::<Vec<Box<dyn WriteOp>>>();
+                std::thread::Builder::new()
+                    .name("qaqpa-sqlite-wal-sync".into())
+                    .spawn(move || run_syncer(wal, pending))?;
+                Some(to_sync)
+            }
+        };
         std::thread::Builder::new()
             .name("qaqpa-sqlite-writer".into())
-            .spawn(move || run(conn, rx, batch_max.max(1)))?;
+            .spawn(move || run(conn, rx, batch_max.max(1), syncer))?;
         Ok(Self { tx })
     }
 
@@ -90,7 +108,12 @@ impl WriterHandle {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn WriteOp>>, batch_max: usize) {
+fn run(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Box<dyn WriteOp>>,
+    batch_max: usize,
+    syncer: Option<std::sync::mpsc::Sender<Vec<Box<dyn WriteOp>>>>,
+) {
     let mut group: Vec<Box<dyn WriteOp>> = Vec::with_capacity(batch_max);
     while let Some(first) = rx.blocking_recv() {
         group.push(first);
@@ -104,27 +127,58 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn WriteOp>>, batch_max: us
         if outcome.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        for op in group.drain(..) {
+        match (&syncer, outcome) {
+            (Some(syncer), Ok(())) => {
+                // Committed but not yet on disk: the syncer answers once the WAL is fsync'd.
+                if let Err(returned) = syncer.send(std::mem::take(&mut group)) {
+                    for op in returned.0 {
+                        op.finish(Err("the WAL sync thread has stopped".into()));
+                    }
+                }
+            }
+            (_, outcome) => {
+                for op in group.drain(..) {
+                    op.finish(outcome.clone());
+                }
+            }
+        }
+    }
+}
+
+/// fsyncs the WAL for every committed group waiting (one fsync covers all of them), then
+/// answers their callers.
+fn run_syncer(wal: std::fs::File, pending: std::sync::mpsc::Receiver<Vec<Box<dyn WriteOp>>>) {
+    while let Ok(first) = pending.recv() {
+        let mut groups = vec![first];
+        while let Ok(more) = pending.try_recv() {
+            groups.push(more);
+        }
+        let outcome = wal
+            .sync_data()
+            .map_err(|e| format!("fsync of the WAL failed: {e}"));
+        for op in groups.into_iter().flatten() {
             op.finish(outcome.clone());
         }
     }
 }
 
 fn commit_group(conn: &Connection, group: &mut [Box<dyn WriteOp>]) -> Result<(), String> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| e.to_string())?;
+    let run = |sql: &str| -> Result<(), String> {
+        conn.prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    run("BEGIN IMMEDIATE")?;
     for op in group.iter_mut() {
-        conn.execute_batch("SAVEPOINT op")
-            .map_err(|e| e.to_string())?;
+        run("SAVEPOINT op")?;
         let ok = catch_unwind(AssertUnwindSafe(|| op.apply(conn))).unwrap_or(false);
         if !ok {
-            conn.execute_batch("ROLLBACK TO op")
-                .map_err(|e| e.to_string())?;
+            run("ROLLBACK TO op")?;
         }
-        conn.execute_batch("RELEASE op")
-            .map_err(|e| e.to_string())?;
+        run("RELEASE op")?;
     }
-    conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+    run("COMMIT")
 }
 
 #[cfg(test)]
