@@ -347,6 +347,130 @@ fn nibble<const L: usize>(scalar: &Uint<L>, index: usize) -> u64 {
     (words[index / 16] >> ((index % 16) * 4)) & 0xf
 }
 
+/// A point in Jacobian coordinates (x = X/Z², y = Y/Z³; Z = 0 is the identity), for
+/// variable-time arithmetic on public points only (verification).
+#[derive(Clone, Copy, Debug)]
+struct Jacobian<F: FieldElement<L>, const L: usize> {
+    x: F,
+    y: F,
+    z: F,
+}
+
+impl<F: FieldElement<L>, const L: usize> Jacobian<F, L> {
+    const IDENTITY: Self = Self {
+        x: F::ONE,
+        y: F::ONE,
+        z: F::ZERO,
+    };
+
+    fn is_identity(&self) -> bool {
+        self.z.ct_eq(&F::ZERO).to_bool()
+    }
+
+    /// 2P (dbl-2001-b: 3M + 5S when a = −3).
+    fn double<C: CurveParams<L, F = F>>(&self) -> Self {
+        if self.is_identity() || self.y.ct_eq(&F::ZERO).to_bool() {
+            return Self::IDENTITY;
+        }
+        let delta = self.z.square();
+        let gamma = self.y.square();
+        let beta = self.x.mul(&gamma);
+        let alpha = if C::A_IS_MINUS_3 {
+            let t = self.x.sub(&delta).mul(&self.x.add(&delta));
+            t.double().add(&t)
+        } else {
+            let xx = self.x.square();
+            xx.double().add(&xx).add(&C::A.mul(&delta.square()))
+        };
+        let beta4 = beta.double().double();
+        let x3 = alpha.square().sub(&beta4.double());
+        let z3 = self.y.add(&self.z).square().sub(&gamma).sub(&delta);
+        let gamma_sq8 = gamma.square().double().double().double();
+        let y3 = alpha.mul(&beta4.sub(&x3)).sub(&gamma_sq8);
+        Self {
+            x: x3,
+            y: y3,
+            z: z3,
+        }
+    }
+
+    /// P + Q for an affine Q, with the special cases (P = O, P = ±Q) handled by branches.
+    fn add_affine<C: CurveParams<L, F = F>>(&self, q: &Affine<F, L>) -> Self {
+        if self.is_identity() {
+            return Self {
+                x: q.x,
+                y: q.y,
+                z: F::ONE,
+            };
+        }
+        let z1z1 = self.z.square();
+        let u2 = q.x.mul(&z1z1);
+        let s2 = q.y.mul(&self.z).mul(&z1z1);
+        let h = u2.sub(&self.x);
+        let r = s2.sub(&self.y);
+        if h.ct_eq(&F::ZERO).to_bool() {
+            return if r.ct_eq(&F::ZERO).to_bool() {
+                self.double::<C>()
+            } else {
+                Self::IDENTITY
+            };
+        }
+        let hh = h.square();
+        let hhh = h.mul(&hh);
+        let v = self.x.mul(&hh);
+        let x3 = r.square().sub(&hhh).sub(&v.double());
+        let y3 = r.mul(&v.sub(&x3)).sub(&self.y.mul(&hhh));
+        let z3 = self.z.mul(&h);
+        Self {
+            x: x3,
+            y: y3,
+            z: z3,
+        }
+    }
+
+    /// The same point in homogeneous projective coordinates: (X·Z : Y : Z³).
+    fn to_projective(self) -> Projective<F, L> {
+        if self.is_identity() {
+            return Projective::IDENTITY;
+        }
+        Projective {
+            x: self.x.mul(&self.z),
+            y: self.y,
+            z: self.z.square().mul(&self.z),
+        }
+    }
+}
+
+/// k·P for a public point and a public scalar (verification only: variable time). Jacobian
+/// doublings, 4-bit windows over an affine table of 1·P … 15·P.
+pub(crate) fn mul_vartime<C: CurveParams<L>, const L: usize>(
+    point: &Affine<C::F, L>,
+    scalar: &Uint<L>,
+) -> Projective<C::F, L> {
+    let base = point.to_projective();
+    let mut multiples = [base; 15];
+    for j in 1..15 {
+        multiples[j] = multiples[j - 1].add::<C>(&base);
+    }
+    if multiples.iter().any(|m| m.is_identity().to_bool()) {
+        // Only a point of order below 16 gets here (never a valid key): use the general code.
+        return mul::<C, L>(&base, scalar);
+    }
+    let mut table = [*point; 15];
+    batch_to_affine(&multiples, &mut table);
+    let mut acc = Jacobian::<C::F, L>::IDENTITY;
+    for index in (0..L * 16).rev() {
+        for _ in 0..4 {
+            acc = acc.double::<C>();
+        }
+        let digit = nibble(scalar, index) as usize;
+        if digit != 0 {
+            acc = acc.add_affine::<C>(&table[digit - 1]);
+        }
+    }
+    acc.to_projective()
+}
+
 /// k·P for any point P and secret k (constant time in k and P): fixed 4-bit windows from the top.
 pub(crate) fn mul<C: CurveParams<L>, const L: usize>(
     point: &Projective<C::F, L>,
@@ -551,8 +675,10 @@ mod tests {
             let by_ladder = mul::<C, L>(&C::G.to_projective(), &k)
                 .to_affine()
                 .expect("not identity");
+            let by_vartime = mul_vartime::<C, L>(&C::G, &k).to_affine();
             assert_eq!(by_base, expected);
             assert_eq!(by_ladder, expected);
+            assert_eq!(by_vartime, Some(expected));
             assert!(expected.is_on_curve::<C>());
         }
         // Small scalars around the window and digit boundaries (16, 32, carries).
@@ -578,7 +704,10 @@ mod tests {
                 mul::<C, L>(&C::G.to_projective(), &k).to_affine(),
                 Some(expected)
             );
+            assert_eq!(mul_vartime::<C, L>(&C::G, &k).to_affine(), Some(expected));
         }
+        // q·G = O and (q − 1)·G + G = O through the variable-time path too (P = −Q case).
+        assert!(mul_vartime::<C, L>(&C::G, &q).is_identity().to_bool());
         // q − 1 gives −G.
         let minus_one = q.wrapping_sub(&Uint::ONE);
         let minus_g = mul_base::<C, L>(&minus_one)

@@ -79,8 +79,7 @@ pub(crate) fn verify<C: CurveParams<L>, const L: usize>(
     };
     let z1 = Scalar::<C, L>::new(s).mul(&v).to_uint();
     let z2 = Scalar::<C, L>::new(r).mul(&v).neg().to_uint();
-    let sum =
-        curve::mul_base::<C, L>(&z1).add::<C>(&curve::mul::<C, L>(&public.to_projective(), &z2));
+    let sum = curve::mul_base::<C, L>(&z1).add::<C>(&curve::mul_vartime::<C, L>(public, &z2));
     match sum.affine_x() {
         Some(x) => x.rem(&NonZero::new(q).expect("q is odd")) == *r,
         None => false,
