@@ -11,7 +11,17 @@ fn fixture() -> (RsaSigner, Vec<u8>) {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=bench"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=bench",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -23,7 +33,10 @@ fn fixture() -> (RsaSigner, Vec<u8>) {
     let cert_pem = std::fs::read_to_string(&cert).expect("cert");
     let _ = std::fs::remove_dir_all(&dir);
     let der = qaqpa_soap::cert::pem_to_der(&cert_pem, "CERTIFICATE").expect("cert der");
-    (RsaSigner::from_pem(&key_pem, &cert_pem).expect("signer"), der)
+    (
+        RsaSigner::from_pem(&key_pem, &cert_pem).expect("signer"),
+        der,
+    )
 }
 
 /// Builds the envelope as a client would: requestInfo fields and 1 KiB of escaped data.
@@ -36,7 +49,8 @@ fn build_envelope(n: u64, data: &str) -> String {
 
 fn bench(c: &mut Criterion) {
     let (signer, cert_der) = fixture();
-    let data: String = "&lt;BIN&gt;987654321098&lt;/BIN&gt;".repeat(1024 / 34 + 1)[..1024].to_string();
+    let data: String =
+        "&lt;BIN&gt;987654321098&lt;/BIN&gt;".repeat(1024 / 34 + 1)[..1024].to_string();
     let data = data.trim_end_matches(|c| c != ';').to_string();
     let trust = PinnedCertificates::new(vec![cert_der]);
     let opts = qaqpa_soap::WsSecurityOptions::default();

@@ -54,12 +54,18 @@ impl C14nMethod {
 
     /// Exclusive (only visibly utilized namespaces are rendered)?
     pub const fn is_exclusive(self) -> bool {
-        matches!(self, C14nMethod::Exclusive | C14nMethod::ExclusiveWithComments)
+        matches!(
+            self,
+            C14nMethod::Exclusive | C14nMethod::ExclusiveWithComments
+        )
     }
 
     /// Are comments kept?
     pub const fn with_comments(self) -> bool {
-        matches!(self, C14nMethod::InclusiveWithComments | C14nMethod::ExclusiveWithComments)
+        matches!(
+            self,
+            C14nMethod::InclusiveWithComments | C14nMethod::ExclusiveWithComments
+        )
     }
 
     /// The same algorithm without comments (what a bare-name `#id` or `""` reference yields:
@@ -83,7 +89,10 @@ pub struct Canonicalizer {
 impl Canonicalizer {
     /// A canonicalizer for `method` with an empty prefix list.
     pub fn new(method: C14nMethod) -> Self {
-        Canonicalizer { method, inclusive_prefixes: Vec::new() }
+        Canonicalizer {
+            method,
+            inclusive_prefixes: Vec::new(),
+        }
     }
 
     /// Sets the InclusiveNamespaces PrefixList (ignored by inclusive c14n, which renders all
@@ -212,14 +221,19 @@ fn prefix_of(qname: &str) -> &str {
 }
 
 fn lookup<'a>(rendered: &[Rendered<'a>], prefix: &str) -> Option<&'a str> {
-    rendered.iter().rev().find(|(p, _)| *p == prefix).map(|(_, u)| *u)
+    rendered
+        .iter()
+        .rev()
+        .find(|(p, _)| *p == prefix)
+        .map(|(_, u)| *u)
 }
 
 impl Writer<'_> {
     fn leaf(&mut self, node: Node) {
         if node.is_comment() {
             self.out.extend_from_slice(b"<!--");
-            self.out.extend_from_slice(node.text().unwrap_or("").as_bytes());
+            self.out
+                .extend_from_slice(node.text().unwrap_or("").as_bytes());
             self.out.extend_from_slice(b"-->");
         } else if let Some(pi) = node.pi() {
             self.out.extend_from_slice(b"<?");
@@ -246,7 +260,9 @@ impl Writer<'_> {
             if prefix == "xml" || decls.iter().any(|(p, _)| *p == prefix) {
                 return;
             }
-            let in_scope = node.namespaces().find(|ns| ns.name().unwrap_or("") == prefix);
+            let in_scope = node
+                .namespaces()
+                .find(|ns| ns.name().unwrap_or("") == prefix);
             if prefix.is_empty() {
                 let uri = in_scope.map(|ns| ns.uri()).unwrap_or("");
                 if lookup(rendered, "").unwrap_or("") != uri {
@@ -270,7 +286,10 @@ impl Writer<'_> {
                 consider(prefix, &mut decls);
             }
         } else {
-            let prefixes: Vec<&str> = node.namespaces().map(|ns| ns.name().unwrap_or("")).collect();
+            let prefixes: Vec<&str> = node
+                .namespaces()
+                .map(|ns| ns.name().unwrap_or(""))
+                .collect();
             for prefix in prefixes {
                 consider(prefix, &mut decls);
             }
@@ -290,7 +309,9 @@ impl Writer<'_> {
             for ancestor in node.ancestors().skip(1).filter(|a| a.is_element()) {
                 for a in ancestor.attributes() {
                     if a.namespace() == Some(XML_NAMESPACE)
-                        && !attrs.iter().any(|x| x.0 == XML_NAMESPACE && x.1 == a.name())
+                        && !attrs
+                            .iter()
+                            .any(|x| x.0 == XML_NAMESPACE && x.1 == a.name())
                     {
                         let qname = text.get(a.range_qname()).unwrap_or(a.name());
                         attrs.push((XML_NAMESPACE, a.name(), qname, a.value()));
@@ -396,7 +417,10 @@ mod tests {
 
     #[test]
     fn exclusive_drops_namespaces_not_visibly_used() {
-        let out = c14n("<a:e xmlns:a='urn:a' xmlns:u='urn:u'><b/></a:e>", C14nMethod::Exclusive);
+        let out = c14n(
+            "<a:e xmlns:a='urn:a' xmlns:u='urn:u'><b/></a:e>",
+            C14nMethod::Exclusive,
+        );
         assert_eq!(out, "<a:e xmlns:a=\"urn:a\"><b></b></a:e>");
     }
 
@@ -404,7 +428,10 @@ mod tests {
     fn subtree_inherits_namespaces_from_ancestors() {
         let text = "<r xmlns='urn:d' xmlns:p='urn:p' xmlns:q='urn:q'><p:s q:at='1'><t/></p:s></r>";
         let doc = parse(text, &XmlLimits::default()).expect("parses");
-        let s = doc.descendants().find(|n| n.has_tag_name(("urn:p", "s"))).expect("s");
+        let s = doc
+            .descendants()
+            .find(|n| n.has_tag_name(("urn:p", "s")))
+            .expect("s");
         let inc = Canonicalizer::new(C14nMethod::Inclusive).subtree(s);
         assert_eq!(
             String::from_utf8_lossy(&inc),
@@ -420,7 +447,10 @@ mod tests {
     #[test]
     fn comments_are_kept_only_by_the_with_comments_methods() {
         let text = "<!--a--><r><!--b-->x</r><!--c-->";
-        assert_eq!(c14n(text, C14nMethod::InclusiveWithComments), "<!--a-->\n<r><!--b-->x</r>\n<!--c-->");
+        assert_eq!(
+            c14n(text, C14nMethod::InclusiveWithComments),
+            "<!--a-->\n<r><!--b-->x</r>\n<!--c-->"
+        );
         assert_eq!(c14n(text, C14nMethod::Exclusive), "<r>x</r>");
     }
 
@@ -434,6 +464,9 @@ mod tests {
         ] {
             assert_eq!(C14nMethod::from_uri(m.uri()), Some(m));
         }
-        assert_eq!(C14nMethod::from_uri("http://www.w3.org/2006/12/xml-c14n11"), None);
+        assert_eq!(
+            C14nMethod::from_uri("http://www.w3.org/2006/12/xml-c14n11"),
+            None
+        );
     }
 }

@@ -60,9 +60,13 @@ impl CertificateInfo {
         let public_key = if key_oid == RSA_ENCRYPTION {
             PublicKey::Rsa(key_bits.to_vec())
         } else if key_oid.starts_with("1.2.398.3.10.1.1.") {
-            let inner = OctetString::from_der(key_bits)
-                .map_err(|e| CertificateError(format!("GOST public key is not an OCTET STRING: {e}")))?;
-            PublicKey::Gost { key_oid, x_le_y_le: inner.as_bytes().to_vec() }
+            let inner = OctetString::from_der(key_bits).map_err(|e| {
+                CertificateError(format!("GOST public key is not an OCTET STRING: {e}"))
+            })?;
+            PublicKey::Gost {
+                key_oid,
+                x_le_y_le: inner.as_bytes().to_vec(),
+            }
         } else {
             PublicKey::Other(key_oid)
         };
@@ -99,8 +103,10 @@ impl CertificateInfo {
         let Ok(name) = issuer_name.trim().parse::<x509_cert::name::Name>() else {
             return false;
         };
-        let mut theirs: Vec<(String, Vec<u8>)> =
-            name.iter().map(|atv| (atv.oid.to_string(), atv.value.value().to_vec())).collect();
+        let mut theirs: Vec<(String, Vec<u8>)> = name
+            .iter()
+            .map(|atv| (atv.oid.to_string(), atv.value.value().to_vec()))
+            .collect();
         let mut ours = self.issuer_attributes.clone();
         theirs.sort();
         ours.sort();
@@ -115,13 +121,18 @@ pub fn pem_to_der(pem: &str, label: &str) -> Option<Vec<u8>> {
     let end = format!("-----END {label}-----");
     let start = pem.find(&begin)? + begin.len();
     let stop = start + pem[start..].find(&end)?;
-    let body: String = pem[start..stop].chars().filter(|c| !c.is_whitespace()).collect();
+    let body: String = pem[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
 /// Re-encodes a DER certificate (used to check it is exactly one DER object).
 pub fn is_single_der_certificate(der: &[u8]) -> bool {
-    Certificate::from_der(der).and_then(|c| c.to_der()).is_ok_and(|again| again == der)
+    Certificate::from_der(der)
+        .and_then(|c| c.to_der())
+        .is_ok_and(|again| again == der)
 }
 
 fn strip_zeros(bytes: &[u8]) -> &[u8] {
@@ -158,7 +169,10 @@ mod tests {
     fn serial_numbers_print_in_decimal() {
         assert_eq!(to_decimal(&[]), "0");
         assert_eq!(to_decimal(&[0x01, 0x00]), "256");
-        assert_eq!(to_decimal(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), "18446744073709551615");
+        assert_eq!(
+            to_decimal(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            "18446744073709551615"
+        );
     }
 
     #[test]

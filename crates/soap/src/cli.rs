@@ -99,18 +99,33 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 
 fn execute(cmd: SoapCommand) -> Result<ExitCode, String> {
     match cmd {
-        SoapCommand::Sign { key, cert, password_env, key_info, timestamp_ttl, input, output } => {
+        SoapCommand::Sign {
+            key,
+            cert,
+            password_env,
+            key_info,
+            timestamp_ttl,
+            input,
+            output,
+        } => {
             let key_text = read(&key)?;
-            if key.extension().is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx")) {
+            if key
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"))
+            {
                 let _ = password_env;
                 return Err("PKCS#12 keystores are not supported yet (they arrive with the pki crate); use a PEM PKCS#8 key with --cert".into());
             }
-            let key_pem = String::from_utf8(key_text).map_err(|_| "the key file is not PEM text")?;
+            let key_pem =
+                String::from_utf8(key_text).map_err(|_| "the key file is not PEM text")?;
             if key_pem.contains("ENCRYPTED PRIVATE KEY") {
-                return Err("encrypted PEM keys are not supported; decrypt with `openssl pkcs8`".into());
+                return Err(
+                    "encrypted PEM keys are not supported; decrypt with `openssl pkcs8`".into(),
+                );
             }
             let cert = cert.ok_or("--cert is required with a PEM key")?;
-            let cert_pem = String::from_utf8(read(&cert)?).map_err(|_| "the certificate is not PEM text")?;
+            let cert_pem =
+                String::from_utf8(read(&cert)?).map_err(|_| "the certificate is not PEM text")?;
             let signer = RsaSigner::from_pem(&key_pem, &cert_pem).map_err(|e| e.to_string())?;
             let opts = WsSecurityOptions {
                 key_info: match key_info {
@@ -129,23 +144,27 @@ fn execute(cmd: SoapCommand) -> Result<ExitCode, String> {
         }
         SoapCommand::Verify { input, trust } => {
             let xml = read(&input)?;
-            let pinned = match &trust {
-                Some(dir) => Some(
-                    PinnedCertificates::from_dir(dir)
-                        .map_err(|e| format!("cannot read trust directory {}: {e}", dir.display()))?,
-                ),
-                None => None,
-            };
+            let pinned =
+                match &trust {
+                    Some(dir) => Some(PinnedCertificates::from_dir(dir).map_err(|e| {
+                        format!("cannot read trust directory {}: {e}", dir.display())
+                    })?),
+                    None => None,
+                };
             let trust_ref: &dyn CertificateTrust = match &pinned {
                 Some(p) => p,
                 None => &AnyCertificate,
             };
             let opts = crate::dsig::VerifyOptions {
-                known_certificates: pinned.as_ref().map(|p| p.certificates().to_vec()).unwrap_or_default(),
+                known_certificates: pinned
+                    .as_ref()
+                    .map(|p| p.certificates().to_vec())
+                    .unwrap_or_default(),
                 ..Default::default()
             };
             let is_envelope = {
-                let doc = parse_bytes(&xml, &opts.limits).map_err(|e| format!("{}: {e}", input.display()))?;
+                let doc = parse_bytes(&xml, &opts.limits)
+                    .map_err(|e| format!("{}: {e}", input.display()))?;
                 doc.root_element().tag_name().name() == "Envelope"
                     && matches!(
                         doc.root_element().tag_name().namespace(),
@@ -177,7 +196,12 @@ fn execute(cmd: SoapCommand) -> Result<ExitCode, String> {
                 }
             }
         }
-        SoapCommand::C14n { exclusive, with_comments, inclusive_prefixes, input } => {
+        SoapCommand::C14n {
+            exclusive,
+            with_comments,
+            inclusive_prefixes,
+            input,
+        } => {
             let xml = read(&input)?;
             let doc = parse_bytes(&xml, &XmlLimits::default())
                 .map_err(|e| format!("{}: {e}", input.display()))?;
@@ -192,9 +216,13 @@ fn execute(cmd: SoapCommand) -> Result<ExitCode, String> {
                 .split_whitespace()
                 .map(str::to_string)
                 .collect();
-            let out = Canonicalizer::new(method).with_inclusive_prefixes(prefixes).document(&doc);
+            let out = Canonicalizer::new(method)
+                .with_inclusive_prefixes(prefixes)
+                .document(&doc);
             use std::io::Write;
-            std::io::stdout().write_all(&out).map_err(|e| format!("cannot write output: {e}"))?;
+            std::io::stdout()
+                .write_all(&out)
+                .map_err(|e| format!("cannot write output: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -214,16 +242,42 @@ mod tests {
     #[test]
     fn command_line_parses_as_documented() {
         let cli = Cli::try_parse_from([
-            "qaqpa", "sign", "--key", "k.pem", "--cert", "c.pem", "--password-env", "PW", "in.xml",
+            "qaqpa",
+            "sign",
+            "--key",
+            "k.pem",
+            "--cert",
+            "c.pem",
+            "--password-env",
+            "PW",
+            "in.xml",
             "out.xml",
         ])
         .expect("parses");
-        assert!(matches!(cli.soap, SoapCommand::Sign { key_info: KeyInfoArg::KeyIdentifier, .. }));
-        let cli = Cli::try_parse_from(["qaqpa", "c14n", "--exclusive", "--with-comments", "in.xml"])
-            .expect("parses");
-        assert!(matches!(cli.soap, SoapCommand::C14n { exclusive: true, with_comments: true, .. }));
-        let cli = Cli::try_parse_from(["qaqpa", "verify", "in.xml", "--trust", "dir"]).expect("parses");
-        assert!(matches!(cli.soap, SoapCommand::Verify { trust: Some(_), .. }));
+        assert!(matches!(
+            cli.soap,
+            SoapCommand::Sign {
+                key_info: KeyInfoArg::KeyIdentifier,
+                ..
+            }
+        ));
+        let cli =
+            Cli::try_parse_from(["qaqpa", "c14n", "--exclusive", "--with-comments", "in.xml"])
+                .expect("parses");
+        assert!(matches!(
+            cli.soap,
+            SoapCommand::C14n {
+                exclusive: true,
+                with_comments: true,
+                ..
+            }
+        ));
+        let cli =
+            Cli::try_parse_from(["qaqpa", "verify", "in.xml", "--trust", "dir"]).expect("parses");
+        assert!(matches!(
+            cli.soap,
+            SoapCommand::Verify { trust: Some(_), .. }
+        ));
     }
 
     #[test]

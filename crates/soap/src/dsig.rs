@@ -153,14 +153,21 @@ impl RsaSigner {
     pub fn from_pkcs8_der(key_der: &[u8], certificate_der: &[u8]) -> Result<Self, SignError> {
         let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(key_der)
             .map_err(|e| SignError::Key(format!("not an RSA PKCS#8 private key: {e}")))?;
-        let info =
-            CertificateInfo::from_der(certificate_der).map_err(|e| SignError::Key(e.to_string()))?;
+        let info = CertificateInfo::from_der(certificate_der)
+            .map_err(|e| SignError::Key(e.to_string()))?;
         use aws_lc_rs::signature::KeyPair as _;
         match info.public_key {
             PublicKey::Rsa(ref k) if k.as_slice() == key.public_key().as_ref() => {}
-            _ => return Err(SignError::Key("the certificate is not for this RSA key".into())),
+            _ => {
+                return Err(SignError::Key(
+                    "the certificate is not for this RSA key".into(),
+                ))
+            }
         }
-        Ok(RsaSigner { key, certificate: certificate_der.to_vec() })
+        Ok(RsaSigner {
+            key,
+            certificate: certificate_der.to_vec(),
+        })
     }
 
     /// From PEM texts: `-----BEGIN PRIVATE KEY-----` (PKCS#8) and `-----BEGIN CERTIFICATE-----`.
@@ -181,13 +188,20 @@ impl XmlSigner for RsaSigner {
         SHA256
     }
     fn digest(&self, data: &[u8]) -> Vec<u8> {
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref().to_vec()
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+            .as_ref()
+            .to_vec()
     }
     fn sign(&self, canonical_signed_info: &[u8]) -> Result<Vec<u8>, SignError> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let mut signature = vec![0u8; self.key.public_modulus_len()];
         self.key
-            .sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, canonical_signed_info, &mut signature)
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &rng,
+                canonical_signed_info,
+                &mut signature,
+            )
             .map_err(|e| SignError::Crypto(format!("RSA signing failed: {e}")))?;
         Ok(signature)
     }
@@ -206,7 +220,9 @@ pub struct GostSigner {
 #[cfg(feature = "gost")]
 impl std::fmt::Debug for GostSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GostSigner").field("algorithm", &self.key.algorithm()).finish_non_exhaustive()
+        f.debug_struct("GostSigner")
+            .field("algorithm", &self.key.algorithm())
+            .finish_non_exhaustive()
     }
 }
 
@@ -214,14 +230,21 @@ impl std::fmt::Debug for GostSigner {
 impl GostSigner {
     /// From a GOST key and the DER certificate of its public key.
     pub fn new(key: qaqpa_gost::SigningKey, certificate_der: &[u8]) -> Result<Self, SignError> {
-        let info =
-            CertificateInfo::from_der(certificate_der).map_err(|e| SignError::Key(e.to_string()))?;
+        let info = CertificateInfo::from_der(certificate_der)
+            .map_err(|e| SignError::Key(e.to_string()))?;
         match info.public_key {
             PublicKey::Gost { ref x_le_y_le, .. }
                 if *x_le_y_le == key.verifying_key().to_nca_public() => {}
-            _ => return Err(SignError::Key("the certificate is not for this GOST key".into())),
+            _ => {
+                return Err(SignError::Key(
+                    "the certificate is not for this GOST key".into(),
+                ))
+            }
         }
-        Ok(GostSigner { key, certificate: certificate_der.to_vec() })
+        Ok(GostSigner {
+            key,
+            certificate: certificate_der.to_vec(),
+        })
     }
 }
 
@@ -264,12 +287,19 @@ impl PinnedCertificates {
         entries.sort_by_key(|e| e.path());
         for entry in entries {
             let path = entry.path();
-            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("")
+                .to_ascii_lowercase();
             if !["pem", "cer", "crt", "der"].contains(&ext.as_str()) {
                 continue;
             }
             let bytes = std::fs::read(&path)?;
-            match std::str::from_utf8(&bytes).ok().and_then(|t| pem_to_der(t, "CERTIFICATE")) {
+            match std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|t| pem_to_der(t, "CERTIFICATE"))
+            {
                 Some(der) => certificates.push(der),
                 None => certificates.push(bytes),
             }
@@ -285,12 +315,19 @@ impl PinnedCertificates {
 
 impl CertificateTrust for PinnedCertificates {
     fn check(&self, certificate_der: &[u8], at: SystemTime) -> Result<(), String> {
-        if !self.certificates.iter().any(|c| c.as_slice() == certificate_der) {
+        if !self
+            .certificates
+            .iter()
+            .any(|c| c.as_slice() == certificate_der)
+        {
             return Err("certificate is not among the pinned certificates".into());
         }
         let info = CertificateInfo::from_der(certificate_der).map_err(|e| e.to_string())?;
         if at < info.not_before || at > info.not_after {
-            return Err(format!("certificate of {} is outside its validity period", info.subject));
+            return Err(format!(
+                "certificate of {} is outside its validity period",
+                info.subject
+            ));
         }
         Ok(())
     }
@@ -335,7 +372,10 @@ fn element_children<'a, 'i>(node: Node<'a, 'i>) -> impl Iterator<Item = Node<'a,
 
 /// Only whitespace text, elements (and comments) are allowed between signature elements.
 fn no_stray_text(node: Node) -> Result<(), VerifyError> {
-    if node.children().any(|c| c.is_text() && c.text().is_some_and(|t| !t.trim().is_empty())) {
+    if node
+        .children()
+        .any(|c| c.is_text() && c.text().is_some_and(|t| !t.trim().is_empty()))
+    {
         return Err(VerifyError::Malformed(format!(
             "unexpected text inside ds:{}",
             node.tag_name().name()
@@ -385,7 +425,9 @@ pub(crate) fn parse_signature<'a, 'i>(
     let signed_info = children
         .next()
         .filter(|n| is(n, DSIG_NS, "SignedInfo"))
-        .ok_or_else(|| VerifyError::Malformed("ds:Signature must start with ds:SignedInfo".into()))?;
+        .ok_or_else(|| {
+            VerifyError::Malformed("ds:Signature must start with ds:SignedInfo".into())
+        })?;
     let value_node = children
         .next()
         .filter(|n| is(n, DSIG_NS, "SignatureValue"))
@@ -406,10 +448,15 @@ pub(crate) fn parse_signature<'a, 'i>(
         )));
     }
     if element_children(value_node).next().is_some() {
-        return Err(VerifyError::Malformed("ds:SignatureValue has element content".into()));
+        return Err(VerifyError::Malformed(
+            "ds:SignatureValue has element content".into(),
+        ));
     }
     let signature_value = decode_base64(
-        &value_node.children().filter_map(|c| c.text()).collect::<String>(),
+        &value_node
+            .children()
+            .filter_map(|c| c.text())
+            .collect::<String>(),
         "SignatureValue",
     )?;
 
@@ -425,7 +472,9 @@ pub(crate) fn parse_signature<'a, 'i>(
         .filter(|n| is(n, DSIG_NS, "SignatureMethod"))
         .ok_or_else(|| VerifyError::Malformed("ds:SignatureMethod missing".into()))?;
     if element_children(method_node).next().is_some() {
-        return Err(VerifyError::Malformed("ds:SignatureMethod has parameters".into()));
+        return Err(VerifyError::Malformed(
+            "ds:SignatureMethod has parameters".into(),
+        ));
     }
     let signature_method = algorithm(method_node)?.to_string();
     let mut references = Vec::new();
@@ -439,7 +488,9 @@ pub(crate) fn parse_signature<'a, 'i>(
         references.push(parse_reference(reference)?);
     }
     if references.is_empty() {
-        return Err(VerifyError::Malformed("ds:SignedInfo has no ds:Reference".into()));
+        return Err(VerifyError::Malformed(
+            "ds:SignedInfo has no ds:Reference".into(),
+        ));
     }
     Ok(ParsedSignature {
         signed_info,
@@ -459,23 +510,33 @@ fn parse_reference(reference: Node) -> Result<ParsedReference, VerifyError> {
         .to_string();
     let mut children = element_children(reference).peekable();
     let mut transforms = Vec::new();
-    if let Some(t) = children.peek().copied().filter(|n| is(n, DSIG_NS, "Transforms")) {
+    if let Some(t) = children
+        .peek()
+        .copied()
+        .filter(|n| is(n, DSIG_NS, "Transforms"))
+    {
         children.next();
         no_stray_text(t)?;
         for transform in element_children(t) {
             if !is(&transform, DSIG_NS, "Transform") {
-                return Err(VerifyError::Malformed("unexpected element in ds:Transforms".into()));
+                return Err(VerifyError::Malformed(
+                    "unexpected element in ds:Transforms".into(),
+                ));
             }
             let alg = algorithm(transform)?;
             if alg == ENVELOPED_SIGNATURE {
                 if element_children(transform).next().is_some() {
-                    return Err(VerifyError::Malformed("enveloped-signature with parameters".into()));
+                    return Err(VerifyError::Malformed(
+                        "enveloped-signature with parameters".into(),
+                    ));
                 }
                 transforms.push(Transform::Enveloped);
             } else if C14nMethod::from_uri(alg).is_some() {
                 transforms.push(Transform::C14n(canonicalizer_of(transform, alg)?));
             } else {
-                return Err(VerifyError::UnsupportedAlgorithm(format!("transform {alg}")));
+                return Err(VerifyError::UnsupportedAlgorithm(format!(
+                    "transform {alg}"
+                )));
             }
         }
     }
@@ -489,13 +550,23 @@ fn parse_reference(reference: Node) -> Result<ParsedReference, VerifyError> {
         .filter(|n| is(n, DSIG_NS, "DigestValue"))
         .ok_or_else(|| VerifyError::Malformed("ds:DigestValue missing".into()))?;
     if children.next().is_some() {
-        return Err(VerifyError::Malformed("unexpected element in ds:Reference".into()));
+        return Err(VerifyError::Malformed(
+            "unexpected element in ds:Reference".into(),
+        ));
     }
     let digest_value = decode_base64(
-        &digest_value_node.children().filter_map(|c| c.text()).collect::<String>(),
+        &digest_value_node
+            .children()
+            .filter_map(|c| c.text())
+            .collect::<String>(),
         "DigestValue",
     )?;
-    Ok(ParsedReference { uri, transforms, digest_method, digest_value })
+    Ok(ParsedReference {
+        uri,
+        transforms,
+        digest_method,
+        digest_value,
+    })
 }
 
 /// Digest with an accepted DigestMethod.
@@ -570,7 +641,9 @@ pub(crate) fn verify_signature_value(
             };
             aws_lc_rs::signature::UnparsedPublicKey::new(alg, key)
                 .verify(&signed_info, &parsed.signature_value)
-                .map_err(|_| VerifyError::BadSignature(format!("{method} with {}", certificate.subject)))
+                .map_err(|_| {
+                    VerifyError::BadSignature(format!("{method} with {}", certificate.subject))
+                })
         }
         #[cfg(not(feature = "gost"))]
         (PublicKey::Gost { .. }, _) => Err(VerifyError::UnsupportedAlgorithm(format!(
@@ -590,12 +663,12 @@ pub(crate) fn verify_signature_value(
             key.verify(&signed_info, &parsed.signature_value)
                 .map_err(|e| VerifyError::BadSignature(format!("{method}: {e}")))
         }
-        (PublicKey::Other(oid), _) => {
-            Err(VerifyError::UnsupportedAlgorithm(format!("public key algorithm {oid}")))
-        }
-        (PublicKey::Rsa(_), _) => {
-            Err(VerifyError::UnsupportedAlgorithm(format!("signature {method} with an RSA key")))
-        }
+        (PublicKey::Other(oid), _) => Err(VerifyError::UnsupportedAlgorithm(format!(
+            "public key algorithm {oid}"
+        ))),
+        (PublicKey::Rsa(_), _) => Err(VerifyError::UnsupportedAlgorithm(format!(
+            "signature {method} with an RSA key"
+        ))),
     }
 }
 
@@ -640,7 +713,10 @@ pub(crate) fn write_reference(
 
 /// Escapes text for element content or a double-quoted attribute.
 pub(crate) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Finds `needle` in a freshly built document text and returns its byte position.
@@ -691,7 +767,10 @@ pub struct EnvelopedOptions {
 
 impl Default for EnvelopedOptions {
     fn default() -> Self {
-        EnvelopedOptions { c14n: C14nMethod::InclusiveWithComments, limits: XmlLimits::default() }
+        EnvelopedOptions {
+            c14n: C14nMethod::InclusiveWithComments,
+            limits: XmlLimits::default(),
+        }
     }
 }
 
@@ -719,7 +798,9 @@ pub fn sign_enveloped(
     let digest_value = signer.digest(&content);
 
     let mut signature = String::with_capacity(2048);
-    signature.push_str(&format!("<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo>"));
+    signature.push_str(&format!(
+        "<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo>"
+    ));
     signature.push_str(&format!(
         "<ds:CanonicalizationMethod Algorithm=\"{}\"/><ds:SignatureMethod Algorithm=\"{}\"/>",
         opts.c14n.uri(),
@@ -771,7 +852,8 @@ pub(crate) fn finish_signature(
             .descendants()
             .find(|n| {
                 is(n, DSIG_NS, "SignedInfo")
-                    && n.next_sibling_element().is_some_and(|v| v.range().start == at)
+                    && n.next_sibling_element()
+                        .is_some_and(|v| v.range().start == at)
             })
             .ok_or_else(|| SignError::Shape("internal: SignedInfo not found".into()))?;
         let method = doc
@@ -802,10 +884,13 @@ pub fn verify_enveloped(
 ) -> Result<VerifiedDocument, VerifyError> {
     let doc = parse_bytes(xml, &opts.limits)?;
     let root = doc.root_element();
-    let signatures: Vec<Node> =
-        element_children(root).filter(|n| is(n, DSIG_NS, "Signature")).collect();
+    let signatures: Vec<Node> = element_children(root)
+        .filter(|n| is(n, DSIG_NS, "Signature"))
+        .collect();
     if signatures.is_empty() {
-        return Err(VerifyError::NoSignature("no ds:Signature under the root element".into()));
+        return Err(VerifyError::NoSignature(
+            "no ds:Signature under the root element".into(),
+        ));
     }
     let mut signers = Vec::new();
     let mut signed_content: Option<Vec<u8>> = None;
@@ -828,14 +913,19 @@ pub fn verify_enveloped(
         check_digest(reference, &octets)?;
         let certificate = x509_certificate(&parsed)?;
         verify_signature_value(&parsed, &certificate)?;
-        trust.check(&certificate.der, opts.time()).map_err(VerifyError::Untrusted)?;
+        trust
+            .check(&certificate.der, opts.time())
+            .map_err(VerifyError::Untrusted)?;
         signers.push(certificate.der);
         // What is signed is the document without *this* signature; with several signatures,
         // the caller gets the content without any of them.
         signed_content = Some(octets);
     }
     let signed_content = signed_content.unwrap_or_default();
-    Ok(VerifiedDocument { signers, signed_content })
+    Ok(VerifiedDocument {
+        signers,
+        signed_content,
+    })
 }
 
 fn resolve_document_reference<'a, 'i>(
@@ -846,7 +936,9 @@ fn resolve_document_reference<'a, 'i>(
         return Ok(doc.root());
     }
     let id = uri.strip_prefix('#').ok_or_else(|| {
-        VerifyError::Wrapping(format!("reference {uri:?} is not a same-document reference"))
+        VerifyError::Wrapping(format!(
+            "reference {uri:?} is not a same-document reference"
+        ))
     })?;
     let matches = crate::wssec::elements_with_id(doc, id);
     match matches.as_slice() {

@@ -107,22 +107,30 @@ fn envelope_parts<'a, 'i>(doc: &'a Document<'i>) -> Result<Envelope<'a, 'i>, Str
     if bodies != 1 {
         return Err(format!("the document holds {bodies} SOAP Body elements"));
     }
-    Ok(Envelope { envelope, header, body })
+    Ok(Envelope {
+        envelope,
+        header,
+        body,
+    })
 }
 
 /// The Id-like attribute values of an element (wsu:Id, Id, ID, xml:id).
 fn ids_of<'a>(node: Node<'a, '_>) -> impl Iterator<Item = &'a str> {
     node.attributes()
-        .filter(|a| match (a.namespace(), a.name()) {
-            (Some(WSU_NS), "Id") | (None, "Id") | (None, "ID") | (Some(XML_NAMESPACE), "id") => true,
-            _ => false,
+        .filter(|a| {
+            matches!(
+                (a.namespace(), a.name()),
+                (Some(WSU_NS), "Id") | (None, "Id") | (None, "ID") | (Some(XML_NAMESPACE), "id")
+            )
         })
         .map(|a| a.value())
 }
 
 /// Every element carrying `id` in an Id-like attribute.
 pub(crate) fn elements_with_id<'a, 'i>(doc: &'a Document<'i>, id: &str) -> Vec<Node<'a, 'i>> {
-    doc.descendants().filter(|n| n.is_element() && ids_of(*n).any(|v| v == id)).collect()
+    doc.descendants()
+        .filter(|n| n.is_element() && ids_of(*n).any(|v| v == id))
+        .collect()
 }
 
 /// Refuses documents where one Id value appears more than once.
@@ -131,7 +139,9 @@ fn ids_are_unique(doc: &Document) -> Result<(), VerifyError> {
     for node in doc.descendants().filter(|n| n.is_element()) {
         for id in ids_of(node) {
             if seen.contains(&id) {
-                return Err(VerifyError::Wrapping(format!("Id {id:?} appears more than once")));
+                return Err(VerifyError::Wrapping(format!(
+                    "Id {id:?} appears more than once"
+                )));
             }
             seen.push(id);
         }
@@ -142,7 +152,10 @@ fn ids_are_unique(doc: &Document) -> Result<(), VerifyError> {
 fn random_id(prefix: &str) -> Result<String, SignError> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| SignError::Crypto("no randomness".into()))?;
-    Ok(format!("{prefix}-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(format!(
+        "{prefix}-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
 }
 
 /// Signs the Body (and a new Timestamp, if asked) of a SOAP envelope with WS-Security.
@@ -168,7 +181,8 @@ pub fn sign_envelope(
         None => {
             if ids_of(parts.body).next().is_some() {
                 return Err(SignError::Shape(
-                    "the Body has an Id attribute other than wsu:Id; refusing to add another".into(),
+                    "the Body has an Id attribute other than wsu:Id; refusing to add another"
+                        .into(),
                 ));
             }
             let id = random_id("id")?;
@@ -197,9 +211,9 @@ pub fn sign_envelope(
     }
     tokens.push_str(&marker);
 
-    let existing_security = parts.header.and_then(|h| {
-        h.children().find(|c| is(c, WSSE_NS, "Security"))
-    });
+    let existing_security = parts
+        .header
+        .and_then(|h| h.children().find(|c| is(c, WSSE_NS, "Security")));
     match (parts.header, existing_security) {
         (_, Some(security)) => {
             let (end, self_closing) = start_tag_end(security)?;
@@ -261,7 +275,9 @@ pub fn sign_envelope(
     };
 
     let mut signature = String::with_capacity(4096);
-    signature.push_str(&format!("<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo>"));
+    signature.push_str(&format!(
+        "<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo>"
+    ));
     signature.push_str(&format!(
         "<ds:CanonicalizationMethod Algorithm=\"{}\"/><ds:SignatureMethod Algorithm=\"{}\"/>",
         C14nMethod::Exclusive.uri(),
@@ -318,7 +334,8 @@ pub fn sign_envelope(
 
 fn apply_edits(text: &str, mut edits: Vec<(Range<usize>, String)>) -> String {
     edits.sort_by_key(|(r, _)| r.start);
-    let mut out = String::with_capacity(text.len() + edits.iter().map(|e| e.1.len()).sum::<usize>());
+    let mut out =
+        String::with_capacity(text.len() + edits.iter().map(|e| e.1.len()).sum::<usize>());
     let mut cursor = 0;
     for (range, insert) in edits {
         out.push_str(&text[cursor..range.start]);
@@ -341,14 +358,24 @@ pub fn verify_envelope(
     ids_are_unique(&doc)?;
     let securities: Vec<Node> = parts
         .header
-        .map(|h| h.children().filter(|c| is(c, WSSE_NS, "Security")).collect())
+        .map(|h| {
+            h.children()
+                .filter(|c| is(c, WSSE_NS, "Security"))
+                .collect()
+        })
         .unwrap_or_default();
     let signatures: Vec<(Node, Node)> = securities
         .iter()
-        .flat_map(|s| s.children().filter(|c| is(c, DSIG_NS, "Signature")).map(move |c| (*s, c)))
+        .flat_map(|s| {
+            s.children()
+                .filter(|c| is(c, DSIG_NS, "Signature"))
+                .map(move |c| (*s, c))
+        })
         .collect();
     if signatures.is_empty() {
-        return Err(VerifyError::NoSignature("no ds:Signature in a wsse:Security header".into()));
+        return Err(VerifyError::NoSignature(
+            "no ds:Signature in a wsse:Security header".into(),
+        ));
     }
     let at = opts.time();
     let exc = Canonicalizer::new(C14nMethod::Exclusive);
@@ -367,11 +394,16 @@ pub fn verify_envelope(
         let mut covered: Vec<Node> = Vec::new();
         for reference in &parsed.references {
             let id = reference.uri.strip_prefix('#').ok_or_else(|| {
-                VerifyError::Wrapping(format!("reference {:?} is not a #id reference", reference.uri))
+                VerifyError::Wrapping(format!(
+                    "reference {:?} is not a #id reference",
+                    reference.uri
+                ))
             })?;
             let targets = elements_with_id(&doc, id);
             let [target] = targets.as_slice() else {
-                return Err(VerifyError::Wrapping(format!("reference #{id} does not name one element")));
+                return Err(VerifyError::Wrapping(format!(
+                    "reference #{id} does not name one element"
+                )));
             };
             let is_body = *target == parts.body;
             let is_timestamp = is(target, WSU_NS, "Timestamp")
@@ -383,7 +415,9 @@ pub fn verify_envelope(
                 )));
             }
             if covered.contains(target) {
-                return Err(VerifyError::Wrapping(format!("element #{id} is referenced twice")));
+                return Err(VerifyError::Wrapping(format!(
+                    "element #{id} is referenced twice"
+                )));
             }
             covered.push(*target);
             match reference.transforms.as_slice() {
@@ -404,15 +438,21 @@ pub fn verify_envelope(
             }
         }
         if !body_covered {
-            return Err(VerifyError::Wrapping("a signature does not cover the SOAP Body".into()));
+            return Err(VerifyError::Wrapping(
+                "a signature does not cover the SOAP Body".into(),
+            ));
         }
         let certificate = resolve_certificate(&parsed, security, opts)?;
         verify_signature_value(&parsed, &certificate)?;
-        trust.check(&certificate.der, at).map_err(VerifyError::Untrusted)?;
+        trust
+            .check(&certificate.der, at)
+            .map_err(VerifyError::Untrusted)?;
         signers.push(certificate.der);
     }
     if opts.require_timestamp && !timestamp_signed {
-        return Err(VerifyError::Timestamp("a signed wsu:Timestamp is required".into()));
+        return Err(VerifyError::Timestamp(
+            "a signed wsu:Timestamp is required".into(),
+        ));
     }
     let body_range = parts.body.range();
     Ok(VerifiedEnvelope {
@@ -435,7 +475,9 @@ fn resolve_certificate(
         .ok_or_else(|| VerifyError::Certificate("ds:KeyInfo missing".into()))?;
     let children: Vec<Node> = key_info.children().filter(|c| c.is_element()).collect();
     let [child] = children.as_slice() else {
-        return Err(VerifyError::Certificate("ds:KeyInfo must hold exactly one element".into()));
+        return Err(VerifyError::Certificate(
+            "ds:KeyInfo must hold exactly one element".into(),
+        ));
     };
     let text_of = |n: Node| n.children().filter_map(|c| c.text()).collect::<String>();
     let read = |der: Vec<u8>| {
@@ -453,13 +495,21 @@ fn resolve_certificate(
         *child
     };
     if is(&reference, WSSE_NS, "KeyIdentifier") {
-        if reference.attribute("ValueType").is_some_and(|v| v != X509V3) {
+        if reference
+            .attribute("ValueType")
+            .is_some_and(|v| v != X509V3)
+        {
             return Err(VerifyError::Certificate(
                 "wsse:KeyIdentifier ValueType is not X509v3".into(),
             ));
         }
-        if reference.attribute("EncodingType").is_some_and(|v| v != BASE64_BINARY) {
-            return Err(VerifyError::Certificate("wsse:KeyIdentifier is not Base64Binary".into()));
+        if reference
+            .attribute("EncodingType")
+            .is_some_and(|v| v != BASE64_BINARY)
+        {
+            return Err(VerifyError::Certificate(
+                "wsse:KeyIdentifier is not Base64Binary".into(),
+            ));
         }
         return read(decode_base64(&text_of(reference), "KeyIdentifier")?);
     }
@@ -478,7 +528,9 @@ fn resolve_certificate(
             )));
         };
         if token.attribute("ValueType") != Some(X509V3) {
-            return Err(VerifyError::Certificate("BinarySecurityToken is not X509v3".into()));
+            return Err(VerifyError::Certificate(
+                "BinarySecurityToken is not X509v3".into(),
+            ));
         }
         return read(decode_base64(&text_of(*token), "BinarySecurityToken")?);
     }
@@ -554,15 +606,21 @@ fn check_timestamp(ts: Node, at: SystemTime, skew: Duration) -> Result<(), Verif
     };
     let created = field("Created")
         .ok_or_else(|| VerifyError::Timestamp("wsu:Created missing".into()))
-        .and_then(|t| parse_utc(&t).ok_or_else(|| VerifyError::Timestamp(format!("bad time {t:?}"))))?;
+        .and_then(|t| {
+            parse_utc(&t).ok_or_else(|| VerifyError::Timestamp(format!("bad time {t:?}")))
+        })?;
     if created > at + skew {
-        return Err(VerifyError::Timestamp("wsu:Created is in the future".into()));
+        return Err(VerifyError::Timestamp(
+            "wsu:Created is in the future".into(),
+        ));
     }
     if let Some(expires) = field("Expires") {
         let expires = parse_utc(&expires)
             .ok_or_else(|| VerifyError::Timestamp(format!("bad time {expires:?}")))?;
         if expires + skew < at {
-            return Err(VerifyError::Timestamp("the message has expired (wsu:Expires)".into()));
+            return Err(VerifyError::Timestamp(
+                "the message has expired (wsu:Expires)".into(),
+            ));
         }
     }
     Ok(())
@@ -570,11 +628,19 @@ fn check_timestamp(ts: Node, at: SystemTime, skew: Duration) -> Result<(), Verif
 
 /// `YYYY-MM-DDThh:mm:ssZ` for a system time (UTC).
 pub fn format_utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Parses an xsd:dateTime in UTC (`Z`) or with an offset; fractional seconds are ignored.
@@ -594,7 +660,10 @@ pub fn parse_utc(text: &str) -> Option<SystemTime> {
         let (c, off) = time.split_at(pos);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let (oh, om) = off[1..].split_once(':')?;
-        (c, sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60))
+        (
+            c,
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+        )
     } else {
         (time, 0)
     };
@@ -607,7 +676,9 @@ pub fn parse_utc(text: &str) -> Option<SystemTime> {
         return None;
     }
     let secs = days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss - offset_secs;
-    u64::try_from(secs).ok().map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    u64::try_from(secs)
+        .ok()
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
 }
 
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

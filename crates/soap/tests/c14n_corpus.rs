@@ -33,14 +33,21 @@ fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
 fn modes(prefixes: &[String]) -> Vec<(&'static str, Canonicalizer)> {
     let mut m = vec![
         ("inc", Canonicalizer::new(C14nMethod::Inclusive)),
-        ("inc-c", Canonicalizer::new(C14nMethod::InclusiveWithComments)),
+        (
+            "inc-c",
+            Canonicalizer::new(C14nMethod::InclusiveWithComments),
+        ),
         ("exc", Canonicalizer::new(C14nMethod::Exclusive)),
-        ("exc-c", Canonicalizer::new(C14nMethod::ExclusiveWithComments)),
+        (
+            "exc-c",
+            Canonicalizer::new(C14nMethod::ExclusiveWithComments),
+        ),
     ];
     if !prefixes.is_empty() {
         m.push((
             "excp",
-            Canonicalizer::new(C14nMethod::Exclusive).with_inclusive_prefixes(prefixes.iter().cloned()),
+            Canonicalizer::new(C14nMethod::Exclusive)
+                .with_inclusive_prefixes(prefixes.iter().cloned()),
         ));
         m.push((
             "excp-c",
@@ -68,7 +75,9 @@ fn run_with_stdin(cmd: &mut Command, input: &[u8], what: &str) -> Vec<u8> {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input).expect("write to the reference script");
+        stdin
+            .write_all(input)
+            .expect("write to the reference script");
     }
     let output = child.wait_with_output().expect("reference script runs");
     assert!(
@@ -88,11 +97,18 @@ fn corpus_canonicalizes_byte_identical_to_libxml2() {
         .filter(|p| p.extension().is_some_and(|x| x == "xml"))
         .collect();
     paths.sort();
-    assert!(paths.len() >= 50, "the corpus must hold at least 50 documents, has {}", paths.len());
+    assert!(
+        paths.len() >= 50,
+        "the corpus must hold at least 50 documents, has {}",
+        paths.len()
+    );
     let files: Vec<CorpusFile> = paths
         .into_iter()
         .map(|path| CorpusFile {
-            name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             text: std::fs::read_to_string(&path).expect("corpus file is UTF-8"),
             prefixes: std::fs::read_to_string(path.with_extension("prefixes"))
                 .map(|s| s.split_whitespace().map(str::to_string).collect())
@@ -126,8 +142,16 @@ fn corpus_canonicalizes_byte_identical_to_libxml2() {
         let modes = modes(&file.prefixes);
         for (flag, mode) in [("--c14n", "inc-c"), ("--exc-c14n", "exc-c")] {
             let expected = run(Command::new("xmllint").arg(flag).arg(&file.path), "xmllint");
-            let ours = modes.iter().find(|(m, _)| *m == mode).map(|(_, c)| c.document(doc));
-            check(&file.name, &format!("xmllint {flag}"), &expected, &ours.unwrap_or_default());
+            let ours = modes
+                .iter()
+                .find(|(m, _)| *m == mode)
+                .map(|(_, c)| c.document(doc));
+            check(
+                &file.name,
+                &format!("xmllint {flag}"),
+                &expected,
+                &ours.unwrap_or_default(),
+            );
         }
     }
 
@@ -149,8 +173,9 @@ fn corpus_canonicalizes_byte_identical_to_libxml2() {
         };
         let index: usize = index.parse().expect("file index");
         let (file, doc) = (&files[index], &docs[index]);
-        let expected =
-            base64::engine::general_purpose::STANDARD.decode(b64).expect("reference is base64");
+        let expected = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("reference is base64");
         let modes = modes(&file.prefixes);
         let canon = &modes.iter().find(|(m, _)| m == mode).expect("known mode").1;
         let ours = if *what == "doc" {
@@ -170,7 +195,12 @@ fn corpus_canonicalizes_byte_identical_to_libxml2() {
         failures.is_empty(),
         "{} of {compared} canonical forms differ from libxml2:\n{}",
         failures.len(),
-        failures.iter().take(15).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(15)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(compared > 1000, "only {compared} comparisons were made");
 }

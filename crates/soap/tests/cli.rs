@@ -26,10 +26,33 @@ fn sign_then_verify_exits_zero_only_when_valid_and_trusted() {
     let trust = fx.dir.path().join("trust");
     std::fs::create_dir(&trust).expect("mkdir");
     std::fs::copy(fx.cert_path(), trust.join("signer.pem")).expect("copy");
-    assert_eq!(run(SoapCommand::Verify { input: output.clone(), trust: Some(trust.clone()) }), ExitCode::SUCCESS);
-    assert_eq!(run(SoapCommand::Verify { input: output.clone(), trust: None }), ExitCode::from(3));
-    let tampered = std::fs::read_to_string(&output).expect("read").replace("qaqpa", "qaqpb");
+    assert_eq!(
+        run(SoapCommand::Verify {
+            input: output.clone(),
+            trust: Some(trust.clone())
+        }),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        run(SoapCommand::Verify {
+            input: output.clone(),
+            trust: None
+        }),
+        ExitCode::from(3)
+    );
+    let tampered = std::fs::read_to_string(&output)
+        .expect("read")
+        .replace("qaqpa", "qaqpb");
     std::fs::write(&output, tampered).expect("write");
-    assert_eq!(run(SoapCommand::Verify { input: output, trust: Some(trust) }), ExitCode::from(2));
-    assert_eq!(run(SoapCommand::Verify { input, trust: None }), ExitCode::from(2));
+    assert_eq!(
+        run(SoapCommand::Verify {
+            input: output,
+            trust: Some(trust)
+        }),
+        ExitCode::from(2)
+    );
+    assert_eq!(
+        run(SoapCommand::Verify { input, trust: None }),
+        ExitCode::from(2)
+    );
 }

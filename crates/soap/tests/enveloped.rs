@@ -27,18 +27,31 @@ fn enveloped_signature_round_trips_in_each_c14n_method() {
         C14nMethod::Exclusive,
         C14nMethod::ExclusiveWithComments,
     ] {
-        let opts = EnvelopedOptions { c14n, ..EnvelopedOptions::default() };
+        let opts = EnvelopedOptions {
+            c14n,
+            ..EnvelopedOptions::default()
+        };
         let signed = sign_enveloped(GBDUL_REQUEST.as_bytes(), &fx.signer(), &opts).expect("signs");
         let v = verify_enveloped(&signed, &fx.trust(), &VerifyOptions::default())
             .unwrap_or_else(|e| panic!("{c14n:?}: {e}"));
         assert_eq!(v.signers, vec![fx.cert_der.clone()]);
         let content = String::from_utf8(v.signed_content).expect("utf-8");
-        assert!(content.contains("987654321098") && !content.contains("comment"), "{content}");
+        assert!(
+            content.contains("987654321098") && !content.contains("comment"),
+            "{content}"
+        );
 
         let file = fx.dir.path().join("enveloped.xml");
         std::fs::write(&file, &signed).expect("write");
         let cert = fx.cert_path();
-        let out = xmlsec1(&["--verify", "--pubkey-cert-pem", cert.to_str().expect("path")], &file);
+        let out = xmlsec1(
+            &[
+                "--verify",
+                "--pubkey-cert-pem",
+                cert.to_str().expect("path"),
+            ],
+            &file,
+        );
         assert!(
             out.status.success(),
             "{c14n:?}: xmlsec1 rejected our enveloped signature: {}\n{}",
@@ -47,19 +60,37 @@ fn enveloped_signature_round_trips_in_each_c14n_method() {
         );
 
         let tampered = String::from_utf8_lossy(&signed).replace("987654321098", "987654321099");
-        let err = verify_enveloped(tampered.as_bytes(), &fx.trust(), &VerifyOptions::default()).err();
-        assert!(matches!(err, Some(VerifyError::DigestMismatch(_))), "{c14n:?}: {err:?}");
+        let err =
+            verify_enveloped(tampered.as_bytes(), &fx.trust(), &VerifyOptions::default()).err();
+        assert!(
+            matches!(err, Some(VerifyError::DigestMismatch(_))),
+            "{c14n:?}: {err:?}"
+        );
         std::fs::write(&file, tampered.as_bytes()).expect("write");
-        let out = xmlsec1(&["--verify", "--pubkey-cert-pem", cert.to_str().expect("path")], &file);
-        assert!(!out.status.success(), "{c14n:?}: xmlsec1 accepted a tampered document");
+        let out = xmlsec1(
+            &[
+                "--verify",
+                "--pubkey-cert-pem",
+                cert.to_str().expect("path"),
+            ],
+            &file,
+        );
+        assert!(
+            !out.status.success(),
+            "{c14n:?}: xmlsec1 accepted a tampered document"
+        );
     }
 }
 
 #[test]
 fn self_closing_root_can_be_signed() {
     let fx = rsa_fixture("empty root");
-    let signed = sign_enveloped(b"<ticket xmlns=\"urn:esf\" iin=\"123\"/>", &fx.signer(), &EnvelopedOptions::default())
-        .expect("signs");
+    let signed = sign_enveloped(
+        b"<ticket xmlns=\"urn:esf\" iin=\"123\"/>",
+        &fx.signer(),
+        &EnvelopedOptions::default(),
+    )
+    .expect("signs");
     verify_enveloped(&signed, &fx.trust(), &VerifyOptions::default()).expect("verifies");
 }
 
@@ -74,7 +105,11 @@ fn enveloped_signature_made_by_xmlsec1_verifies_with_ours() {
     std::fs::write(&file, template).expect("write");
     let key_and_cert = format!("{},{}", fx.key_path().display(), fx.cert_path().display());
     let out = xmlsec1(&["--sign", "--privkey-pem", &key_and_cert], &file);
-    assert!(out.status.success(), "xmlsec1 --sign: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "xmlsec1 --sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = verify_enveloped(&out.stdout, &fx.trust(), &VerifyOptions::default())
         .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(v.signers, vec![fx.cert_der.clone()]);
@@ -84,10 +119,17 @@ fn enveloped_signature_made_by_xmlsec1_verifies_with_ours() {
 fn signature_that_does_not_cover_the_whole_document_is_rejected() {
     let fx = rsa_fixture("partial");
     let signed = String::from_utf8(
-        sign_enveloped(GBDUL_REQUEST.as_bytes(), &fx.signer(), &EnvelopedOptions::default()).expect("signs"),
+        sign_enveloped(
+            GBDUL_REQUEST.as_bytes(),
+            &fx.signer(),
+            &EnvelopedOptions::default(),
+        )
+        .expect("signs"),
     )
     .expect("utf-8");
-    let partial = signed.replace("<BIN>", "<BIN Id=\"b\">").replace("URI=\"\"", "URI=\"#b\"");
+    let partial = signed
+        .replace("<BIN>", "<BIN Id=\"b\">")
+        .replace("URI=\"\"", "URI=\"#b\"");
     let err = verify_enveloped(partial.as_bytes(), &fx.trust(), &VerifyOptions::default()).err();
     assert!(matches!(err, Some(VerifyError::Wrapping(_))), "{err:?}");
     let unsigned = GBDUL_REQUEST;

@@ -15,7 +15,12 @@ fn der_len(len: usize) -> Vec<u8> {
     if len < 0x80 {
         vec![len as u8]
     } else {
-        let bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|&b| b == 0).collect();
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .iter()
+            .copied()
+            .skip_while(|&b| b == 0)
+            .collect();
         let mut out = vec![0x80 | bytes.len() as u8];
         out.extend(bytes);
         out
@@ -34,7 +39,10 @@ fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn oid(dotted: &str) -> Vec<u8> {
-    let arcs: Vec<u64> = dotted.split('.').map(|a| a.parse().expect("oid arc")).collect();
+    let arcs: Vec<u64> = dotted
+        .split('.')
+        .map(|a| a.parse().expect("oid arc"))
+        .collect();
     let mut body = vec![(arcs[0] * 40 + arcs[1]) as u8];
     for &arc in &arcs[2..] {
         let mut chunk = vec![(arc & 0x7f) as u8];
@@ -61,7 +69,10 @@ fn self_signed(key: &SigningKey, cn: &str) -> Vec<u8> {
     let mut bits = vec![0u8];
     bits.extend(public);
     let spki = seq(&[
-        seq(&[oid(alg.key_oid()), seq(&[oid(alg.curve_oid()), oid(alg.digest_oid())])]),
+        seq(&[
+            oid(alg.key_oid()),
+            seq(&[oid(alg.curve_oid()), oid(alg.digest_oid())]),
+        ]),
         tlv(0x03, &bits),
     ]);
     let tbs = seq(&[
@@ -81,7 +92,10 @@ fn self_signed(key: &SigningKey, cn: &str) -> Vec<u8> {
 fn gost_signer(alg: GostAlgorithm, cn: &str) -> (GostSigner, Vec<u8>) {
     let key = SigningKey::generate(alg);
     let cert = self_signed(&key, cn);
-    (GostSigner::new(key, &cert).expect("certificate matches key"), cert)
+    (
+        GostSigner::new(key, &cert).expect("certificate matches key"),
+        cert,
+    )
 }
 
 #[test]
@@ -89,19 +103,39 @@ fn gost_ws_security_verifies_in_each_key_info_form_and_rejects_tampering() {
     for alg in [GostAlgorithm::Gost2015_512, GostAlgorithm::Gost2004] {
         let (signer, cert) = gost_signer(alg, "GOST signer");
         let trust = PinnedCertificates::new(vec![cert.clone()]);
-        for form in [KeyInfoForm::KeyIdentifier, KeyInfoForm::IssuerSerial, KeyInfoForm::BinarySecurityToken] {
-            let opts = WsSecurityOptions { key_info: form, ..WsSecurityOptions::default() };
-            let signed = sign_envelope(common::send_message_envelope(1024).as_bytes(), &signer, &opts)
-                .expect("signs");
+        for form in [
+            KeyInfoForm::KeyIdentifier,
+            KeyInfoForm::IssuerSerial,
+            KeyInfoForm::BinarySecurityToken,
+        ] {
+            let opts = WsSecurityOptions {
+                key_info: form,
+                ..WsSecurityOptions::default()
+            };
+            let signed = sign_envelope(
+                common::send_message_envelope(1024).as_bytes(),
+                &signer,
+                &opts,
+            )
+            .expect("signs");
             let text = String::from_utf8_lossy(&signed).into_owned();
-            assert!(text.contains(alg.xmldsig_signature_uri()) && text.contains(alg.xmldsig_digest_uri()));
-            let vo = VerifyOptions { known_certificates: vec![cert.clone()], ..VerifyOptions::default() };
+            assert!(
+                text.contains(alg.xmldsig_signature_uri())
+                    && text.contains(alg.xmldsig_digest_uri())
+            );
+            let vo = VerifyOptions {
+                known_certificates: vec![cert.clone()],
+                ..VerifyOptions::default()
+            };
             let v = verify_envelope(&signed, &trust, &vo)
                 .unwrap_or_else(|e| panic!("{alg:?} {form:?}: {e}"));
             assert_eq!(v.signers, vec![cert.clone()]);
             let tampered = text.replace("qaqpa", "qaqpb");
             let err = verify_envelope(tampered.as_bytes(), &trust, &vo).err();
-            assert!(matches!(err, Some(VerifyError::DigestMismatch(_))), "{alg:?} {form:?}: {err:?}");
+            assert!(
+                matches!(err, Some(VerifyError::DigestMismatch(_))),
+                "{alg:?} {form:?}: {err:?}"
+            );
         }
     }
 }
@@ -111,8 +145,12 @@ fn gost_signature_value_is_checked_not_just_digests() {
     let (signer, cert) = gost_signer(GostAlgorithm::Gost2015_512, "GOST signer");
     let trust = PinnedCertificates::new(vec![cert]);
     let signed = String::from_utf8(
-        sign_envelope(common::send_message_envelope(64).as_bytes(), &signer, &WsSecurityOptions::default())
-            .expect("signs"),
+        sign_envelope(
+            common::send_message_envelope(64).as_bytes(),
+            &signer,
+            &WsSecurityOptions::default(),
+        )
+        .expect("signs"),
     )
     .expect("utf-8");
     // Flip one base64 character of the SignatureValue.
@@ -139,8 +177,12 @@ fn gost_enveloped_signature_round_trips() {
 fn gost_uri_with_an_rsa_certificate_is_refused() {
     let fx = common::rsa_fixture("rsa");
     let signed = String::from_utf8(
-        sign_envelope(common::send_message_envelope(64).as_bytes(), &fx.signer(), &WsSecurityOptions::default())
-            .expect("signs"),
+        sign_envelope(
+            common::send_message_envelope(64).as_bytes(),
+            &fx.signer(),
+            &WsSecurityOptions::default(),
+        )
+        .expect("signs"),
     )
     .expect("utf-8")
     .replace(
@@ -148,5 +190,8 @@ fn gost_uri_with_an_rsa_certificate_is_refused() {
         GostAlgorithm::Gost2015_512.xmldsig_signature_uri(),
     );
     let err = verify_envelope(signed.as_bytes(), &fx.trust(), &VerifyOptions::default()).err();
-    assert!(matches!(err, Some(VerifyError::UnsupportedAlgorithm(_))), "{err:?}");
+    assert!(
+        matches!(err, Some(VerifyError::UnsupportedAlgorithm(_))),
+        "{err:?}"
+    );
 }

@@ -10,11 +10,17 @@ use qaqpa_soap::{
 use std::time::Duration;
 
 fn opts(form: KeyInfoForm) -> WsSecurityOptions {
-    WsSecurityOptions { key_info: form, ..WsSecurityOptions::default() }
+    WsSecurityOptions {
+        key_info: form,
+        ..WsSecurityOptions::default()
+    }
 }
 
 fn verify_opts(known: &[u8]) -> VerifyOptions {
-    VerifyOptions { known_certificates: vec![known.to_vec()], ..VerifyOptions::default() }
+    VerifyOptions {
+        known_certificates: vec![known.to_vec()],
+        ..VerifyOptions::default()
+    }
 }
 
 fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -35,15 +41,21 @@ fn xmlsec_verify(fx: &common::RsaFixture, file: &std::path::Path) -> std::proces
 fn signed_envelope_verifies_with_ours_in_each_key_info_form() {
     let fx = rsa_fixture("each form");
     let envelope = send_message_envelope(1024);
-    for form in [KeyInfoForm::KeyIdentifier, KeyInfoForm::IssuerSerial, KeyInfoForm::BinarySecurityToken]
-    {
+    for form in [
+        KeyInfoForm::KeyIdentifier,
+        KeyInfoForm::IssuerSerial,
+        KeyInfoForm::BinarySecurityToken,
+    ] {
         let signed = sign_envelope(envelope.as_bytes(), &fx.signer(), &opts(form))
             .unwrap_or_else(|e| panic!("{form:?}: signing failed: {e}"));
         let verified = verify_envelope(&signed, &fx.trust(), &verify_opts(&fx.cert_der))
             .unwrap_or_else(|e| panic!("{form:?}: {e}\n{}", String::from_utf8_lossy(&signed)));
         assert_eq!(verified.signers, vec![fx.cert_der.clone()], "{form:?}");
         assert!(verified.body.contains("GbdulInfoByBin_v2"), "{form:?}");
-        assert_eq!(&String::from_utf8_lossy(&signed)[verified.body_range.clone()], verified.body);
+        assert_eq!(
+            &String::from_utf8_lossy(&signed)[verified.body_range.clone()],
+            verified.body
+        );
     }
 }
 
@@ -51,8 +63,11 @@ fn signed_envelope_verifies_with_ours_in_each_key_info_form() {
 fn our_signature_verifies_with_xmlsec1_in_each_key_info_form() {
     let fx = rsa_fixture("xmlsec1 checks us");
     let envelope = send_message_envelope(1024);
-    for form in [KeyInfoForm::KeyIdentifier, KeyInfoForm::IssuerSerial, KeyInfoForm::BinarySecurityToken]
-    {
+    for form in [
+        KeyInfoForm::KeyIdentifier,
+        KeyInfoForm::IssuerSerial,
+        KeyInfoForm::BinarySecurityToken,
+    ] {
         let signed = sign_envelope(envelope.as_bytes(), &fx.signer(), &opts(form)).expect("signs");
         let file = write(fx.dir.path(), "signed.xml", &signed);
         let out = xmlsec_verify(&fx, &file);
@@ -68,11 +83,20 @@ fn our_signature_verifies_with_xmlsec1_in_each_key_info_form() {
 #[test]
 fn tampered_body_is_rejected_by_xmlsec1_and_by_us() {
     let fx = rsa_fixture("tamper");
-    let signed = sign_envelope(send_message_envelope(512).as_bytes(), &fx.signer(), &opts(KeyInfoForm::KeyIdentifier))
-        .expect("signs");
-    let tampered = String::from_utf8(signed).expect("utf-8").replace("GbdulInfoByBin_v2", "GbdulInfoByBin_v3");
+    let signed = sign_envelope(
+        send_message_envelope(512).as_bytes(),
+        &fx.signer(),
+        &opts(KeyInfoForm::KeyIdentifier),
+    )
+    .expect("signs");
+    let tampered = String::from_utf8(signed)
+        .expect("utf-8")
+        .replace("GbdulInfoByBin_v2", "GbdulInfoByBin_v3");
     let err = verify_envelope(tampered.as_bytes(), &fx.trust(), &VerifyOptions::default()).err();
-    assert!(matches!(err, Some(VerifyError::DigestMismatch(_))), "{err:?}");
+    assert!(
+        matches!(err, Some(VerifyError::DigestMismatch(_))),
+        "{err:?}"
+    );
     let file = write(fx.dir.path(), "tampered.xml", tampered.as_bytes());
     let out = xmlsec_verify(&fx, &file);
     assert!(!out.status.success(), "xmlsec1 accepted a tampered body");
@@ -81,22 +105,50 @@ fn tampered_body_is_rejected_by_xmlsec1_and_by_us() {
 #[test]
 fn signed_timestamp_verifies_and_expired_one_is_rejected() {
     let fx = rsa_fixture("timestamp");
-    let o = WsSecurityOptions { timestamp_ttl: Some(Duration::from_secs(300)), ..opts(KeyInfoForm::KeyIdentifier) };
-    let signed = sign_envelope(send_message_envelope(100).as_bytes(), &fx.signer(), &o).expect("signs");
-    let v = verify_envelope(&signed, &fx.trust(), &VerifyOptions { require_timestamp: true, ..VerifyOptions::default() })
-        .expect("verifies");
+    let o = WsSecurityOptions {
+        timestamp_ttl: Some(Duration::from_secs(300)),
+        ..opts(KeyInfoForm::KeyIdentifier)
+    };
+    let signed =
+        sign_envelope(send_message_envelope(100).as_bytes(), &fx.signer(), &o).expect("signs");
+    let v = verify_envelope(
+        &signed,
+        &fx.trust(),
+        &VerifyOptions {
+            require_timestamp: true,
+            ..VerifyOptions::default()
+        },
+    )
+    .expect("verifies");
     assert!(v.timestamp_signed);
     let file = write(fx.dir.path(), "ts.xml", &signed);
     let out = xmlsec_verify(&fx, &file);
-    assert!(out.status.success(), "xmlsec1: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "xmlsec1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let later = VerifyOptions {
         at: Some(std::time::SystemTime::now() + Duration::from_secs(3600)),
         ..VerifyOptions::default()
     };
     let err = verify_envelope(&signed, &fx.trust(), &later).err();
     assert!(matches!(err, Some(VerifyError::Timestamp(_))), "{err:?}");
-    let unsigned_ts = sign_envelope(send_message_envelope(100).as_bytes(), &fx.signer(), &opts(KeyInfoForm::KeyIdentifier)).expect("signs");
-    let err = verify_envelope(&unsigned_ts, &fx.trust(), &VerifyOptions { require_timestamp: true, ..VerifyOptions::default() }).err();
+    let unsigned_ts = sign_envelope(
+        send_message_envelope(100).as_bytes(),
+        &fx.signer(),
+        &opts(KeyInfoForm::KeyIdentifier),
+    )
+    .expect("signs");
+    let err = verify_envelope(
+        &unsigned_ts,
+        &fx.trust(),
+        &VerifyOptions {
+            require_timestamp: true,
+            ..VerifyOptions::default()
+        },
+    )
+    .err();
     assert!(matches!(err, Some(VerifyError::Timestamp(_))), "{err:?}");
 }
 
@@ -104,9 +156,20 @@ fn signed_timestamp_verifies_and_expired_one_is_rejected() {
 fn two_signers_both_verify_and_both_are_reported() {
     let first = rsa_fixture("first signer");
     let second = rsa_fixture("second signer, longer name");
-    let once = sign_envelope(send_message_envelope(200).as_bytes(), &first.signer(), &opts(KeyInfoForm::KeyIdentifier)).expect("signs");
-    let twice = sign_envelope(&once, &second.signer(), &opts(KeyInfoForm::BinarySecurityToken)).expect("signs again");
-    let trust = qaqpa_soap::PinnedCertificates::new(vec![first.cert_der.clone(), second.cert_der.clone()]);
+    let once = sign_envelope(
+        send_message_envelope(200).as_bytes(),
+        &first.signer(),
+        &opts(KeyInfoForm::KeyIdentifier),
+    )
+    .expect("signs");
+    let twice = sign_envelope(
+        &once,
+        &second.signer(),
+        &opts(KeyInfoForm::BinarySecurityToken),
+    )
+    .expect("signs again");
+    let trust =
+        qaqpa_soap::PinnedCertificates::new(vec![first.cert_der.clone(), second.cert_der.clone()]);
     let v = verify_envelope(&twice, &trust, &VerifyOptions::default()).expect("both verify");
     assert_eq!(v.signers.len(), 2);
     assert!(v.signers.contains(&first.cert_der) && v.signers.contains(&second.cert_der));
@@ -119,7 +182,12 @@ fn two_signers_both_verify_and_both_are_reported() {
 fn untrusted_certificate_is_rejected() {
     let fx = rsa_fixture("signer");
     let other = rsa_fixture("someone else");
-    let signed = sign_envelope(send_message_envelope(100).as_bytes(), &fx.signer(), &opts(KeyInfoForm::KeyIdentifier)).expect("signs");
+    let signed = sign_envelope(
+        send_message_envelope(100).as_bytes(),
+        &fx.signer(),
+        &opts(KeyInfoForm::KeyIdentifier),
+    )
+    .expect("signs");
     let err = verify_envelope(&signed, &other.trust(), &VerifyOptions::default()).err();
     assert!(matches!(err, Some(VerifyError::Untrusted(_))), "{err:?}");
 }
@@ -129,13 +197,19 @@ fn certificate_swapped_in_key_identifier_is_rejected() {
     let fx = rsa_fixture("real signer");
     let other = rsa_fixture("impostor");
     let signed = String::from_utf8(
-        sign_envelope(send_message_envelope(100).as_bytes(), &fx.signer(), &opts(KeyInfoForm::KeyIdentifier)).expect("signs"),
+        sign_envelope(
+            send_message_envelope(100).as_bytes(),
+            &fx.signer(),
+            &opts(KeyInfoForm::KeyIdentifier),
+        )
+        .expect("signs"),
     )
     .expect("utf-8");
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let swapped = signed.replace(&b64.encode(&fx.cert_der), &b64.encode(&other.cert_der));
-    let both = qaqpa_soap::PinnedCertificates::new(vec![fx.cert_der.clone(), other.cert_der.clone()]);
+    let both =
+        qaqpa_soap::PinnedCertificates::new(vec![fx.cert_der.clone(), other.cert_der.clone()]);
     let err = verify_envelope(swapped.as_bytes(), &both, &VerifyOptions::default()).err();
     assert!(matches!(err, Some(VerifyError::BadSignature(_))), "{err:?}");
 }
@@ -174,7 +248,11 @@ fn xmlsec1_signed(fx: &common::RsaFixture, key_info: &str, header_extra: &str) -
     let mut args = vec!["--sign", "--privkey-pem", key_and_cert.as_str()];
     args.extend_from_slice(&XMLSEC_ID_ATTRS);
     let out = xmlsec1(&args, &tpl);
-    assert!(out.status.success(), "xmlsec1 --sign failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "xmlsec1 --sign failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -207,7 +285,11 @@ fn envelopes_signed_by_xmlsec1_verify_with_ours_in_each_key_info_form() {
         assert_eq!(v.signers, vec![fx.cert_der.clone()]);
         assert!(v.body.contains("сәлем"));
         let tampered = String::from_utf8_lossy(&signed).replace("сәлем", "салем");
-        let err = verify_envelope(tampered.as_bytes(), &fx.trust(), &verify_opts(&fx.cert_der)).err();
-        assert!(matches!(err, Some(VerifyError::DigestMismatch(_))), "{name}: {err:?}");
+        let err =
+            verify_envelope(tampered.as_bytes(), &fx.trust(), &verify_opts(&fx.cert_der)).err();
+        assert!(
+            matches!(err, Some(VerifyError::DigestMismatch(_))),
+            "{name}: {err:?}"
+        );
     }
 }

@@ -19,8 +19,12 @@ fn signed() -> &'static Signed {
     SIGNED.get_or_init(|| {
         let fx = rsa_fixture("wrapping");
         let xml = String::from_utf8(
-            sign_envelope(send_message_envelope(300).as_bytes(), &fx.signer(), &Default::default())
-                .expect("signs"),
+            sign_envelope(
+                send_message_envelope(300).as_bytes(),
+                &fx.signer(),
+                &Default::default(),
+            )
+            .expect("signs"),
         )
         .expect("utf-8");
         let start = xml.find("wsu:Id=\"").expect("Body has wsu:Id") + 8;
@@ -55,7 +59,11 @@ fn body_moved_into_header_with_a_new_body_is_rejected() {
     let evil_body = "<soapenv:Body><ns2:SendMessage xmlns:ns2=\"http://bip.bee.kz/SyncChannel/v10/Types\">evil</ns2:SendMessage></soapenv:Body>";
     let wrapped_original = original.replace("soapenv:Body", "soapenv:Wrapper");
     let mut xml = s.xml.replacen(original, evil_body, 1);
-    xml = xml.replacen("<soapenv:Header>", &format!("<soapenv:Header>{wrapped_original}"), 1);
+    xml = xml.replacen(
+        "<soapenv:Header>",
+        &format!("<soapenv:Header>{wrapped_original}"),
+        1,
+    );
     let err = verify(&xml).err();
     assert!(matches!(err, Some(VerifyError::Wrapping(_))), "{err:?}");
 }
@@ -65,9 +73,15 @@ fn original_body_kept_in_header_as_a_second_body_is_rejected() {
     let s = signed();
     let (start, end) = body_of(&s.xml);
     let original = &s.xml[start..end];
-    let evil_body = original.replace(&format!("wsu:Id=\"{}\"", s.body_id), "").replace("GbdulInfoByBin_v2", "Evil");
+    let evil_body = original
+        .replace(&format!("wsu:Id=\"{}\"", s.body_id), "")
+        .replace("GbdulInfoByBin_v2", "Evil");
     let mut xml = s.xml.replacen(original, &evil_body, 1);
-    xml = xml.replacen("<soapenv:Header>", &format!("<soapenv:Header>{original}"), 1);
+    xml = xml.replacen(
+        "<soapenv:Header>",
+        &format!("<soapenv:Header>{original}"),
+        1,
+    );
     let err = verify(&xml).err();
     assert!(matches!(err, Some(VerifyError::Wrapping(_))), "{err:?}");
 }
@@ -76,9 +90,15 @@ fn original_body_kept_in_header_as_a_second_body_is_rejected() {
 fn duplicate_id_is_rejected() {
     let s = signed();
     let decoy = format!("<x:Decoy xmlns:x=\"urn:x\" xmlns:wsu=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd\" wsu:Id=\"{}\"/>", s.body_id);
-    let xml = s.xml.replacen("<soapenv:Header>", &format!("<soapenv:Header>{decoy}"), 1);
+    let xml = s
+        .xml
+        .replacen("<soapenv:Header>", &format!("<soapenv:Header>{decoy}"), 1);
     let err = verify(&xml).err();
-    assert!(matches!(err, Some(VerifyError::Wrapping(m)) if m.contains("more than once")), "{:?}", verify(&xml).err());
+    assert!(
+        matches!(err, Some(VerifyError::Wrapping(m)) if m.contains("more than once")),
+        "{:?}",
+        verify(&xml).err()
+    );
 }
 
 #[test]
@@ -86,7 +106,13 @@ fn signature_over_another_element_is_rejected() {
     // A valid signature whose only reference names a header element, not the Body.
     let s = signed();
     let header_el = "<x:Note xmlns:x=\"urn:x\" xmlns:wsu=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd\" wsu:Id=\"note-1\">hi</x:Note>";
-    let xml = s.xml.replacen("<soapenv:Header>", &format!("<soapenv:Header>{header_el}"), 1)
+    let xml = s
+        .xml
+        .replacen(
+            "<soapenv:Header>",
+            &format!("<soapenv:Header>{header_el}"),
+            1,
+        )
         .replace(&format!("URI=\"#{}\"", s.body_id), "URI=\"#note-1\"");
     let err = verify(&xml).err();
     assert!(matches!(err, Some(VerifyError::Wrapping(_))), "{err:?}");
@@ -95,7 +121,9 @@ fn signature_over_another_element_is_rejected() {
 #[test]
 fn reference_to_a_missing_id_is_rejected() {
     let s = signed();
-    let xml = s.xml.replace(&format!("URI=\"#{}\"", s.body_id), "URI=\"#nowhere\"");
+    let xml = s
+        .xml
+        .replace(&format!("URI=\"#{}\"", s.body_id), "URI=\"#nowhere\"");
     let err = verify(&xml).err();
     assert!(matches!(err, Some(VerifyError::Wrapping(_))), "{err:?}");
 }
@@ -106,7 +134,9 @@ fn extra_reference_is_rejected() {
     let start = s.xml.find("<ds:Reference").expect("reference");
     let end = s.xml.find("</ds:Reference>").expect("reference end") + "</ds:Reference>".len();
     let reference = &s.xml[start..end];
-    let xml = s.xml.replacen(reference, &format!("{reference}{reference}"), 1);
+    let xml = s
+        .xml
+        .replacen(reference, &format!("{reference}{reference}"), 1);
     let err = verify(&xml).err();
     assert!(matches!(err, Some(VerifyError::Wrapping(_))), "{err:?}");
 }
@@ -121,7 +151,10 @@ fn unknown_transform_is_rejected() {
     );
     assert_ne!(xml, s.xml);
     let err = verify(&xml).err();
-    assert!(matches!(err, Some(VerifyError::UnsupportedAlgorithm(_))), "{err:?}");
+    assert!(
+        matches!(err, Some(VerifyError::UnsupportedAlgorithm(_))),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -132,15 +165,24 @@ fn unknown_signature_algorithm_is_rejected() {
         "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
     );
     let err = verify(&xml).err();
-    assert!(matches!(err, Some(VerifyError::UnsupportedAlgorithm(_))), "{err:?}");
+    assert!(
+        matches!(err, Some(VerifyError::UnsupportedAlgorithm(_))),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn unknown_digest_algorithm_is_rejected() {
     let s = signed();
-    let xml = s.xml.replace("http://www.w3.org/2001/04/xmlenc#sha256", "http://www.w3.org/2000/09/xmldsig#sha1");
+    let xml = s.xml.replace(
+        "http://www.w3.org/2001/04/xmlenc#sha256",
+        "http://www.w3.org/2000/09/xmldsig#sha1",
+    );
     let err = verify(&xml).err();
-    assert!(matches!(err, Some(VerifyError::UnsupportedAlgorithm(_))), "{err:?}");
+    assert!(
+        matches!(err, Some(VerifyError::UnsupportedAlgorithm(_))),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -152,7 +194,10 @@ fn inclusive_canonicalization_is_refused_for_ws_security() {
         1,
     );
     let err = verify(&xml).err();
-    assert!(matches!(err, Some(VerifyError::UnsupportedAlgorithm(_))), "{err:?}");
+    assert!(
+        matches!(err, Some(VerifyError::UnsupportedAlgorithm(_))),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -174,9 +219,19 @@ fn envelope_without_signature_is_rejected() {
 #[test]
 fn dtd_in_a_signed_envelope_is_refused() {
     let s = signed();
-    let xml = s.xml.replacen("<soapenv:Envelope", "<!DOCTYPE x [<!ENTITY e \"x\">]>\n<soapenv:Envelope", 1);
+    let xml = s.xml.replacen(
+        "<soapenv:Envelope",
+        "<!DOCTYPE x [<!ENTITY e \"x\">]>\n<soapenv:Envelope",
+        1,
+    );
     let err = verify(&xml).err();
-    assert!(matches!(err, Some(VerifyError::Xml(qaqpa_soap::XmlError::DtdRefused { .. }))), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Some(VerifyError::Xml(qaqpa_soap::XmlError::DtdRefused { .. }))
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -184,7 +239,9 @@ fn comment_injected_into_body_still_verifies_and_is_not_signed_content() {
     // Comments are outside the signed node set (exclusive c14n without comments): adding one
     // must not break verification, and the canonical body returned never contains it.
     let s = signed();
-    let xml = s.xml.replacen("<requestInfo>", "<requestInfo><!-- injected -->", 1);
+    let xml = s
+        .xml
+        .replacen("<requestInfo>", "<requestInfo><!-- injected -->", 1);
     let v = verify(&xml).expect("comments are not signed content");
     assert!(!String::from_utf8_lossy(&v.body_canonical).contains("injected"));
 }

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{rsa_fixture, send_message_envelope};
-use qaqpa_soap::{sign_envelope, verify_envelope, KeyInfoForm, VerifyError, VerifyOptions, WsSecurityOptions};
+use qaqpa_soap::{
+    sign_envelope, verify_envelope, KeyInfoForm, VerifyError, VerifyOptions, WsSecurityOptions,
+};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -25,7 +27,13 @@ fn zeep_batch(commands: &[Vec<&Path>]) -> Vec<i32> {
         .expect("python3 with PyPI zeep and xmlsec must be installed");
     let lines: String = commands
         .iter()
-        .map(|c| c.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\t") + "\n")
+        .map(|c| {
+            c.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join("\t")
+                + "\n"
+        })
         .collect();
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(lines.as_bytes()).expect("write commands");
@@ -47,11 +55,19 @@ fn zeep_batch(commands: &[Vec<&Path>]) -> Vec<i32> {
 #[test]
 fn our_signatures_verify_with_zeep_and_tampering_is_caught() {
     let fx = rsa_fixture("zeep verifies us");
-    let forms = [KeyInfoForm::KeyIdentifier, KeyInfoForm::IssuerSerial, KeyInfoForm::BinarySecurityToken];
+    let forms = [
+        KeyInfoForm::KeyIdentifier,
+        KeyInfoForm::IssuerSerial,
+        KeyInfoForm::BinarySecurityToken,
+    ];
     let mut files = Vec::new();
     for (i, form) in forms.iter().enumerate() {
-        let opts = WsSecurityOptions { key_info: *form, ..WsSecurityOptions::default() };
-        let signed = sign_envelope(send_message_envelope(1024).as_bytes(), &fx.signer(), &opts).expect("signs");
+        let opts = WsSecurityOptions {
+            key_info: *form,
+            ..WsSecurityOptions::default()
+        };
+        let signed = sign_envelope(send_message_envelope(1024).as_bytes(), &fx.signer(), &opts)
+            .expect("signs");
         let good = fx.dir.path().join(format!("ours-{i}.xml"));
         std::fs::write(&good, &signed).expect("write");
         let bad = fx.dir.path().join(format!("tampered-{i}.xml"));
@@ -63,12 +79,21 @@ fn our_signatures_verify_with_zeep_and_tampering_is_caught() {
     let verify = Path::new("verify");
     let commands: Vec<Vec<&Path>> = files
         .iter()
-        .flat_map(|(good, bad)| [vec![verify, &cert, good.as_path()], vec![verify, &cert, bad.as_path()]])
+        .flat_map(|(good, bad)| {
+            [
+                vec![verify, &cert, good.as_path()],
+                vec![verify, &cert, bad.as_path()],
+            ]
+        })
         .collect();
     let codes = zeep_batch(&commands);
     for (i, form) in forms.iter().enumerate() {
         assert_eq!(codes[2 * i], 0, "{form:?}: zeep rejected our signature");
-        assert_eq!(codes[2 * i + 1], 1, "{form:?}: zeep accepted a tampered body");
+        assert_eq!(
+            codes[2 * i + 1],
+            1,
+            "{form:?}: zeep accepted a tampered body"
+        );
     }
 }
 
@@ -78,11 +103,23 @@ fn zeep_signed_envelopes_verify_with_ours() {
     let input = fx.dir.path().join("in.xml");
     std::fs::write(&input, send_message_envelope(1024)).expect("write");
     let (key, cert) = (fx.key_path(), fx.cert_path());
-    let outputs: Vec<_> = ["x509", "binary"].iter().map(|f| fx.dir.path().join(format!("zeep-{f}.xml"))).collect();
+    let outputs: Vec<_> = ["x509", "binary"]
+        .iter()
+        .map(|f| fx.dir.path().join(format!("zeep-{f}.xml")))
+        .collect();
     let commands: Vec<Vec<&Path>> = ["x509", "binary"]
         .iter()
         .zip(&outputs)
-        .map(|(f, o)| vec![Path::new("sign"), &key, &cert, &input, o.as_path(), Path::new(f)])
+        .map(|(f, o)| {
+            vec![
+                Path::new("sign"),
+                &key,
+                &cert,
+                &input,
+                o.as_path(),
+                Path::new(f),
+            ]
+        })
         .collect();
     assert_eq!(zeep_batch(&commands), vec![0, 0], "zeep failed to sign");
     for (form, output) in ["x509", "binary"].iter().zip(&outputs) {
@@ -92,7 +129,11 @@ fn zeep_signed_envelopes_verify_with_ours() {
         assert_eq!(v.signers, vec![fx.cert_der.clone()]);
         assert!(v.body.contains("GbdulInfoByBin_v2"));
         let tampered = String::from_utf8_lossy(&signed).replace("GbdulInfoByBin_v2", "Tampered");
-        let err = verify_envelope(tampered.as_bytes(), &fx.trust(), &VerifyOptions::default()).err();
-        assert!(matches!(err, Some(VerifyError::DigestMismatch(_))), "{form}: {err:?}");
+        let err =
+            verify_envelope(tampered.as_bytes(), &fx.trust(), &VerifyOptions::default()).err();
+        assert!(
+            matches!(err, Some(VerifyError::DigestMismatch(_))),
+            "{form}: {err:?}"
+        );
     }
 }

@@ -34,8 +34,20 @@ pub fn rsa_fixture(common_name: &str) -> RsaFixture {
     let key = dir.path().join("key.pem");
     let cert = dir.path().join("cert.pem");
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-set_serial"])
-        .arg(format!("{}", 100_000 + u32::from(common_name.len() as u8) * 7919))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-set_serial",
+        ])
+        .arg(format!(
+            "{}",
+            100_000 + u32::from(common_name.len() as u8) * 7919
+        ))
         .arg("-subj")
         .arg(format!("/C=KZ/O=Qaqpa Test/CN={common_name}"))
         .arg("-keyout")
@@ -44,16 +56,29 @@ pub fn rsa_fixture(common_name: &str) -> RsaFixture {
         .arg(&cert)
         .output()
         .expect("openssl must be installed (Debian package openssl)");
-    assert!(out.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl req failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key_pem = std::fs::read_to_string(&key).expect("key written");
     let cert_pem = std::fs::read_to_string(&cert).expect("cert written");
     let cert_der = qaqpa_soap::cert::pem_to_der(&cert_pem, "CERTIFICATE").expect("cert PEM");
-    RsaFixture { dir, key_pem, cert_pem, cert_der }
+    RsaFixture {
+        dir,
+        key_pem,
+        cert_pem,
+        cert_der,
+    }
 }
 
 /// A ШЭП SyncChannel SendMessage-like envelope carrying `data_len` bytes of escaped XML.
 pub fn send_message_envelope(data_len: usize) -> String {
-    let payload: String = "&lt;x&gt;Қазақстан&lt;/x&gt;".chars().cycle().take(data_len).collect();
+    let payload: String = "&lt;x&gt;Қазақстан&lt;/x&gt;"
+        .chars()
+        .cycle()
+        .take(data_len)
+        .collect();
     let payload = payload.trim_end_matches(|c| c != ';').to_string();
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
