@@ -431,12 +431,17 @@ fn answer(shared: &Shared, envelope: String, tamper: bool, detail: (&str, &str))
     }
 }
 
-/// Alters the signed Body's responseInfo/messageId text; `None` when there is none to alter.
+/// Alters the signed Body while keeping it schema-valid: the last digit of `responseDate`
+/// (which every ШЭП answer carries) changes. `None` when there is none to alter.
 fn tamper_body(signed: &str) -> Option<String> {
     let body_at = signed.find("Body")?;
-    let rel = signed[body_at..].find("</messageId>")?;
+    let end = body_at + signed[body_at..].find("</responseDate>")?;
+    let start = body_at + signed[body_at..end].rfind('>')? + 1;
+    let rel = signed[start..end].rfind(|c: char| c.is_ascii_digit())?;
+    let at = start + rel;
+    let digit = signed[at..].chars().next()?.to_digit(10)?;
     let mut out = signed.to_owned();
-    out.insert(body_at + rel, 'X');
+    out.replace_range(at..at + 1, &((digit + 1) % 10).to_string());
     Some(out)
 }
 
@@ -522,15 +527,27 @@ async fn sync_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respons
     }
 }
 
-/// The fault (if any) an async operation on `service_id` gets, as a finished response.
-async fn async_fault(shared: &Shared, op: Operation, service_id: &str) -> Option<Response> {
-    let fault = shared.book().next_fault(service_id)?;
+/// What an injected fault does to an async operation.
+enum AsyncInjection {
+    /// Answer this instead.
+    Answer(Response),
+    /// Answer normally, signed, then alter the signed Body.
+    Tamper,
+    Nothing,
+}
+
+/// The fault (if any) an async operation on `service_id` gets.
+async fn async_fault(shared: &Shared, op: Operation, service_id: &str) -> AsyncInjection {
+    let fault = shared.book().next_fault(service_id);
+    let Some(fault) = fault else {
+        return AsyncInjection::Nothing;
+    };
     let name = op.fault_element();
     let detail = (ns::ASYNC, name.as_str());
-    Some(match fault {
+    AsyncInjection::Answer(match fault {
         InjectedFault::Slow(d) => {
             tokio::time::sleep(d).await;
-            return None;
+            return AsyncInjection::Nothing;
         }
         InjectedFault::Scse002(m) => fault_response(
             detail,
@@ -545,16 +562,15 @@ async fn async_fault(shared: &Shared, op: Operation, service_id: &str) -> Option
         InjectedFault::SoapFault { code, error_info } => fault_response(detail, code, error_info),
         InjectedFault::Http(status) => http_failure(status),
         InjectedFault::DropConnection => dropped_connection(),
-        // Not meaningful without a Body to alter before signing; answered normally.
-        InjectedFault::BadResponseSignature => return None,
+        InjectedFault::BadResponseSignature => return AsyncInjection::Tamper,
     })
 }
 
-fn async_answer<T: Part>(shared: &Shared, op: Operation, part: &T) -> Response {
+fn async_answer<T: Part>(shared: &Shared, op: Operation, part: &T, tamper: bool) -> Response {
     let name = op.fault_element();
     let detail = (ns::ASYNC, name.as_str());
     match async_channel::response_envelope(op, ns::ASYNC, part) {
-        Ok(envelope) => answer(shared, envelope, false, detail),
+        Ok(envelope) => answer(shared, envelope, tamper, detail),
         Err(e) => fault_response(
             detail,
             FaultCode::Server,
@@ -610,9 +626,11 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
             if let Err(e) = message.check() {
                 return invalid_envelope(&e, detail);
             }
-            if let Some(r) = async_fault(&shared, op, &message.info.service_id).await {
-                return r;
-            }
+            let tamper = match async_fault(&shared, op, &message.info.service_id).await {
+                AsyncInjection::Answer(r) => return r,
+                AsyncInjection::Tamper => true,
+                AsyncInjection::Nothing => false,
+            };
             let message_id = uuid::Uuid::new_v4().to_string();
             let correlation_id = message
                 .info
@@ -642,6 +660,7 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
                     response_date: now,
                     session_id: Some(session),
                 },
+                tamper,
             )
         }
         Operation::GetMessages => {
@@ -650,9 +669,11 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
                     Ok(m) => m,
                     Err(e) => return invalid_envelope(&e, detail),
                 };
-            if let Some(r) = async_fault(&shared, op, &request.service_id).await {
-                return r;
-            }
+            let tamper = match async_fault(&shared, op, &request.service_id).await {
+                AsyncInjection::Answer(r) => return r,
+                AsyncInjection::Tamper => true,
+                AsyncInjection::Nothing => false,
+            };
             let amount = request.amount.map_or(usize::MAX, |a| a.max(0) as usize);
             let messages: Vec<AsyncMessage> = {
                 let mut book = shared.book();
@@ -678,6 +699,7 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
                     session_id: SessionId::random(),
                     messages,
                 },
+                tamper,
             )
         }
         Operation::GetMessageStatus => {
@@ -710,6 +732,7 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
                         response_date: now,
                         session_id: None,
                     },
+                    false,
                 ),
             }
         }
@@ -729,6 +752,7 @@ async fn async_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respon
                     response_date: now,
                     session_id: SessionId::random(),
                 },
+                false,
             )
         }
         Operation::ChangeMassageStatusNotification => refusal(

@@ -302,3 +302,44 @@ fn xmlsec1_verifies_a_send_message_we_signed() {
         "xmlsec1 accepted a tampered body"
     );
 }
+
+#[tokio::test]
+async fn async_channel_bad_response_signature_is_retried() {
+    let shep = identity("shep-async");
+    let emu = ShepEmulator::builder()
+        .sign_with(Arc::new(shep.signer.clone()))
+        .start()
+        .await
+        .expect("emulator");
+    emu.inject(
+        "ESEDO_ASYNC",
+        InjectedFault::BadResponseSignature,
+        When::Nth(1),
+    )
+    .expect("inject");
+    let client = AsyncChannelClient::new(
+        ClientConfig::new(emu.async_url())
+            .with_verifier(Arc::new(SoapVerifier::pinned(vec![shep.cert_der.clone()]))),
+    )
+    .expect("client");
+    let m = AsyncMessage::request(
+        "ESEDO_ASYNC",
+        SenderInfo::new("qaqpa", None),
+        MessageData::text("x"),
+    );
+    let e = client.send_message(&m).await.expect_err("tampered");
+    assert!(
+        matches!(
+            e,
+            ShepError::Retry {
+                reason: RetryReason::BadSignature(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    client
+        .send_message(&m)
+        .await
+        .expect("the next, untampered, verifies");
+}
