@@ -782,6 +782,26 @@ pub async fn dead_letter_can_be_retried(store: &dyn Store) {
             .len(),
         1
     );
+    assert!(
+        !store.retry_dead(id, at(501)).await.expect("retry"),
+        "not while it is being delivered"
+    );
+    store
+        .finish_attempt(
+            id,
+            "w",
+            attempt(2, "w", "failed", None),
+            AttemptResult::Failed {
+                reason: "SCSE002".into(),
+            },
+        )
+        .await
+        .expect("finish");
+    assert!(
+        store.retry_dead(id, at(600)).await.expect("retry"),
+        "a failed message can be retried too"
+    );
+    assert_eq!(status_of(store, id).await, MessageStatus::Queued);
     assert!(!store
         .retry_dead(MessageId::new(), at(5))
         .await
@@ -1401,7 +1421,8 @@ pub async fn blob_round_trips_and_duplicates_are_free(
 }
 
 pub async fn corrupted_blob_is_detected(blobs: &dyn BlobStore, probe: &dyn BlobProbe) {
-    let data = content(300 * 1024, 3);
+    // Exactly two 256 KiB pieces: the check must still fire after the last full chunk.
+    let data = content(512 * 1024, 3);
     let (sha, _) = blobs
         .put(&mut VecChunks::new(vec![data]), 10 << 20)
         .await
