@@ -9,7 +9,18 @@
 //! - an attempt is recorded only by the worker that still holds the lease;
 //! - nothing is half-stored: a failed insert leaves no row behind.
 //!
-//! The store never interprets documents or receipts; it keeps them as JSON.
+//! The store never interprets documents or receipts; it keeps them as JSON. Times are kept to
+//! the microsecond on both back ends.
+//!
+//! Using it:
+//! - embedded: [`SqliteStore::open`]`(data_dir, SqliteOptions::default())` (file
+//!   `<data_dir>/qaqpa.db`) and [`FsBlobStore::open`]`(data_dir)` (files under
+//!   `<data_dir>/blobs/`);
+//! - shared: [`PgStore::connect`]`("postgres://user@host/db", PgOptions::default()).await`
+//!   (migrates under an advisory lock) and [`PgStore::blob_store`] for blobs in the same database;
+//! - tests: feature `testing` gives `testing::TempPostgres` (a throwaway server, also as root) and
+//!   `testing::TempDir`; feature `conformance` gives the suite and the
+//!   `store_conformance_tests!` / `blob_conformance_tests!` macros.
 
 pub mod codec;
 #[cfg(feature = "conformance")]

@@ -92,9 +92,13 @@ async fn two_replicas_never_claim_the_same_message_within_a_lease() {
     let a = replica(&url).await;
     let b = replica(&url).await;
     let ids = insert_batch(&a, 300).await;
+    // Both replicas start claiming at the same moment.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
     let work = |store: PgStore, worker: &'static str| {
+        let start = start.clone();
         tokio::spawn(async move {
             let mut mine = Vec::new();
+            start.wait().await;
             loop {
                 let batch = store
                     .claim_due(worker, at(5), LEASE, 8)
