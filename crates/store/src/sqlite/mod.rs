@@ -1,5 +1,5 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`. Every write goes
-//! through the group-commit writer thread ([`writer`]); reads use a small pool of read-only
+//! through the group-commit writer thread (`writer.rs`); reads use a small pool of read-only
 //! connections on blocking threads. It must never answer a write before it is fsync'd, and never
 //! block the async runtime on SQLite.
 mod schema;
