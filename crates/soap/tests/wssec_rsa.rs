@@ -293,3 +293,39 @@ fn envelopes_signed_by_xmlsec1_verify_with_ours_in_each_key_info_form() {
         );
     }
 }
+
+#[test]
+fn xmlsec1_signature_with_default_namespace_in_prefix_list_verifies_with_ours() {
+    // The InclusiveNamespaces PrefixList "#default" makes exclusive c14n render the in-scope
+    // default namespace on the Body although nothing in it uses that namespace: if our
+    // canonical form differed from libxml2's here, the digest would not match.
+    let fx = rsa_fixture("prefix list");
+    let template = r##"<soapenv:Envelope xmlns="urn:default-ns" xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" xmlns:unused="urn:unused"><soapenv:Header><wsse:Security soapenv:mustUnderstand="1"><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="#default unused"/></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#id-b"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="#default unused"/></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509Certificate/></ds:X509Data></ds:KeyInfo></ds:Signature></wsse:Security></soapenv:Header><soapenv:Body wsu:Id="id-b"><m:Ping xmlns:m="urn:m"><m:text>x</m:text></m:Ping></soapenv:Body></soapenv:Envelope>"##;
+    let tpl = write(fx.dir.path(), "prefix-list.xml", template.as_bytes());
+    let key_and_cert = format!("{},{}", fx.key_path().display(), fx.cert_path().display());
+    let mut args = vec!["--sign", "--privkey-pem", key_and_cert.as_str()];
+    args.extend_from_slice(&XMLSEC_ID_ATTRS);
+    let out = xmlsec1(&args, &tpl);
+    assert!(
+        out.status.success(),
+        "xmlsec1 --sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = verify_envelope(&out.stdout, &fx.trust(), &VerifyOptions::default())
+        .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&out.stdout)));
+    let canonical = String::from_utf8_lossy(&v.body_canonical).into_owned();
+    assert!(canonical.starts_with("<soapenv:Body"), "{canonical}");
+    // The Body we return is the plain exclusive form; the signed form had the default namespace.
+    let with_list = qaqpa_soap::Canonicalizer::new(qaqpa_soap::C14nMethod::Exclusive)
+        .with_inclusive_prefixes(["#default", "unused"]);
+    let doc = qaqpa_soap::xml::parse_bytes(&out.stdout, &Default::default()).expect("parses");
+    let body = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "Body")
+        .expect("Body");
+    let signed_form = String::from_utf8(with_list.subtree(body)).expect("utf-8");
+    assert!(
+        signed_form.contains("xmlns=\"urn:default-ns\"") && signed_form.contains("xmlns:unused"),
+        "{signed_form}"
+    );
+}
