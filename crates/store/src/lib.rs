@@ -23,6 +23,7 @@
 //!   `store_conformance_tests!` / `blob_conformance_tests!` macros.
 
 pub mod codec;
+pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod contract;
@@ -32,6 +33,7 @@ pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use config::{OpenedStore, StoreConfig};
 pub use contract::*;
 pub use fsblob::FsBlobStore;
 pub use pg::{PgBlobStore, PgOptions, PgStore};
