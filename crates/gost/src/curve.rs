@@ -14,6 +14,9 @@
 //! mixed addition per window, no doublings); other points use a 16-entry table and 4 doublings
 //! per 4-bit window.
 //!
+//! Verification alone multiplies a public key by a public scalar with variable-time Jacobian
+//! arithmetic (`mul_vartime`); nothing secret ever goes through it.
+//!
 //! Must never: branch on or index memory by a secret scalar or a secret point; leave a secret in a
 //! value that is not zeroized by its owner.
 

@@ -46,12 +46,17 @@
 //! Montgomery arithmetic; `crypto-bigint` itself for the test curves and all arithmetic mod q.
 //! Points: projective coordinates with complete addition formulas (no special cases to branch
 //! on). k·G: a precomputed table of signed 5-bit windows, scanned in full for every lookup.
+//! Verification's u2·Q works on public data only, in variable-time Jacobian coordinates.
 //! Nonces: fresh OS randomness, hedged with the key and the digest through Streebog-512.
 //!
 //! Checked by: the GOST R 34.10-2012 examples (256 and 512 bits) and the hash test vectors
 //! (RFC 5831, RFC 6986); every GOST signature on NCA's public test certificates and CRLs; the
 //! private keys of NCA's 13 public GOST 2015 test keystores against their certificates; and
 //! OpenSSL's GOST engine both ways for all three algorithms (`tests/`).
+//!
+//! Fuzzing (`crates/gost/fuzz`, its own workspace; cargo-fuzz needs nightly features, which
+//! `RUSTC_BOOTSTRAP=1` unlocks on the stable toolchain):
+//! `cd crates/gost/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run verify -- -max_total_time=600`.
 //!
 //! ## What this crate must never do
 //! - Leak a secret: private keys and nonces are zeroized after use ([`SigningKey`] on drop);
