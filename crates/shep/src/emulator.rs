@@ -26,6 +26,9 @@ use crate::async_channel::{
     MessageStatusInfo, Operation, Part, SendDeliveryNotificationRequest,
     SendDeliveryNotificationResponse,
 };
+use crate::async_channel::{ChangeStatusNotifyRequest, ChangeStatusNotifyResponse};
+use crate::classify::ShepOutcome;
+use crate::client::{AsyncChannelClient, ClientConfig, ShepError, SyncChannelClient};
 use crate::envelope::{body_payload, parse_envelope, Fault, FaultCode};
 use crate::ns;
 use crate::server::{
@@ -339,6 +342,37 @@ impl ShepEmulator {
     /// Delivery notifications received through sendDeliveryNotification.
     pub fn delivery_notifications(&self) -> Vec<SendDeliveryNotificationRequest> {
         self.shared.book().notifications.clone()
+    }
+
+    /// Pushes `request` to a participant's ISyncChannel endpoint, as ЕСЭДО does through ШЭП,
+    /// signed with the emulator's signer when it has one.
+    pub async fn push_sync(&self, endpoint: &str, request: &SyncRequest) -> ShepOutcome {
+        match SyncChannelClient::new(self.push_config(endpoint)) {
+            Ok(client) => client.exchange(request).await,
+            Err(e) => ShepOutcome::Permanent {
+                code: "NOT_SENT".into(),
+                message: e.to_string(),
+            },
+        }
+    }
+
+    /// Pushes a message-state change to a participant's IAsyncChannelClient endpoint.
+    pub async fn push_status(
+        &self,
+        endpoint: &str,
+        request: &ChangeStatusNotifyRequest,
+    ) -> Result<ChangeStatusNotifyResponse, ShepError> {
+        AsyncChannelClient::new(self.push_config(endpoint))?
+            .change_massage_status_notification(request)
+            .await
+    }
+
+    fn push_config(&self, endpoint: &str) -> ClientConfig {
+        let config = ClientConfig::new(endpoint);
+        match &self.shared.signer {
+            Some(s) => config.with_signer(s.clone()),
+            None => config,
+        }
     }
 
     /// Stops serving and waits for the server task.

@@ -343,3 +343,39 @@ async fn async_channel_bad_response_signature_is_retried() {
         .await
         .expect("the next, untampered, verifies");
 }
+
+#[tokio::test]
+async fn emulator_pushes_signed_documents_to_our_endpoint() {
+    let shep = identity("shep-push");
+    let emu = ShepEmulator::builder()
+        .sign_with(Arc::new(shep.signer.clone()))
+        .start()
+        .await
+        .expect("emulator");
+    let recorder = Arc::new(Recorder::default());
+    let config = EndpointConfig::new(SignaturePolicy::Required(Arc::new(SoapVerifier::pinned(
+        vec![shep.cert_der.clone()],
+    ))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let router = sync_channel_router(recorder.clone(), config);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let push = SyncRequest::new(
+        "ESEDO_UNIVERSAL_SERVICE",
+        SenderInfo::new("esedo", None),
+        Some(MessageData::text("<docOutgoing/>")),
+    );
+    let outcome = emu.push_sync(&url, &push).await;
+    assert!(
+        matches!(outcome, ShepOutcome::Success { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        recorder.signers.lock().expect("lock")[0].certificate_der,
+        shep.cert_der
+    );
+}
