@@ -4,7 +4,7 @@
 //! never prints key material and never exits 0 from `verify` unless every signature verified.
 
 use crate::c14n::{C14nMethod, Canonicalizer};
-use crate::dsig::{CertificateTrust, PinnedCertificates, RsaSigner};
+use crate::dsig::{CertificateTrust, PinnedCertificates, RsaSigner, XmlSigner};
 use crate::wssec::{KeyInfoForm, WsSecurityOptions};
 use crate::xml::{parse_bytes, XmlLimits};
 use std::path::{Path, PathBuf};
@@ -16,14 +16,15 @@ use std::time::{Duration, SystemTime};
 pub enum SoapCommand {
     /// Sign the Body of a SOAP envelope with WS-Security (exclusive c14n, RSA-SHA256).
     Sign {
-        /// Private key: PEM PKCS#8 (`-----BEGIN PRIVATE KEY-----`). PKCS#12 (.p12) keystores
-        /// need the pki crate and are refused for now.
+        /// The signing key: an NCA-style PKCS#12 keystore (`.p12`/`.pfx`, GOST or RSA, password
+        /// from `--password-env`), or an unencrypted PEM PKCS#8 RSA key with `--cert`.
         #[arg(long)]
         key: PathBuf,
         /// The signer's certificate (PEM), required with a PEM key.
         #[arg(long)]
         cert: Option<PathBuf>,
-        /// Name of the environment variable holding the keystore password (.p12 only).
+        /// Name of the environment variable holding the keystore password (.p12 only; the
+        /// password itself never appears on the command line).
         #[arg(long)]
         password_env: Option<String>,
         /// How KeyInfo names the certificate.
@@ -82,6 +83,26 @@ impl CertificateTrust for AnyCertificate {
     }
 }
 
+/// A signer for the key in a PKCS#12 keystore (GOST or RSA), read by qaqpa-pki.
+fn keystore_signer(p12: &[u8], password: &str) -> Result<Box<dyn XmlSigner>, String> {
+    let keystore = qaqpa_pki::Keystore::from_pkcs12(p12, password)
+        .map_err(|e| format!("cannot open the keystore: {e}"))?;
+    let cert = keystore.certificate().der();
+    match keystore.signing_key() {
+        qaqpa_pki::PrivateKey::Gost(key) => {
+            let copy =
+                qaqpa_gost::SigningKey::from_nca_private(key.algorithm(), &key.to_nca_private())
+                    .map_err(|e| e.to_string())?;
+            Ok(Box::new(
+                crate::dsig::GostSigner::new(copy, cert).map_err(|e| e.to_string())?,
+            ))
+        }
+        key @ qaqpa_pki::PrivateKey::Rsa(_) => Ok(Box::new(
+            RsaSigner::from_pkcs8_der(&key.to_pkcs8_der(), cert).map_err(|e| e.to_string())?,
+        )),
+    }
+}
+
 /// Runs a subcommand; messages go to stderr, data to stdout or the output file.
 pub fn run(cmd: SoapCommand) -> ExitCode {
     match execute(cmd) {
@@ -108,25 +129,28 @@ fn execute(cmd: SoapCommand) -> Result<ExitCode, String> {
             input,
             output,
         } => {
-            let key_text = read(&key)?;
-            if key
+            let key_bytes = read(&key)?;
+            let is_p12 = key
                 .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"))
-            {
-                let _ = password_env;
-                return Err("PKCS#12 keystores are not supported yet (they arrive with the pki crate); use a PEM PKCS#8 key with --cert".into());
-            }
-            let key_pem =
-                String::from_utf8(key_text).map_err(|_| "the key file is not PEM text")?;
-            if key_pem.contains("ENCRYPTED PRIVATE KEY") {
-                return Err(
-                    "encrypted PEM keys are not supported; decrypt with `openssl pkcs8`".into(),
-                );
-            }
-            let cert = cert.ok_or("--cert is required with a PEM key")?;
-            let cert_pem =
-                String::from_utf8(read(&cert)?).map_err(|_| "the certificate is not PEM text")?;
-            let signer = RsaSigner::from_pem(&key_pem, &cert_pem).map_err(|e| e.to_string())?;
+                .is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"));
+            let signer: Box<dyn XmlSigner> = if is_p12 {
+                let var =
+                    password_env.ok_or("--password-env VAR is required with a .p12 keystore")?;
+                let password = std::env::var(&var).map_err(|_| {
+                    format!("environment variable {var} (the keystore password) is not set")
+                })?;
+                keystore_signer(&key_bytes, &password)?
+            } else {
+                let key_pem =
+                    String::from_utf8(key_bytes).map_err(|_| "the key file is not PEM text")?;
+                if key_pem.contains("ENCRYPTED PRIVATE KEY") {
+                    return Err("encrypted PEM keys are not supported; use a .p12 keystore".into());
+                }
+                let cert = cert.ok_or("--cert is required with a PEM key")?;
+                let cert_pem = String::from_utf8(read(&cert)?)
+                    .map_err(|_| "the certificate is not PEM text")?;
+                Box::new(RsaSigner::from_pem(&key_pem, &cert_pem).map_err(|e| e.to_string())?)
+            };
             let opts = WsSecurityOptions {
                 key_info: match key_info {
                     KeyInfoArg::KeyIdentifier => KeyInfoForm::KeyIdentifier,
@@ -136,7 +160,7 @@ fn execute(cmd: SoapCommand) -> Result<ExitCode, String> {
                 timestamp_ttl: timestamp_ttl.map(Duration::from_secs),
                 limits: XmlLimits::default(),
             };
-            let signed = crate::wssec::sign_envelope(&read(&input)?, &signer, &opts)
+            let signed = crate::wssec::sign_envelope(&read(&input)?, signer.as_ref(), &opts)
                 .map_err(|e| e.to_string())?;
             std::fs::write(&output, signed)
                 .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
@@ -281,11 +305,11 @@ mod tests {
     }
 
     #[test]
-    fn p12_keys_are_refused_until_pki_lands() {
+    fn p12_without_password_variable_is_refused() {
         let dir = tempfile::tempdir().expect("tmp");
         let key = dir.path().join("k.p12");
         std::fs::write(&key, b"x").expect("write");
-        let code = execute(SoapCommand::Sign {
+        let result = execute(SoapCommand::Sign {
             key,
             cert: None,
             password_env: None,
@@ -294,6 +318,6 @@ mod tests {
             input: dir.path().join("in.xml"),
             output: dir.path().join("out.xml"),
         });
-        assert!(code.is_err());
+        assert!(result.is_err_and(|e| e.contains("--password-env")));
     }
 }

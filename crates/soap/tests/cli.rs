@@ -56,3 +56,39 @@ fn sign_then_verify_exits_zero_only_when_valid_and_trusted() {
         ExitCode::from(2)
     );
 }
+
+#[test]
+fn nca_p12_keystore_signs_from_the_command_line() {
+    let p12 = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/specs/nca/ncanode-go/legal/valid/head.p12");
+    assert!(
+        p12.exists(),
+        "NCA test keystore {} is missing (public test material in ../shared/specs)",
+        p12.display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = dir.path().join("in.xml");
+    let output = dir.path().join("out.xml");
+    std::fs::write(&input, common::send_message_envelope(128)).expect("write");
+    std::env::set_var("QAQPA_SOAP_TEST_P12_PASSWORD", "Qwerty12");
+    let code = run(SoapCommand::Sign {
+        key: p12,
+        cert: None,
+        password_env: Some("QAQPA_SOAP_TEST_P12_PASSWORD".into()),
+        key_info: KeyInfoArg::BinarySecurityToken,
+        timestamp_ttl: None,
+        input,
+        output: output.clone(),
+    });
+    assert_eq!(code, ExitCode::SUCCESS);
+    let signed = std::fs::read_to_string(&output).expect("signed output");
+    assert!(signed.contains("gostr34102015-gostr34112015-512"));
+    // Signatures valid, certificate not checked (no --trust): exit status 3.
+    assert_eq!(
+        run(SoapCommand::Verify {
+            input: output,
+            trust: None
+        }),
+        ExitCode::from(3)
+    );
+}

@@ -54,8 +54,15 @@ fn nca_gost_2015_keystore_signs_ws_security_that_verifies() {
         known_certificates: vec![cert.clone()],
         ..VerifyOptions::default()
     };
-    for form in [KeyInfoForm::KeyIdentifier, KeyInfoForm::IssuerSerial, KeyInfoForm::BinarySecurityToken] {
-        let wo = WsSecurityOptions { key_info: form, ..WsSecurityOptions::default() };
+    for form in [
+        KeyInfoForm::KeyIdentifier,
+        KeyInfoForm::IssuerSerial,
+        KeyInfoForm::BinarySecurityToken,
+    ] {
+        let wo = WsSecurityOptions {
+            key_info: form,
+            ..WsSecurityOptions::default()
+        };
         let signed = sign_envelope(common::send_message_envelope(1024).as_bytes(), &signer, &wo)
             .expect("signs");
         let text = String::from_utf8_lossy(&signed).into_owned();
@@ -66,12 +73,19 @@ fn nca_gost_2015_keystore_signs_ws_security_that_verifies() {
         assert_eq!(v.signers, vec![cert.clone()]);
         let tampered = text.replace("GbdulInfoByBin_v2", "GbdulInfoByBin_v9");
         let err = verify_envelope(tampered.as_bytes(), &trust, &opts).err();
-        assert!(matches!(err, Some(VerifyError::DigestMismatch(_))), "{form:?}: {err:?}");
+        assert!(
+            matches!(err, Some(VerifyError::DigestMismatch(_))),
+            "{form:?}: {err:?}"
+        );
     }
     // The employee's certificate is not the signer's.
     let other = keystore("nca/ncanode-go/legal/valid/employee.p12");
-    let signed = sign_envelope(common::send_message_envelope(64).as_bytes(), &signer, &Default::default())
-        .expect("signs");
+    let signed = sign_envelope(
+        common::send_message_envelope(64).as_bytes(),
+        &signer,
+        &Default::default(),
+    )
+    .expect("signs");
     let only_other = PinnedCertificates::new(vec![other.certificate().der().to_vec()]);
     let err = verify_envelope(&signed, &only_other, &opts).err();
     assert!(matches!(err, Some(VerifyError::Untrusted(_))), "{err:?}");
