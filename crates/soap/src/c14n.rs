@@ -5,6 +5,7 @@
 //! descendant subtree (the enveloped-signature transform). The output is byte-identical to
 //! libxml2's (checked against `xmllint` and lxml on the corpus in `tests/c14n-corpus`).
 //! This module must never change what a document says: it only serializes it canonically.
+//! It recurses once per element level, so it relies on the depth bound of [`crate::xml`].
 
 use crate::xml::{Document, Node, NodeId};
 use std::borrow::Cow;

@@ -70,7 +70,9 @@ pub struct VerifiedEnvelope {
     /// The verified `Body` element exactly as it appears in the input (namespace declarations
     /// on ancestors are not repeated; use `body_range` with the input to re-parse in context).
     pub body: String,
-    /// The exclusive-c14n octets of the Body that every signature digested.
+    /// The Body in exclusive c14n (no InclusiveNamespaces list, no comments): the signed
+    /// content in a self-contained form. (A signature made with a PrefixList digested the same
+    /// nodes with more namespace declarations.)
     pub body_canonical: Vec<u8>,
     /// Was a `wsu:Timestamp` signed (and within its validity)?
     pub timestamp_signed: bool,
