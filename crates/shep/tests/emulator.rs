@@ -482,3 +482,37 @@ async fn async_faults_classify_like_sync_ones() {
     ));
     assert!(c.send_message(&m).await.is_ok());
 }
+
+#[tokio::test]
+async fn messages_enqueued_by_a_test_are_fetched_once() {
+    let emu = emulator().await;
+    let mut m = AsyncMessage::request(
+        "INBOX",
+        SenderInfo::new("peer", None),
+        MessageData::text("<n/>"),
+    );
+    m.info.message_id = Some("peer-1".into());
+    emu.enqueue("INBOX", m.clone());
+    let c = AsyncChannelClient::new(ClientConfig::new(emu.async_url())).expect("client");
+    let got = c
+        .get_messages(&GetMessagesRequest::new(
+            "INBOX",
+            SenderInfo::new("qaqpa", None),
+            None,
+        ))
+        .await
+        .expect("fetched");
+    assert_eq!(got.messages, vec![m]);
+    let again = c
+        .get_messages(&GetMessagesRequest::new(
+            "INBOX",
+            SenderInfo::new("qaqpa", None),
+            None,
+        ))
+        .await
+        .expect("fetched");
+    assert!(
+        again.messages.is_empty(),
+        "a fetched message is not delivered twice"
+    );
+}
