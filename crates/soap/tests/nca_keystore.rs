@@ -90,3 +90,118 @@ fn nca_gost_2015_keystore_signs_ws_security_that_verifies() {
     let err = verify_envelope(&signed, &only_other, &opts).err();
     assert!(matches!(err, Some(VerifyError::Untrusted(_))), "{err:?}");
 }
+
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len < 0x100 {
+        out.extend([0x81, len as u8]);
+    } else {
+        out.extend([0x82, (len >> 8) as u8, len as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn der_oid(dotted: &str) -> Vec<u8> {
+    let arcs: Vec<u64> = dotted.split('.').map(|a| a.parse().expect("arc")).collect();
+    let mut body = Vec::new();
+    for arc in std::iter::once(arcs[0] * 40 + arcs[1]).chain(arcs[2..].iter().copied()) {
+        let mut chunk = vec![(arc & 0x7f) as u8];
+        let mut rest = arc >> 7;
+        while rest > 0 {
+            chunk.push(0x80 | (rest & 0x7f) as u8);
+            rest >>= 7;
+        }
+        body.extend(chunk.iter().rev());
+    }
+    der(0x06, &body)
+}
+
+#[test]
+fn nca_gost_signature_value_verifies_with_openssl_gost_engine() {
+    use base64::Engine;
+    let ks = keystore("nca/ncanode-go/legal/valid/head.p12");
+    let signer = gost_signer(&ks);
+    let signed = sign_envelope(
+        common::send_message_envelope(256).as_bytes(),
+        &signer,
+        &Default::default(),
+    )
+    .expect("signs");
+    let doc = qaqpa_soap::xml::parse_bytes(&signed, &Default::default()).expect("parses");
+    let signed_info = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "SignedInfo")
+        .expect("SignedInfo");
+    let canonical =
+        qaqpa_soap::Canonicalizer::new(qaqpa_soap::C14nMethod::Exclusive).subtree(signed_info);
+    let value = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "SignatureValue")
+        .and_then(|n| n.text())
+        .expect("SignatureValue");
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .expect("base64");
+
+    // The certificate's key under the Russian OIDs (TC26 512 paramSetA, Streebog-512), and the
+    // signature in RFC 4491 order: what OpenSSL's GOST engine understands.
+    let info = qaqpa_soap::cert::CertificateInfo::from_der(ks.certificate().der()).expect("cert");
+    let qaqpa_soap::cert::PublicKey::Gost { x_le_y_le, .. } = info.public_key else {
+        panic!("GOST key expected");
+    };
+    let params = der(
+        0x30,
+        &[der_oid("1.2.643.7.1.2.1.2.1"), der_oid("1.2.643.7.1.1.2.3")].concat(),
+    );
+    let alg = der(0x30, &[der_oid("1.2.643.7.1.1.1.2"), params].concat());
+    let mut bits = vec![0u8];
+    bits.extend(der(0x04, &x_le_y_le));
+    let spki = der(0x30, &[alg, der(0x03, &bits)].concat());
+    let dir = tempfile::tempdir().expect("tmp");
+    let (public, data, sig) = (
+        dir.path().join("pub.der"),
+        dir.path().join("si.bin"),
+        dir.path().join("sig.bin"),
+    );
+    std::fs::write(&public, spki).expect("write");
+    std::fs::write(&data, &canonical).expect("write");
+    let engine_verifies = |signature: &[u8]| {
+        std::fs::write(&sig, qaqpa_gost::nca_signature_to_rfc4491(signature)).expect("write");
+        let out = std::process::Command::new("openssl")
+            .args([
+                "dgst",
+                "-engine",
+                "gost",
+                "-md_gost12_512",
+                "-keyform",
+                "DER",
+                "-verify",
+            ])
+            .arg(&public)
+            .arg("-signature")
+            .arg(&sig)
+            .arg(&data)
+            .output()
+            .expect("openssl with libengine-gost-openssl must be installed");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("invalid engine"),
+            "install libengine-gost-openssl: {stderr}"
+        );
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
+    };
+    assert!(
+        engine_verifies(&signature),
+        "OpenSSL's GOST engine rejects our XML signature value"
+    );
+    let mut bad = signature.clone();
+    bad[3] ^= 1;
+    assert!(
+        !engine_verifies(&bad),
+        "OpenSSL's GOST engine accepts a corrupted signature"
+    );
+}
