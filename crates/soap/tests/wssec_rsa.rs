@@ -329,3 +329,38 @@ fn xmlsec1_signature_with_default_namespace_in_prefix_list_verifies_with_ours() 
         "{signed_form}"
     );
 }
+
+#[test]
+fn other_envelope_shapes_sign_and_verify() {
+    let fx = rsa_fixture("shapes");
+    let shapes = [
+        // No Header at all.
+        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:Op xmlns:m="urn:m">1</m:Op></s:Body></s:Envelope>"#,
+        // SOAP namespace as the default namespace, non-empty Header.
+        r#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Header><h:Trace xmlns:h="urn:h">t</h:Trace></Header><Body><m:Op xmlns:m="urn:m">2</m:Op></Body></Envelope>"#,
+        // SOAP 1.2.
+        r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope"><env:Header/><env:Body><m:Op xmlns:m="urn:m">3</m:Op></env:Body></env:Envelope>"#,
+    ];
+    for (i, shape) in shapes.iter().enumerate() {
+        let signed = sign_envelope(
+            shape.as_bytes(),
+            &fx.signer(),
+            &opts(KeyInfoForm::KeyIdentifier),
+        )
+        .unwrap_or_else(|e| panic!("shape {i}: {e}"));
+        let v = verify_envelope(&signed, &fx.trust(), &VerifyOptions::default())
+            .unwrap_or_else(|e| panic!("shape {i}: {e}\n{}", String::from_utf8_lossy(&signed)));
+        assert!(v.body.contains(&format!(">{}<", i + 1)), "shape {i}");
+        if i < 2 {
+            let file = write(fx.dir.path(), "shape.xml", &signed);
+            let out = xmlsec_verify(&fx, &file);
+            assert!(
+                out.status.success(),
+                "shape {i}: xmlsec1: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let not_soap = sign_envelope(b"<a/>", &fx.signer(), &opts(KeyInfoForm::KeyIdentifier));
+    assert!(not_soap.is_err());
+}
