@@ -384,16 +384,40 @@ impl TestCa {
             .insert(normalize_serial(cert.serial()).to_vec(), at);
     }
 
-    /// A Base CRL valid from `now` for `days`.
+    /// A Base CRL valid from `now` for `days` listing every revoked certificate; its CRLNumber
+    /// is `now` in seconds.
     pub fn crl(&self, now: UtcTime, days: i64) -> Result<Vec<u8>, PkiError> {
+        let entries: Vec<(Vec<u8>, UtcTime)> =
+            self.revoked.iter().map(|(s, t)| (s.clone(), *t)).collect();
+        self.sign_crl(now, days, &entries, now.0.max(0) as u64, None)
+    }
+
+    /// A Delta CRL on top of the Base CRL numbered `base_number`, listing `revoked` (serial
+    /// magnitude, time) only; its own number is `base_number + 1`.
+    pub fn delta_crl(
+        &self,
+        now: UtcTime,
+        days: i64,
+        base_number: u64,
+        revoked: &[(Vec<u8>, UtcTime)],
+    ) -> Result<Vec<u8>, PkiError> {
+        self.sign_crl(now, days, revoked, base_number + 1, Some(base_number))
+    }
+
+    fn sign_crl(
+        &self,
+        now: UtcTime,
+        days: i64,
+        revoked: &[(Vec<u8>, UtcTime)],
+        number: u64,
+        delta_base: Option<u64>,
+    ) -> Result<Vec<u8>, PkiError> {
         let alg = self.intermediate_key.signature_algorithm();
-        let entries: Vec<Vec<u8>> = self
-            .revoked
+        let entries: Vec<Vec<u8>> = revoked
             .iter()
             .map(|(s, t)| der::seq(&[&der::uint(s), &t.to_der()]))
             .collect();
         let refs: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
-        let number = der::small_uint(now.0.max(0) as u64);
         let mut parts = vec![
             der::small_uint(1),
             alg.to_der(),
@@ -404,10 +428,12 @@ impl TestCa {
         if !entries.is_empty() {
             parts.push(der::tlv(tag::SEQUENCE, &refs.concat()));
         }
-        parts.push(der::ctx(
-            0,
-            &der::seq(&[&ext(oid::EXT_CRL_NUMBER, false, &number)]),
-        ));
+        let mut exts = vec![ext(oid::EXT_CRL_NUMBER, false, &der::small_uint(number))];
+        if let Some(b) = delta_base {
+            exts.push(ext(oid::EXT_DELTA_CRL, true, &der::small_uint(b)));
+        }
+        let ext_refs: Vec<&[u8]> = exts.iter().map(|e| e.as_slice()).collect();
+        parts.push(der::ctx(0, &der::tlv(tag::SEQUENCE, &ext_refs.concat())));
         let prefs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
         let tbs = der::tlv(tag::SEQUENCE, &prefs.concat());
         let sig = self.intermediate_key.sign(&tbs)?;

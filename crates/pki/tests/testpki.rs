@@ -236,3 +236,64 @@ async fn test_tsa_tokens_verify_with_openssl() {
     .expect("token");
     assert_eq!(token.info().policy, "1.2.398.3.3.2.6.4");
 }
+
+#[test]
+fn a_delta_crl_revokes_on_top_of_its_base() {
+    let dir = scratch("testpki-delta");
+    let pki = TestPki::generate(&dir).expect("generate");
+    let ca = pki.ca(KeyKind::Gost2015);
+    let ks = pki
+        .issue_person(
+            KeyKind::Gost2015,
+            &Iin::new("900101300123").expect("iin"),
+            "ДЕЛЬТА",
+        )
+        .expect("issue");
+    let now = UtcTime::now();
+    let base_der = ca.crl(now, 7).expect("base");
+    let base = Crl::from_der(base_der).expect("parse");
+    assert!(!base.is_delta());
+    let number = base
+        .number()
+        .expect("number")
+        .iter()
+        .fold(0u64, |a, b| (a << 8) | *b as u64);
+    let serial = qaqpa_pki::crl::normalize_serial(ks.certificate().serial()).to_vec();
+    let delta = Crl::from_der(
+        ca.delta_crl(now, 1, number, &[(serial, UtcTime(now.0 - 10))])
+            .expect("delta"),
+    )
+    .expect("parse");
+    assert!(delta.is_delta());
+    let mut v = Validator::new(pki.trust_store());
+    v.add_crl(base.clone());
+    let r = v.validate(ks.certificate(), ks.chain(), now, KeyPurpose::Signing);
+    assert!(r.is_valid(), "{:?}", r.problems);
+    v.add_crl(delta);
+    let r = v.validate(ks.certificate(), ks.chain(), now, KeyPurpose::Signing);
+    assert!(
+        matches!(
+            r.status,
+            CertStatus::Revoked {
+                source: StatusSource::Crl { delta: true, .. },
+                ..
+            }
+        ),
+        "{}",
+        r.status
+    );
+    // A delta for a newer base than ours does not apply.
+    let mut v = Validator::new(pki.trust_store());
+    v.add_crl(base);
+    let serial = qaqpa_pki::crl::normalize_serial(ks.certificate().serial()).to_vec();
+    v.add_crl(
+        Crl::from_der(
+            ca.delta_crl(now, 1, number + 5, &[(serial, UtcTime(now.0 - 10))])
+                .expect("d"),
+        )
+        .expect("p"),
+    );
+    assert!(v
+        .validate(ks.certificate(), ks.chain(), now, KeyPurpose::Signing)
+        .is_valid());
+}
