@@ -15,7 +15,7 @@ use crate::field::FieldElement;
 use crate::params::{CryptoProA, Tc26A256, Tc26A512};
 use crate::{digest, signature, GostAlgorithm, GostError};
 
-/// Runs `$body` with `$C` the curve type and `$L` its limb count for algorithm `$alg`.
+/// Calls the generic `$f::<Curve, LIMBS>($alg, args…)` for the curve of algorithm `$alg`.
 macro_rules! with_curve {
     ($alg:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
         match $alg {
