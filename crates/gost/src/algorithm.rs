@@ -171,3 +171,36 @@ impl GostAlgorithm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_map_back_to_their_algorithm() {
+        for alg in GostAlgorithm::ALL {
+            assert_eq!(GostAlgorithm::from_key_oid(alg.key_oid()), Some(alg));
+            assert_eq!(
+                GostAlgorithm::from_signature_oid(alg.signature_oid()),
+                Some(alg)
+            );
+            assert_eq!(GostAlgorithm::from_digest_oid(alg.digest_oid()), Some(alg));
+            assert_eq!(
+                GostAlgorithm::from_xmldsig_signature_uri(alg.xmldsig_signature_uri()),
+                Some(alg)
+            );
+            assert_eq!(
+                GostAlgorithm::from_xmldsig_digest_uri(alg.xmldsig_digest_uri()),
+                Some(alg)
+            );
+            assert_eq!(alg.signature_len(), 2 * alg.digest_len());
+        }
+        assert_eq!(
+            GostAlgorithm::from_signature_oid("1.3.6.1.4.1.6801.1.2.2"),
+            Some(GostAlgorithm::Gost2004)
+        );
+        assert_eq!(GostAlgorithm::from_key_oid("1.2.840.113549.1.1.1"), None);
+        assert_eq!(GostAlgorithm::Gost2015_512.digest_len(), 64);
+        assert_eq!(GostAlgorithm::Gost2004.signature_len(), 64);
+    }
+}
