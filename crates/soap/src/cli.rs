@@ -83,26 +83,6 @@ impl CertificateTrust for AnyCertificate {
     }
 }
 
-/// A signer for the key in a PKCS#12 keystore (GOST or RSA), read by qaqpa-pki.
-fn keystore_signer(p12: &[u8], password: &str) -> Result<Box<dyn XmlSigner>, String> {
-    let keystore = qaqpa_pki::Keystore::from_pkcs12(p12, password)
-        .map_err(|e| format!("cannot open the keystore: {e}"))?;
-    let cert = keystore.certificate().der();
-    match keystore.signing_key() {
-        qaqpa_pki::PrivateKey::Gost(key) => {
-            let copy =
-                qaqpa_gost::SigningKey::from_nca_private(key.algorithm(), &key.to_nca_private())
-                    .map_err(|e| e.to_string())?;
-            Ok(Box::new(
-                crate::dsig::GostSigner::new(copy, cert).map_err(|e| e.to_string())?,
-            ))
-        }
-        key @ qaqpa_pki::PrivateKey::Rsa(_) => Ok(Box::new(
-            RsaSigner::from_pkcs8_der(&key.to_pkcs8_der(), cert).map_err(|e| e.to_string())?,
-        )),
-    }
-}
-
 /// Runs a subcommand; messages go to stderr, data to stdout or the output file.
 pub fn run(cmd: SoapCommand) -> ExitCode {
     match execute(cmd) {
@@ -139,7 +119,8 @@ fn execute(cmd: SoapCommand) -> Result<ExitCode, String> {
                 let password = std::env::var(&var).map_err(|_| {
                     format!("environment variable {var} (the keystore password) is not set")
                 })?;
-                keystore_signer(&key_bytes, &password)?
+                crate::trust::signer_from_pkcs12(&key_bytes, &password)
+                    .map_err(|e| e.to_string())?
             } else {
                 let key_pem =
                     String::from_utf8(key_bytes).map_err(|_| "the key file is not PEM text")?;

@@ -20,6 +20,8 @@
 pub mod c14n;
 pub mod cert;
 pub mod dsig;
+#[cfg(feature = "pki")]
+pub mod trust;
 pub mod wssec;
 pub mod xml;
 
@@ -33,5 +35,7 @@ pub use dsig::{
     sign_enveloped, verify_enveloped, CertificateTrust, EnvelopedOptions, PinnedCertificates,
     RsaSigner, SignError, VerifiedDocument, VerifyError, VerifyOptions, XmlSigner,
 };
+#[cfg(feature = "pki")]
+pub use trust::{signer_from_pkcs12, PkiTrust};
 pub use wssec::{sign_envelope, verify_envelope, KeyInfoForm, VerifiedEnvelope, WsSecurityOptions};
 pub use xml::{XmlError, XmlLimits};

@@ -205,3 +205,64 @@ fn nca_gost_signature_value_verifies_with_openssl_gost_engine() {
         "OpenSSL's GOST engine accepts a corrupted signature"
     );
 }
+
+fn pki_trust() -> qaqpa_soap::PkiTrust {
+    let read = |relative: &str| {
+        let path = specs().join(relative);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{} is missing ({e})", path.display()))
+    };
+    let mut store = qaqpa_pki::TrustStore::new();
+    store.add_anchor(
+        qaqpa_pki::Certificate::from_der_or_pem(&read("nca/ncanode-go/root_test_gost_2022.cer"))
+            .expect("root"),
+    );
+    store.add_intermediate(
+        qaqpa_pki::Certificate::from_der_or_pem(&read("nca/ncanode-go/nca_gost2022_test.cer"))
+            .expect("intermediate"),
+    );
+    let mut validator = qaqpa_pki::Validator::new(store);
+    validator.add_crl(
+        qaqpa_pki::Crl::from_der(read("nca/ncanode-go/nca_gost2022_test.crl")).expect("CRL"),
+    );
+    qaqpa_soap::PkiTrust::new(validator, qaqpa_pki::KeyPurpose::Signing)
+}
+
+#[test]
+fn nca_chain_and_crl_decide_trust_through_pki() {
+    let trust = pki_trust();
+    let opts = VerifyOptions {
+        at: Some(inside_validity()),
+        ..VerifyOptions::default()
+    };
+    let envelope = common::send_message_envelope(128);
+
+    let valid = keystore("nca/ncanode-go/legal/valid/employee_signright.p12");
+    let signed = sign_envelope(
+        envelope.as_bytes(),
+        &gost_signer(&valid),
+        &Default::default(),
+    )
+    .expect("signs");
+    let v = verify_envelope(&signed, &trust, &opts).expect("valid NCA certificate is trusted");
+    assert_eq!(v.signers, vec![valid.certificate().der().to_vec()]);
+
+    let revoked = keystore("nca/ncanode-go/legal/revoked/employee_signright.p12");
+    let signed = sign_envelope(
+        envelope.as_bytes(),
+        &gost_signer(&revoked),
+        &Default::default(),
+    )
+    .expect("signs");
+    let err = verify_envelope(&signed, &trust, &opts).err();
+    assert!(
+        matches!(&err, Some(VerifyError::Untrusted(why)) if why.to_lowercase().contains("revoked")),
+        "{err:?}"
+    );
+
+    // A self-made certificate chains to nothing.
+    let fx = common::rsa_fixture("not NCA");
+    let signed =
+        sign_envelope(envelope.as_bytes(), &fx.signer(), &Default::default()).expect("signs");
+    let err = verify_envelope(&signed, &trust, &VerifyOptions::default()).err();
+    assert!(matches!(err, Some(VerifyError::Untrusted(_))), "{err:?}");
+}
