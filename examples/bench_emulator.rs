@@ -11,7 +11,12 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:18081".into())
         .parse()
         .map_err(|e| std::io::Error::other(format!("bad address: {e}")))?;
-    let emu = qaqpa_adapter_http::Emulator::start(addr).await?;
+    // Counting only: stored bodies would dominate the memory of a long run.
+    let emu = qaqpa_adapter_http::Emulator::start_with_state(
+        addr,
+        qaqpa_adapter_http::EmulatorState::counting_only(),
+    )
+    .await?;
     let state = emu.state();
     let count_addr = SocketAddr::new(addr.ip(), addr.port() + 10);
     let app = axum::Router::new().route(

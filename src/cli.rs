@@ -46,6 +46,12 @@ pub enum Command {
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// НУЦ РК signatures: inspect, sign and verify CMS, make a test PKI.
+    #[command(subcommand)]
+    Pki(qaqpa_pki::cli::PkiCommand),
+    /// SOAP: canonicalize, sign and verify WS-Security envelopes.
+    #[command(subcommand)]
+    Soap(qaqpa_soap::cli::SoapCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +125,12 @@ pub enum KeysCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The pki and soap commands run on their own (they start what they need themselves).
+    let cli = match cli.command {
+        Command::Pki(cmd) => return qaqpa_pki::cli::run(cmd),
+        Command::Soap(cmd) => return qaqpa_soap::cli::run(cmd),
+        other => Cli { command: other },
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -186,6 +198,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Messages(m) => messages(m).await,
         Command::Dlq(d) => dlq(d).await,
         Command::Keys(k) => keys(k).await,
+        Command::Pki(_) | Command::Soap(_) => {
+            anyhow::bail!("pki and soap commands run before the runtime starts")
+        }
     }
 }
 

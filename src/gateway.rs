@@ -28,7 +28,7 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn
                     .map_err(|e| {
                         anyhow::anyhow!("opening the SQLite store in {}: {e}", data_dir.display())
                     })?;
-            let blobs = qaqpa_store::FsBlobStore::open(&data_dir.join("blobs"))
+            let blobs = qaqpa_store::FsBlobStore::open(data_dir)
                 .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
             Ok((Arc::new(store), Arc::new(blobs)))
         }

@@ -48,8 +48,11 @@ async fn submitted_message_is_delivered_shown_and_reported_by_signed_webhook() {
     let received = emu.received();
     let m = received.messages.get(&id).expect("emulator got our id");
     assert_eq!(m.count, 1);
-    assert_eq!(m.body.document["title"], "Письмо о согласовании");
-    assert_eq!(m.body.attachments.len(), 1);
+    assert_eq!(
+        m.body.as_ref().expect("body kept").document["title"],
+        "Письмо о согласовании"
+    );
+    assert_eq!(m.body.as_ref().expect("body kept").attachments.len(), 1);
 
     let view = gw
         .wait_message(&token, &id, Duration::from_secs(10), |v| {
@@ -519,7 +522,13 @@ async fn multipart_files_stream_into_the_blob_store_and_reach_the_target() {
         .expect("bytes");
     assert!(got.as_ref() == file.as_slice(), "attachment differs");
     let received = emu.received();
-    let body = &received.messages.get(&id).expect("at target").body;
+    let body = received
+        .messages
+        .get(&id)
+        .expect("at target")
+        .body
+        .as_ref()
+        .expect("body kept");
     assert_eq!(body.attachments[0].size, 3_000_000);
     gw.stop().await;
 }
@@ -646,5 +655,67 @@ async fn inbox_items_are_listed_fetched_and_acknowledged_by_their_client_only() 
         .await
         .expect("list");
     assert_eq!(all["items"].as_array().map(Vec::len), Some(1));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_rate_limit_and_header_limit_hold() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let gw = Gateway::start_with(&echo_routes(&emu.url(), ""), |c| {
+        c.api.rate_per_key = 1.0;
+        c.api.rate_burst = 3;
+    })
+    .await;
+    let token = gw.key("edms-a", Role::Client).await;
+
+    // HTTP/2 with prior knowledge.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("h2 client");
+    let r = h2
+        .get(format!("{}/healthz", gw.url))
+        .send()
+        .await
+        .expect("h2 request");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+
+    // A burst of 3, then 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = gw.get(&token, "/v1/messages").await;
+        statuses.push((
+            r.status().as_u16(),
+            r.headers().get("retry-after").is_some(),
+        ));
+    }
+    assert_eq!(
+        &statuses[..3],
+        &[(200, false), (200, false), (200, false)],
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[3..].iter().all(|s| *s == (429, true)),
+        "{statuses:?}"
+    );
+
+    // Oversized headers are refused before any handler runs.
+    let huge = "a".repeat(100 * 1024);
+    let r = gw
+        .http
+        .get(format!("{}/healthz", gw.url))
+        .header("x-padding", huge)
+        .send()
+        .await;
+    match r {
+        Ok(resp) => assert_eq!(resp.status(), 431),
+        Err(e) => assert!(
+            e.is_request() || e.is_connect() || e.to_string().contains("connection"),
+            "{e}"
+        ),
+    }
     gw.stop().await;
 }

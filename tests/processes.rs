@@ -165,7 +165,9 @@ fn assert_duplicates_only_under_one_id(emu: &EmulatorHandle) {
     let got = emu.received();
     let mut by_seq: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for (id, m) in &got.messages {
-        let seq = m.body.document["seq"].as_u64().expect("seq in document");
+        let seq = m.body.as_ref().expect("body kept").document["seq"]
+            .as_u64()
+            .expect("seq in document");
         by_seq.entry(seq).or_default().insert(id.clone());
     }
     for (seq, ids) in by_seq {

@@ -59,11 +59,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             .and_then(|r| r.split('`').next())
         {
             pointer = format!("{pointer}/{name}");
-        } else if let Some(name) = message
-            .strip_prefix("unknown field `")
-            .and_then(|r| r.split('`').next())
-        {
-            pointer = format!("{pointer}/{name}");
         }
         Problem::invalid(pointer, message)
     })

@@ -100,8 +100,34 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         // Bodies are limited per handler (JSON vs multipart), not by axum's default.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(limit_headers))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Total size of request headers accepted (names and values).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses requests whose headers together exceed [`MAX_HEADER_BYTES`] (431), before any
+/// handler or authentication runs.
+async fn limit_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if total > MAX_HEADER_BYTES {
+        return Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request headers too large",
+            format!(
+                "the request headers total {total} bytes; at most {MAX_HEADER_BYTES} are accepted"
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> Problem {

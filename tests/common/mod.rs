@@ -155,7 +155,7 @@ name = "echo"
 adapter = "http"
 kinds = ["http.post"]
 timeout_ms = 2000
-max_attempts = 6
+
 backoff_base_ms = 10
 backoff_cap_ms = 100
 {extra}
