@@ -16,7 +16,7 @@ use crate::problem::Problem;
 use crate::state::AppState;
 
 /// Call a synchronous service.
-#[utoipa::path(post, path = "/v1/calls/{service}", tag = "calls",
+#[utoipa::path(post, operation_id = "calls_call", path = "/v1/calls/{service}", tag = "calls",
     params(("service" = String, Path, description = "Service name from routes.toml")),
     request_body(content = Object, description = "Service parameters"),
     responses((status = 200, description = "The service's answer", body = Object),

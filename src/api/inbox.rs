@@ -14,6 +14,7 @@ use crate::problem::Problem;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InboxQuery {
     /// Cursor from the previous page's `next`.
@@ -33,7 +34,7 @@ pub struct InboxPage {
 }
 
 /// Items pushed by targets, oldest first.
-#[utoipa::path(get, path = "/v1/inbox", tag = "inbox", params(InboxQuery),
+#[utoipa::path(get, operation_id = "inbox_list", path = "/v1/inbox", tag = "inbox", params(InboxQuery),
     responses((status = 200, body = InboxPage), (status = 400, body = Problem)),
     security(("api_key" = [])))]
 pub async fn list(
@@ -76,7 +77,7 @@ async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<InboxItem, 
 }
 
 /// One inbox item.
-#[utoipa::path(get, path = "/v1/inbox/{id}", tag = "inbox", params(("id" = String, Path)),
+#[utoipa::path(get, operation_id = "inbox_get_one", path = "/v1/inbox/{id}", tag = "inbox", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_one(
@@ -88,7 +89,7 @@ pub async fn get_one(
 }
 
 /// One attachment of an inbox item.
-#[utoipa::path(get, path = "/v1/inbox/{id}/attachments/{n}", tag = "inbox",
+#[utoipa::path(get, operation_id = "inbox_attachment", path = "/v1/inbox/{id}/attachments/{n}", tag = "inbox",
     params(("id" = String, Path), ("n" = usize, Path)),
     responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 404, body = Problem)),
     security(("api_key" = [])))]
@@ -112,7 +113,7 @@ pub struct Acked {
 }
 
 /// Acknowledge an inbox item (the EDMS has taken it).
-#[utoipa::path(post, path = "/v1/inbox/{id}/ack", tag = "inbox", params(("id" = String, Path)),
+#[utoipa::path(post, operation_id = "inbox_ack", path = "/v1/inbox/{id}/ack", tag = "inbox", params(("id" = String, Path)),
     responses((status = 200, body = Acked), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 pub async fn ack(

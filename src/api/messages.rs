@@ -73,7 +73,7 @@ struct StagedAttachment {
 }
 
 /// Submit a message (JSON, or multipart with a `message` JSON part followed by file parts).
-#[utoipa::path(post, path = "/v1/messages", tag = "messages",
+#[utoipa::path(post, operation_id = "messages_submit", path = "/v1/messages", tag = "messages",
     request_body(content = SubmitMessage, description = "JSON; or multipart/form-data with a `message` part (this JSON without attachment content) and one part per file"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and same body → the original message (200); different body → 409")),
     responses(
@@ -587,7 +587,7 @@ async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<MessageReco
 }
 
 /// One message: status, attempts, target reference, receipts in order, webhook deliveries.
-#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
+#[utoipa::path(get, operation_id = "messages_get_one", path = "/v1/messages/{id}", tag = "messages",
     params(("id" = String, Path, description = "Message id")),
     responses((status = 200, body = MessageView), (status = 404, body = Problem)),
     security(("api_key" = [])))]
@@ -618,6 +618,7 @@ pub async fn get_one(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// queued, delivering, delivered, failed, dead_letter, cancelled
@@ -664,7 +665,7 @@ pub(crate) fn query_problem(e: impl std::fmt::Display) -> Problem {
 }
 
 /// Messages, newest last, filtered by status, kind and creation time, a page at a time.
-#[utoipa::path(get, path = "/v1/messages", tag = "messages", params(ListQuery),
+#[utoipa::path(get, operation_id = "messages_list", path = "/v1/messages", tag = "messages", params(ListQuery),
     responses((status = 200, body = MessagePage), (status = 400, body = Problem)),
     security(("api_key" = [])))]
 pub async fn list(
@@ -716,7 +717,7 @@ pub async fn list(
 }
 
 /// One attachment's bytes, streamed from the blob store and checked against its SHA-256.
-#[utoipa::path(get, path = "/v1/messages/{id}/attachments/{n}", tag = "messages",
+#[utoipa::path(get, operation_id = "messages_attachment", path = "/v1/messages/{id}/attachments/{n}", tag = "messages",
     params(("id" = String, Path), ("n" = usize, Path, description = "0-based index")),
     responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 404, body = Problem)),
     security(("api_key" = [])))]
@@ -777,7 +778,7 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// Cancel a message that has not been handed to its target yet.
-#[utoipa::path(post, path = "/v1/messages/{id}/cancel", tag = "messages",
+#[utoipa::path(post, operation_id = "messages_cancel", path = "/v1/messages/{id}/cancel", tag = "messages",
     params(("id" = String, Path)),
     responses((status = 200, body = Accepted), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = [])))]
@@ -807,7 +808,7 @@ pub async fn cancel(
 }
 
 /// Send a dead-lettered (or failed) message again (operators).
-#[utoipa::path(post, path = "/v1/messages/{id}/retry", tag = "messages",
+#[utoipa::path(post, operation_id = "messages_retry", path = "/v1/messages/{id}/retry", tag = "messages",
     params(("id" = String, Path)),
     responses((status = 200, body = Accepted), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = [])))]

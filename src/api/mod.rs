@@ -135,13 +135,13 @@ async fn not_found() -> Problem {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "alive")))]
+#[utoipa::path(get, operation_id = "ops_healthz", path = "/healthz", tag = "ops", responses((status = 200, description = "alive")))]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// Readiness: the store answers.
-#[utoipa::path(get, path = "/readyz", tag = "ops",
+#[utoipa::path(get, operation_id = "ops_readyz", path = "/readyz", tag = "ops",
     responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, Problem> {
     state
@@ -153,7 +153,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, Probl
 }
 
 /// Prometheus metrics (operators, or anyone when `metrics_public` is set).
-#[utoipa::path(get, path = "/metrics", tag = "ops",
+#[utoipa::path(get, operation_id = "ops_metrics", path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")),
     security(("api_key" = [])))]
 pub async fn metrics(
