@@ -17,6 +17,8 @@ use qaqpa::state::AppState;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+type HookState = (Arc<Mutex<Vec<Hook>>>, Arc<watch::Sender<usize>>);
+
 pub const MASTER_SECRET: &[u8] = b"test master secret, 32 bytes at least!";
 
 /// A gateway running in this process.
@@ -190,10 +192,7 @@ impl HookSink {
             .route(
                 "/hook",
                 post(
-                    |State((hooks, tx)): State<(
-                        Arc<Mutex<Vec<Hook>>>,
-                        Arc<watch::Sender<usize>>,
-                    )>,
+                    |State((hooks, tx)): State<HookState>,
                      headers: HeaderMap,
                      body: Bytes| async move {
                         let h = |n: &str| {

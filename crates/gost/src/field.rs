@@ -373,7 +373,7 @@ mod tests {
                 *w = state ^ (state >> 29);
             }
             // Bias towards extreme limbs, where carries happen.
-            if state % 3 == 0 {
+            if state.is_multiple_of(3) {
                 words[L - 1] = u64::MAX;
             }
             let x = Uint::from_words(words);

@@ -292,7 +292,7 @@ impl<'a> Tlv<'a> {
     pub fn text(&self) -> Result<String, PkiError> {
         match self.tag {
             tag::BMP_STRING => {
-                if self.content.len() % 2 != 0 {
+                if !self.content.len().is_multiple_of(2) {
                     return Err(malformed("odd-length BMPString"));
                 }
                 let units: Vec<u16> = self
