@@ -12,7 +12,7 @@ SECS=${2:-20}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light || apt-get install -y -qq nginx; }
 cargo build --release --quiet --bin qaqpa --example bench_emulator
-work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+work=$(mktemp -d); chmod 755 "$work"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 EMU_PORT=18081; GW_PORT=18080; NGINX_PORT=18082
 target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" & EMU_PID=$!
 cat > "$work/routes.toml" <<R

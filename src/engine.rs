@@ -387,13 +387,16 @@ impl Engine {
             .await
         {
             Ok(true) => {
-                if terminal {
+                // Only messages with a callback need their new state read back.
+                if terminal && rec.callback_url.is_some() {
                     if let Ok(Some(updated)) = self.state.store.get_message(None, rec.id).await {
                         crate::webhooks::status_changed(&self.state, &updated, None).await;
-                        tracing::info!(message = %rec.id,
-                            route = route.map(|r| r.name.as_str()).unwrap_or(""),
-                            status = updated.status.as_str(), "message settled");
                     }
+                }
+                if terminal {
+                    tracing::debug!(message = %rec.id,
+                        route = route.map(|r| r.name.as_str()).unwrap_or(""),
+                        outcome, "message settled");
                 }
                 true
             }

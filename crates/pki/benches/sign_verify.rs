@@ -1,7 +1,7 @@
 //! Sign and verify throughput per core: RSA-2048 (aws-lc-rs), GOST 2015-512 and GOST 2004
 //! (qaqpa-gost) through the crate's `PrivateKey`/`PublicKey`, plus a CMS sign and a 100,000-entry
 //! CRL parse. Compare RSA with `openssl speed -seconds 3 rsa2048` run in the same session
-//! (docs/benchmarks/pki.md).
+//! (docs/BENCHMARKS.md).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use qaqpa_gost::{GostAlgorithm, SigningKey};

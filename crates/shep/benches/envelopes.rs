@@ -1,7 +1,7 @@
 //! Throughput of ШЭП envelope work on one core: SendMessage (1 KiB of escaped XML in `data`)
 //! built, parsed strictly, and — with an RSA-2048 key made by openssl at run time — signed and
 //! verified through the soap crate. Run: `cargo bench -p qaqpa-shep --bench envelopes`.
-//! Prints one line per measurement; docs/benchmarks/shep.md records a run.
+//! Prints one line per measurement; docs/BENCHMARKS.md records a run.
 
 use std::hint::black_box;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! WS-Security throughput on one core: a SendMessage-like envelope with 1 KiB of data, built
 //! and signed with RSA-2048 (SHA-256), and verified. Compare with `openssl speed rsa2048`
-//! (see docs/benchmarks/soap.md).
+//! (see docs/BENCHMARKS.md).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use qaqpa_soap::{sign_envelope, verify_envelope, PinnedCertificates, RsaSigner, VerifyOptions};

@@ -35,7 +35,7 @@ pub struct PgOptions {
     /// Most messages `insert_message` writes in one grouped statement (one commit). The default,
     /// 1, turns grouping off: one transaction per message from the pool's connections, whose
     /// commits PostgreSQL already flushes together; on the 2-core benchmark machine that was
-    /// faster than one grouping task (docs/benchmarks/store.md).
+    /// faster than one grouping task (docs/BENCHMARKS.md).
     pub insert_group: usize,
 }
 
