@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use qaqpa_core::Adapter;
 
+use crate::config::Config;
 use crate::routes::RoutesFile;
 
 /// Adapters by the name routes.toml uses.
@@ -13,10 +14,29 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Every adapter built into this binary.
-    pub fn builtin() -> anyhow::Result<Self> {
+    /// Every adapter built into this binary. The `shep` adapter signs with the configured
+    /// keystore (`[signing]`); without one it sends unsigned envelopes, which real ШЭП refuses.
+    pub fn builtin(cfg: &Config) -> anyhow::Result<Self> {
         let mut r = Self::default();
         r.add(Arc::new(qaqpa_adapter_http::HttpAdapter::new()?));
+        let signer: Option<Arc<dyn qaqpa_shep::EnvelopeSigner>> = match &cfg.signing {
+            Some(s) => {
+                let p12 = std::fs::read(&s.keystore).map_err(|e| {
+                    anyhow::anyhow!("cannot read keystore {}: {e}", s.keystore.display())
+                })?;
+                let password = std::env::var(&s.password_env).map_err(|_| {
+                    anyhow::anyhow!("${} (the keystore password) is not set", s.password_env)
+                })?;
+                let xml_signer = qaqpa_soap::signer_from_pkcs12(&p12, &password)
+                    .map_err(|e| anyhow::anyhow!("keystore {}: {e}", s.keystore.display()))?;
+                Some(Arc::new(qaqpa_shep::SoapSigner::new(
+                    Arc::from(xml_signer),
+                    qaqpa_soap::WsSecurityOptions::default(),
+                )))
+            }
+            None => None,
+        };
+        r.add(Arc::new(qaqpa_adapter_shep::ShepAdapter::new(signer, None)));
         Ok(r)
     }
 
@@ -60,5 +80,38 @@ impl Registry {
                 .map_err(|e| format!("service '{}': settings.{}", s.name, e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shep_routes_are_checked_by_the_shep_adapter() {
+        let registry = Registry::builtin(&Config::default()).expect("registry");
+        let ok = "[[route]]\nname = \"gbdul\"\nadapter = \"shep\"\nkinds = [\"egov.gbdul\"]\n[route.settings]\nendpoint = \"http://127.0.0.1:1/bip-sync-wss-gost/\"\nservice_id = \"GbdulInfoByBin_v2\"\nsender_id = \"qaqpa\"\nrequire_signed_pushes = false\n";
+        let routes = RoutesFile::parse(ok, "t").expect("parses");
+        registry.check_routes(&routes).expect("valid shep route");
+        let bad = ok.replace("service_id", "service");
+        let routes = RoutesFile::parse(&bad, "t").expect("parses");
+        let err = registry.check_routes(&routes).expect_err("unknown setting");
+        assert!(err.contains("gbdul") && err.contains("service"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_keystore_password_is_a_clear_start_up_error() {
+        let cfg = Config {
+            signing: Some(crate::config::SigningConfig {
+                keystore: "/nonexistent/key.p12".into(),
+                password_env: "QAQPA_TEST_UNSET_PASSWORD".into(),
+            }),
+            ..Config::default()
+        };
+        let err = Registry::builtin(&cfg)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("/nonexistent/key.p12"), "{err}");
     }
 }

@@ -25,6 +25,19 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// The gateway's own signing key for ШЭП WS-Security (an NCA .p12 keystore).
+    #[serde(default)]
+    pub signing: Option<SigningConfig>,
+}
+
+/// Where the signing keystore is and which environment variable holds its password.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// PKCS#12 keystore (NCA format or OpenSSL 3 default), GOST or RSA.
+    pub keystore: PathBuf,
+    /// Environment variable holding the keystore password.
+    pub password_env: String,
 }
 
 fn default_listen() -> SocketAddr {
@@ -192,6 +205,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             webhooks: WebhookConfig::default(),
             log: LogConfig::default(),
+            signing: None,
         }
     }
 }
@@ -206,6 +220,11 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         if cfg.routes.is_relative() {
             cfg.routes = base.join(&cfg.routes);
+        }
+        if let Some(signing) = &mut cfg.signing {
+            if signing.keystore.is_relative() {
+                signing.keystore = base.join(&signing.keystore);
+            }
         }
         if let StoreConfig::Sqlite { data_dir } = &mut cfg.store {
             if data_dir.is_relative() {

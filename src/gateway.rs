@@ -72,7 +72,7 @@ pub fn webhook_secret(cfg: &Config) -> anyhow::Result<Vec<u8>> {
 
 /// Builds the shared state of a gateway.
 pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState> {
-    let registry = Registry::builtin()?;
+    let registry = Registry::builtin(&cfg)?;
     let routes = load_routes(&cfg, &registry)?;
     let (store, blobs) = open_store(&cfg).await?;
     Ok(AppState {
