@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::messages::{query_problem, stream_blob};
+use crate::api::messages::{page_params, query_problem, stream_blob};
 use crate::auth::{Caller, Role};
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -43,18 +43,7 @@ pub async fn list(
     query: Result<Query<InboxQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<InboxPage>, Problem> {
     let Query(q) = query.map_err(query_problem)?;
-    let after = q
-        .after
-        .as_deref()
-        .map(|s| {
-            s.parse()
-                .map_err(|_| Problem::bad_request("bad cursor in 'after'"))
-        })
-        .transpose()?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request("limit must be between 1 and 1000"));
-    }
+    let (after, limit) = page_params(q.after.as_deref(), q.limit)?;
     let page = state
         .store
         .list_inbox(caller.scope(), after, !q.all.unwrap_or(false), limit)

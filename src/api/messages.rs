@@ -660,6 +660,25 @@ fn parse_time(field: &str, s: &Option<String>) -> Result<Option<OffsetDateTime>,
         .transpose()
 }
 
+/// The cursor and page size of a listing: `after` must be an id from a previous page's `next`,
+/// `limit` between 1 and 1000 (default 100).
+pub(crate) fn page_params(
+    after: Option<&str>,
+    limit: Option<u32>,
+) -> Result<(Option<MessageId>, u32), Problem> {
+    let after = after
+        .map(|s| {
+            s.parse()
+                .map_err(|_| Problem::bad_request("bad cursor in 'after'"))
+        })
+        .transpose()?;
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("limit must be between 1 and 1000"));
+    }
+    Ok((after, limit))
+}
+
 pub(crate) fn query_problem(e: impl std::fmt::Display) -> Problem {
     Problem::bad_request(format!("bad query string: {e}"))
 }
@@ -682,22 +701,11 @@ pub async fn list(
                 .ok_or_else(|| Problem::bad_request(format!("unknown status '{s}'")))
         })
         .transpose()?;
-    let after = q
-        .after
-        .as_deref()
-        .map(|s| {
-            s.parse()
-                .map_err(|_| Problem::bad_request("bad cursor in 'after'"))
-        })
-        .transpose()?;
+    let (after, limit) = page_params(q.after.as_deref(), q.limit)?;
     let client = match caller.scope() {
         Some(c) => Some(c.clone()),
         None => q.client.clone().map(ClientId),
     };
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request("limit must be between 1 and 1000"));
-    }
     let page = state
         .store
         .list_messages(&MessageFilter {
