@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STORE=${1:-sqlite}
 SECS=${2:-20}
+CONNS=${CONNS:-64}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light || apt-get install -y -qq nginx; }
 cargo build --release --quiet --bin qaqpa --example bench_emulator
@@ -52,9 +53,9 @@ export QAQPA_WEBHOOK_SECRET="bench secret bench secret bench secret"
 KEY=$(target/release/qaqpa keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
 target/release/qaqpa serve --config "$work/qaqpa.toml" & GW_PID=$!
 until curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null; do sleep 0.1; done
-echo "== accept: wrk -t2 -c64 -d${SECS}s POST /v1/messages (1 KiB, durable), store=$STORE"
+echo "== accept: wrk -t2 -c$CONNS -d${SECS}s POST /v1/messages (1 KiB, durable), store=$STORE"
 start=$(date +%s.%N)
-QAQPA_API_KEY=$KEY wrk -t2 -c64 -d"${SECS}s" --latency -s bench/post.lua "http://127.0.0.1:$GW_PORT" | tee "$work/wrk.txt"
+QAQPA_API_KEY=$KEY wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/post.lua "http://127.0.0.1:$GW_PORT" | tee "$work/wrk.txt"
 echo "== waiting for every accepted message to be delivered"
 total=$(grep -o '[0-9]* requests in' "$work/wrk.txt" | grep -o '^[0-9]*')
 while :; do
