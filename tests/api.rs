@@ -265,13 +265,7 @@ async fn a_client_never_sees_another_clients_message() {
     let a = gw.key("edms-a", Role::Client).await;
     let b = gw.key("edms-b", Role::Client).await;
     let op = gw.key("ops", Role::Operator).await;
-    let r = gw
-        .post_json(&a, "/v1/messages", &json!({"kind":"http.post","to":"x"}))
-        .await;
-    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = gw.submit(&a, &json!({"kind":"http.post","to":"x"})).await;
     assert_eq!(
         gw.get(&b, &format!("/v1/messages/{id}")).await.status(),
         404
@@ -394,17 +388,9 @@ async fn permanent_refusal_fails_at_once_with_the_targets_reason() {
         ..Faults::default()
     })
     .expect("faults");
-    let r = gw
-        .post_json(
-            &token,
-            "/v1/messages",
-            &json!({"kind":"http.post","to":"x"}),
-        )
+    let id = gw
+        .submit(&token, &json!({"kind":"http.post","to":"x"}))
         .await;
-    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
     let v = gw
         .wait_message(&token, &id, Duration::from_secs(10), |v| {
             v["status"] == "failed"
@@ -445,17 +431,9 @@ async fn exhausted_budget_dead_letters_with_the_reason() {
         ..Faults::default()
     })
     .expect("faults");
-    let r = gw
-        .post_json(
-            &token,
-            "/v1/messages",
-            &json!({"kind":"http.post","to":"x"}),
-        )
+    let id = gw
+        .submit(&token, &json!({"kind":"http.post","to":"x"}))
         .await;
-    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
     let v = gw
         .wait_message(&token, &id, Duration::from_secs(10), |v| {
             v["status"] == "dead_letter"

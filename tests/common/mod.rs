@@ -104,6 +104,14 @@ impl Gateway {
             .expect("request")
     }
 
+    /// Submits a message, expects `202 Accepted`, and returns its id.
+    pub async fn submit(&self, token: &str, body: &serde_json::Value) -> String {
+        let r = self.post_json(token, "/v1/messages", body).await;
+        assert_eq!(r.status(), 202, "submit refused");
+        let v: serde_json::Value = r.json().await.expect("accepted json");
+        v["id"].as_str().expect("id").to_string()
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.url))
