@@ -103,6 +103,27 @@ pub enum PushOutcome {
     Nothing,
 }
 
+/// The answer to a push, in the target's own protocol (a ШЭП `SendMessageResponse` with
+/// `SCSS001`, a SOAP fault…). The gateway sends it as it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushAnswer {
+    /// HTTP status code.
+    pub status: u16,
+    pub content_type: String,
+    pub body: Bytes,
+}
+
+impl PushAnswer {
+    /// A JSON answer (the default for adapters without a protocol of their own).
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self {
+            status,
+            content_type: "application/json".to_owned(),
+            body: Bytes::from(body.to_string()),
+        }
+    }
+}
+
 /// One target system. Implementations live in `adapters/<name>`.
 #[async_trait]
 pub trait Adapter: Send + Sync {
@@ -145,5 +166,30 @@ pub trait Adapter: Send + Sync {
             "unsupported",
             format!("adapter {} accepts no pushes", self.name()),
         ))
+    }
+
+    /// What to answer the target after a push was handled: `result` is `Ok` once the outcome is
+    /// durably stored, or why it was not (a `Retry` asks the target to push again later).
+    fn answer_push(&self, inbound: &Inbound, result: &Result<(), Failure>) -> PushAnswer {
+        let _ = inbound;
+        match result {
+            Ok(()) => PushAnswer::json(200, &serde_json::json!({"status": "accepted"})),
+            Err(Failure::Retry { reason, .. }) => {
+                PushAnswer::json(503, &serde_json::json!({"status": "retry", "reason": reason}))
+            }
+            Err(Failure::Permanent { code, reason }) => PushAnswer::json(
+                422,
+                &serde_json::json!({"status": "rejected", "code": code, "reason": reason}),
+            ),
+        }
+    }
+
+    /// Folds a message's receipts (in arrival order) into the target's card shown by
+    /// `GET /v1/messages/{id}` (for ЕСЭДО: sent, delivered, registered number, executor,
+    /// deadline, result). Must never move a stage backwards on a late or repeated receipt.
+    /// `None` when the adapter has no card.
+    fn card(&self, receipts: &[Receipt]) -> Option<serde_json::Value> {
+        let _ = receipts;
+        None
     }
 }

@@ -10,7 +10,9 @@ pub mod ids;
 pub mod message;
 pub mod receipt;
 
-pub use adapter::{Adapter, Answer, AttachmentSource, Call, Cx, Delivered, Inbound, PushOutcome};
+pub use adapter::{
+    Adapter, Answer, AttachmentSource, Call, Cx, Delivered, Inbound, PushAnswer, PushOutcome,
+};
 pub use failure::{Failure, Rejection};
 pub use ids::{ClientId, MessageId};
 pub use message::{AttachmentMeta, Kind, MessageStatus, Outgoing};
