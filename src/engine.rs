@@ -42,15 +42,15 @@ impl AttachmentSource for NoAttachments {
 }
 
 /// Reads a message's attachments from the blob store, checked against their SHA-256.
-struct BlobAttachments<'a> {
-    blobs: &'a dyn BlobStore,
-    record: &'a MessageRecord,
+pub struct BlobAttachments<'a> {
+    pub blobs: &'a dyn BlobStore,
+    pub attachments: &'a [qaqpa_core::AttachmentMeta],
 }
 
 #[async_trait]
 impl AttachmentSource for BlobAttachments<'_> {
     async fn read(&self, index: usize) -> Result<Bytes, Failure> {
-        let meta = self.record.attachments.get(index).ok_or_else(|| {
+        let meta = self.attachments.get(index).ok_or_else(|| {
             Failure::permanent("no_attachment", format!("there is no attachment {index}"))
         })?;
         self.blobs.get(&meta.sha256).await.map_err(|e| match e {
@@ -245,7 +245,7 @@ impl Engine {
         let settings = route.settings_table();
         let attachments = BlobAttachments {
             blobs: self.state.blobs.as_ref(),
-            record: &rec,
+            attachments: &rec.attachments,
         };
         let started = OffsetDateTime::now_utc();
         let timeout = route.timeout();

@@ -448,8 +448,23 @@ async fn accept(
         attempt: 0,
         transaction_id: transaction_id.clone(),
     };
+    let settings = route.settings_table();
     adapter
-        .validate(&outgoing, &route.settings_table())
+        .validate(&outgoing, &settings)
+        .map_err(|r| Problem::invalid(r.field, r.message))?;
+    let blob_source = crate::engine::BlobAttachments {
+        blobs: state.blobs.as_ref(),
+        attachments: &outgoing.attachments,
+    };
+    let cx = qaqpa_core::Cx {
+        deadline: std::time::Instant::now() + route.timeout(),
+        settings: &settings,
+        attachments: &blob_source,
+        transaction_id: &transaction_id,
+    };
+    adapter
+        .admit(&outgoing, &cx)
+        .await
         .map_err(|r| Problem::invalid(r.field, r.message))?;
     let outcome = state
         .store

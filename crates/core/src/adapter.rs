@@ -143,6 +143,14 @@ pub trait Adapter: Send + Sync {
         Ok(())
     }
 
+    /// Deeper checks before the 202 that need the attachments' bytes or the network: signatures
+    /// and full certificate validation (revocation included). Runs after [`Adapter::validate`],
+    /// with the attachments already in the blob store; a rejection is a 422 naming the field.
+    async fn admit(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<(), Rejection> {
+        let _ = (msg, cx);
+        Ok(())
+    }
+
     /// One delivery attempt.
     async fn deliver(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<Delivered, Failure>;
 
