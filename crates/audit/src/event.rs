@@ -1,0 +1,1007 @@
+//! The audit event model: one [`AuditEvent`] with the tender's common fields and an
+//! [`EventKind`] whose variants carry typed details, one variant per kind of significant event.
+//!
+//! Privacy is structural: there is no free-form map of data, only typed fields, and none of them
+//! is meant for secrets (API key secrets, key passwords), document contents or personal data.
+//! Free-text fields (description, reasons, certificate subjects) are cut to
+//! [`MAX_TEXT_CHARS`] and, when masking is on, have every 12-digit run (an IIN or BIN) masked by
+//! [`AuditEvent::mask_iins`].
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Free-text fields longer than this (in characters) are cut, so one event stays one small
+/// syslog line and one UDP datagram.
+pub const MAX_TEXT_CHARS: usize = 2048;
+
+/// How bad an event is; maps to the syslog severities 1..7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Alert,
+    Critical,
+    Error,
+    Warning,
+    Notice,
+    Informational,
+    Debug,
+}
+
+impl Level {
+    /// The RFC 5424 severity (1 = alert … 7 = debug).
+    pub fn severity(self) -> u8 {
+        match self {
+            Level::Alert => 1,
+            Level::Critical => 2,
+            Level::Error => 3,
+            Level::Warning => 4,
+            Level::Notice => 5,
+            Level::Informational => 6,
+            Level::Debug => 7,
+        }
+    }
+
+    /// The level for an RFC 5424 severity (0, emergency, is taken as alert).
+    pub fn from_severity(s: u8) -> Option<Level> {
+        Some(match s {
+            0 | 1 => Level::Alert,
+            2 => Level::Critical,
+            3 => Level::Error,
+            4 => Level::Warning,
+            5 => Level::Notice,
+            6 => Level::Informational,
+            7 => Level::Debug,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Alert => "alert",
+            Level::Critical => "critical",
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Notice => "notice",
+            Level::Informational => "informational",
+            Level::Debug => "debug",
+        }
+    }
+
+    /// The tender's category: INFO (notice, informational), WARN (warning), ERROR (alert,
+    /// critical, error), DEBUG (debug).
+    pub fn category(self) -> Category {
+        match self {
+            Level::Alert | Level::Critical | Level::Error => Category::Error,
+            Level::Warning => Category::Warn,
+            Level::Notice | Level::Informational => Category::Info,
+            Level::Debug => Category::Debug,
+        }
+    }
+}
+
+/// The tender's event category, derived from [`Level`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    Info,
+    Warn,
+    Error,
+    Debug,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Info => "INFO",
+            Category::Warn => "WARN",
+            Category::Error => "ERROR",
+            Category::Debug => "DEBUG",
+        }
+    }
+}
+
+/// Why an action was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// Authenticated, but not allowed to do this.
+    Unauthorized,
+    /// The request was rejected by validation.
+    Validation,
+    /// A rate limit was hit.
+    RateLimited,
+}
+
+impl RefusalReason {
+    fn msgid(self) -> &'static str {
+        match self {
+            RefusalReason::Unauthorized => "ACCESS_DENIED",
+            RefusalReason::Validation => "REJECTED",
+            RefusalReason::RateLimited => "RATE_LIMITED",
+        }
+    }
+}
+
+/// What was created, changed or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Created,
+    Changed,
+    Deleted,
+}
+
+/// Which kind of object was accessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Message,
+    Attachment,
+    InboxItem,
+    AuditJournal,
+}
+
+impl ObjectKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Message => "message",
+            ObjectKind::Attachment => "attachment",
+            ObjectKind::InboxItem => "inbox_item",
+            ObjectKind::AuditJournal => "audit_journal",
+        }
+    }
+}
+
+/// Which way an exchange went: we called the target, or the target pushed to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+/// How an exchange with another system ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExchangeResult {
+    /// A ШЭП status code such as `SCSS001` (success), `SCSE002`, `SCSE003`.
+    Shep(String),
+    /// An HTTP status.
+    Http(u16),
+    /// No answer: a transport error (connect refused, timeout, TLS failure…).
+    Transport(String),
+}
+
+impl ExchangeResult {
+    /// Whether the exchange succeeded (ШЭП `SCSS…`, HTTP 2xx).
+    pub fn is_success(&self) -> bool {
+        match self {
+            ExchangeResult::Shep(code) => code.starts_with("SCSS"),
+            ExchangeResult::Http(status) => (200..300).contains(status),
+            ExchangeResult::Transport(_) => false,
+        }
+    }
+
+    /// `shep:SCSS001`, `http:200`, `transport:<error>`.
+    pub fn code(&self) -> String {
+        match self {
+            ExchangeResult::Shep(code) => format!("shep:{code}"),
+            ExchangeResult::Http(status) => format!("http:{status}"),
+            ExchangeResult::Transport(error) => format!("transport:{error}"),
+        }
+    }
+}
+
+/// One request to (or push from) another system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exchange {
+    pub direction: Direction,
+    /// The route name.
+    pub target: String,
+    pub service_id: Option<String>,
+    pub message_id: Option<String>,
+    /// Outbound: when our request left.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub request_out: Option<OffsetDateTime>,
+    /// Outbound: when the answer came in.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub response_in: Option<OffsetDateTime>,
+    /// Inbound: when the pushed request came in.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub request_in: Option<OffsetDateTime>,
+    /// Inbound: when our answer left.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub response_out: Option<OffsetDateTime>,
+    pub request_bytes: Option<u64>,
+    pub response_bytes: Option<u64>,
+    pub result: ExchangeResult,
+}
+
+/// A step in a message's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleStage {
+    Accepted,
+    Delivered,
+    Failed,
+    DeadLettered,
+    ReceiptApplied,
+    WebhookDelivered,
+    WebhookFailed,
+}
+
+impl LifecycleStage {
+    fn msgid(self) -> &'static str {
+        match self {
+            LifecycleStage::Accepted => "MSG_ACCEPTED",
+            LifecycleStage::Delivered => "MSG_DELIVERED",
+            LifecycleStage::Failed => "MSG_FAILED",
+            LifecycleStage::DeadLettered => "MSG_DEAD",
+            LifecycleStage::ReceiptApplied => "RECEIPT_APPLIED",
+            LifecycleStage::WebhookDelivered => "WEBHOOK_OK",
+            LifecycleStage::WebhookFailed => "WEBHOOK_FAIL",
+        }
+    }
+}
+
+/// What happened, with the kind's own typed details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// An interactive login (user id in [`AuditEvent::account`]).
+    Login {
+        user: String,
+    },
+    Logout {
+        user: String,
+    },
+    /// API key authentication succeeded. The key id, never the secret.
+    AuthOk {
+        key_id: String,
+    },
+    /// Authentication failed; `key_id` when the presented key's id could be read.
+    AuthFail {
+        key_id: Option<String>,
+        reason: String,
+    },
+    /// An account (API key) was created, changed or deleted/revoked.
+    Account {
+        op: ChangeOp,
+        key_id: String,
+    },
+    /// Configuration was created, changed or deleted (e.g. routes reloaded).
+    Config {
+        op: ChangeOp,
+        what: String,
+    },
+    /// An action was refused.
+    Refused {
+        reason: RefusalReason,
+        action: String,
+        detail: Option<String>,
+    },
+    /// An object was read or downloaded.
+    ObjectAccess {
+        object: ObjectKind,
+        object_id: String,
+    },
+    /// One exchange with another system.
+    Exchange(Exchange),
+    /// A signature was verified.
+    SignatureVerify {
+        valid: bool,
+        /// A short summary of the signer (e.g. `IIN=870101300123, O=…`, masked when masking is
+        /// on).
+        signer: Option<String>,
+        reason: Option<String>,
+        message_id: Option<String>,
+    },
+    /// A certificate expires within 30 days.
+    CertExpiry {
+        subject: String,
+        serial: String,
+        #[serde(with = "time::serde::rfc3339")]
+        not_after: OffsetDateTime,
+        days_left: i64,
+    },
+    /// A step in a message's life.
+    Lifecycle {
+        stage: LifecycleStage,
+        message_id: String,
+        target: Option<String>,
+        detail: Option<String>,
+    },
+    /// Events a syslog sink had to drop (its spool was full).
+    AuditDropped {
+        count: u64,
+        sink: String,
+    },
+}
+
+impl EventKind {
+    /// The short stable name, used as the syslog MSGID (≤ 32 printable ASCII characters).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Login { .. } => "LOGIN",
+            EventKind::Logout { .. } => "LOGOUT",
+            EventKind::AuthOk { .. } => "AUTH_OK",
+            EventKind::AuthFail { .. } => "AUTH_FAIL",
+            EventKind::Account { op, .. } => match op {
+                ChangeOp::Created => "KEY_CREATED",
+                ChangeOp::Changed => "KEY_CHANGED",
+                ChangeOp::Deleted => "KEY_REVOKED",
+            },
+            EventKind::Config { op, .. } => match op {
+                ChangeOp::Created => "CONFIG_CREATED",
+                ChangeOp::Changed => "CONFIG_CHANGED",
+                ChangeOp::Deleted => "CONFIG_DELETED",
+            },
+            EventKind::Refused { reason, .. } => reason.msgid(),
+            EventKind::ObjectAccess { .. } => "OBJECT_ACCESS",
+            EventKind::Exchange(_) => "EXCHANGE",
+            EventKind::SignatureVerify { .. } => "SIG_VERIFY",
+            EventKind::CertExpiry { .. } => "CERT_EXPIRY",
+            EventKind::Lifecycle { stage, .. } => stage.msgid(),
+            EventKind::AuditDropped { .. } => "AUDIT_DROPPED",
+        }
+    }
+
+    /// The target (route name) this event is about, if any; the store indexes it.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            EventKind::Exchange(x) => Some(&x.target),
+            EventKind::Lifecycle { target, .. } => target.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The kind's own fields as (name, value) pairs, in a fixed order; absent optional fields
+    /// are left out. Names are ≤ 32 characters of `[a-z_]`.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut f: Vec<(&'static str, String)> = Vec::new();
+        let opt = |f: &mut Vec<(&'static str, String)>, k: &'static str, v: &Option<String>| {
+            if let Some(v) = v {
+                f.push((k, v.clone()));
+            }
+        };
+        match self {
+            EventKind::Login { user } | EventKind::Logout { user } => {
+                f.push(("user", user.clone()))
+            }
+            EventKind::AuthOk { key_id } => f.push(("key_id", key_id.clone())),
+            EventKind::AuthFail { key_id, reason } => {
+                opt(&mut f, "key_id", key_id);
+                f.push(("reason", reason.clone()));
+            }
+            EventKind::Account { key_id, .. } => f.push(("key_id", key_id.clone())),
+            EventKind::Config { what, .. } => f.push(("what", what.clone())),
+            EventKind::Refused { action, detail, .. } => {
+                f.push(("action", action.clone()));
+                opt(&mut f, "detail", detail);
+            }
+            EventKind::ObjectAccess { object, object_id } => {
+                f.push(("object", object.as_str().to_owned()));
+                f.push(("object_id", object_id.clone()));
+            }
+            EventKind::Exchange(x) => {
+                f.push((
+                    "direction",
+                    match x.direction {
+                        Direction::Outbound => "outbound",
+                        Direction::Inbound => "inbound",
+                    }
+                    .to_owned(),
+                ));
+                f.push(("target", x.target.clone()));
+                opt(&mut f, "service_id", &x.service_id);
+                opt(&mut f, "message_id", &x.message_id);
+                for (k, t) in [
+                    ("request_out", x.request_out),
+                    ("response_in", x.response_in),
+                    ("request_in", x.request_in),
+                    ("response_out", x.response_out),
+                ] {
+                    if let Some(t) = t {
+                        f.push((k, rfc3339(t)));
+                    }
+                }
+                if let Some(n) = x.request_bytes {
+                    f.push(("request_bytes", n.to_string()));
+                }
+                if let Some(n) = x.response_bytes {
+                    f.push(("response_bytes", n.to_string()));
+                }
+                f.push(("result", x.result.code()));
+            }
+            EventKind::SignatureVerify {
+                valid,
+                signer,
+                reason,
+                message_id,
+            } => {
+                f.push(("valid", valid.to_string()));
+                opt(&mut f, "signer", signer);
+                opt(&mut f, "reason", reason);
+                opt(&mut f, "message_id", message_id);
+            }
+            EventKind::CertExpiry {
+                subject,
+                serial,
+                not_after,
+                days_left,
+            } => {
+                f.push(("subject", subject.clone()));
+                f.push(("serial", serial.clone()));
+                f.push(("not_after", rfc3339(*not_after)));
+                f.push(("days_left", days_left.to_string()));
+            }
+            EventKind::Lifecycle {
+                message_id,
+                target,
+                detail,
+                ..
+            } => {
+                f.push(("message_id", message_id.clone()));
+                opt(&mut f, "target", target);
+                opt(&mut f, "detail", detail);
+            }
+            EventKind::AuditDropped { count, sink } => {
+                f.push(("count", count.to_string()));
+                f.push(("sink", sink.clone()));
+            }
+        }
+        f
+    }
+
+    /// Every free-text field (the ones that may carry an IIN/BIN or be long).
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        let mut v: Vec<&mut String> = Vec::new();
+        match self {
+            EventKind::AuthFail { reason, .. } => v.push(reason),
+            EventKind::Config { what, .. } => v.push(what),
+            EventKind::Refused { action, detail, .. } => {
+                v.push(action);
+                v.extend(detail.as_mut());
+            }
+            EventKind::Exchange(x) => {
+                if let ExchangeResult::Transport(e) = &mut x.result {
+                    v.push(e);
+                }
+            }
+            EventKind::SignatureVerify { signer, reason, .. } => {
+                v.extend(signer.as_mut());
+                v.extend(reason.as_mut());
+            }
+            EventKind::CertExpiry { subject, .. } => v.push(subject),
+            EventKind::Lifecycle { detail, .. } => v.extend(detail.as_mut()),
+            EventKind::Login { .. }
+            | EventKind::Logout { .. }
+            | EventKind::AuthOk { .. }
+            | EventKind::Account { .. }
+            | EventKind::ObjectAccess { .. }
+            | EventKind::AuditDropped { .. } => {}
+        }
+        v
+    }
+}
+
+/// One significant event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// UUIDv7, unique: receivers drop duplicates by it.
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// The service: `qaqpa-api`, `qaqpa-engine`, `adapter/esedo`…
+    pub source: String,
+    /// API key id or user.
+    pub account: Option<String>,
+    pub client_ip: Option<IpAddr>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub op_start: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub op_end: Option<OffsetDateTime>,
+    pub level: Level,
+    /// The same along a message's whole path.
+    pub transaction_id: Option<String>,
+    pub kind: EventKind,
+    pub description: String,
+}
+
+/// RFC 3339 with exactly six fractional digits and a numeric offset (RFC 5424's TIMESTAMP).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6][offset_hour sign:mandatory]:[offset_minute]"
+    );
+    t.format(&fmt)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// `870101300123` → `8701******23`: the first four and last two digits stay.
+pub fn mask_iin(iin: &str) -> String {
+    let chars: Vec<char> = iin.chars().collect();
+    if chars.len() <= 6 {
+        return "*".repeat(chars.len());
+    }
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < 4 || i >= chars.len() - 2 {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+/// Masks every run of exactly 12 ASCII digits (an IIN or BIN) in `text`.
+pub fn mask_iins_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() == 12 {
+            out.push_str(&mask_iin(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+fn cut(s: &mut String) {
+    if let Some((idx, _)) = s.char_indices().nth(MAX_TEXT_CHARS) {
+        s.truncate(idx);
+    }
+}
+
+impl AuditEvent {
+    /// A new event at the current time with a fresh UUIDv7 and the kind's default level.
+    pub fn new(source: impl Into<String>, kind: EventKind, description: impl Into<String>) -> Self {
+        let level = default_level(&kind);
+        AuditEvent {
+            id: Uuid::now_v7(),
+            time: OffsetDateTime::now_utc(),
+            source: source.into(),
+            account: None,
+            client_ip: None,
+            op_start: None,
+            op_end: None,
+            level,
+            transaction_id: None,
+            kind,
+            description: description.into(),
+        }
+    }
+
+    pub fn account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into());
+        self
+    }
+
+    pub fn client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = Some(ip);
+        self
+    }
+
+    pub fn operation(mut self, start: OffsetDateTime, end: OffsetDateTime) -> Self {
+        self.op_start = Some(start);
+        self.op_end = Some(end);
+        self
+    }
+
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    pub fn transaction(mut self, transaction_id: impl Into<String>) -> Self {
+        self.transaction_id = Some(transaction_id.into());
+        self
+    }
+
+    pub fn at(mut self, time: OffsetDateTime) -> Self {
+        self.time = time;
+        self
+    }
+
+    /// The tender's category, derived from the level.
+    pub fn category(&self) -> Category {
+        self.level.category()
+    }
+
+    /// Cuts free-text fields to [`MAX_TEXT_CHARS`].
+    pub fn limit_texts(&mut self) {
+        cut(&mut self.description);
+        for s in self.kind.texts_mut() {
+            cut(s);
+        }
+    }
+
+    /// Masks every 12-digit run (IIN/BIN) in the description and the kind's free-text fields
+    /// (signer, subject, reasons, details).
+    pub fn mask_iins(&mut self) {
+        self.description = mask_iins_in(&self.description);
+        for s in self.kind.texts_mut() {
+            *s = mask_iins_in(s);
+        }
+    }
+
+    // ----- builders, one per kind, with default levels -----
+
+    pub fn login(source: &str, user: &str) -> Self {
+        Self::new(
+            source,
+            EventKind::Login { user: user.into() },
+            format!("user {user} logged in"),
+        )
+        .account(user)
+    }
+
+    pub fn logout(source: &str, user: &str) -> Self {
+        Self::new(
+            source,
+            EventKind::Logout { user: user.into() },
+            format!("user {user} logged out"),
+        )
+        .account(user)
+    }
+
+    /// API key authentication succeeded (informational).
+    pub fn auth_ok(source: &str, key_id: &str) -> Self {
+        Self::new(
+            source,
+            EventKind::AuthOk {
+                key_id: key_id.into(),
+            },
+            "API key authentication succeeded",
+        )
+        .account(key_id)
+    }
+
+    /// Authentication failed (warning). `key_id` only, never the secret.
+    pub fn auth_fail(source: &str, key_id: Option<&str>, reason: &str) -> Self {
+        let mut e = Self::new(
+            source,
+            EventKind::AuthFail {
+                key_id: key_id.map(Into::into),
+                reason: reason.into(),
+            },
+            format!("authentication failed: {reason}"),
+        );
+        e.account = key_id.map(Into::into);
+        e
+    }
+
+    /// An API key was created, changed or revoked (notice) by `by`.
+    pub fn account_change(source: &str, op: ChangeOp, key_id: &str, by: Option<&str>) -> Self {
+        let verb = match op {
+            ChangeOp::Created => "created",
+            ChangeOp::Changed => "changed",
+            ChangeOp::Deleted => "revoked",
+        };
+        let mut e = Self::new(
+            source,
+            EventKind::Account {
+                op,
+                key_id: key_id.into(),
+            },
+            format!("API key {key_id} {verb}"),
+        );
+        e.account = by.map(Into::into);
+        e
+    }
+
+    /// Configuration was created, changed or deleted (notice).
+    pub fn config_change(source: &str, op: ChangeOp, what: &str) -> Self {
+        Self::new(
+            source,
+            EventKind::Config {
+                op,
+                what: what.into(),
+            },
+            format!("configuration changed: {what}"),
+        )
+    }
+
+    /// An action was refused (warning).
+    pub fn refused(
+        source: &str,
+        reason: RefusalReason,
+        action: &str,
+        detail: Option<&str>,
+    ) -> Self {
+        let why = match reason {
+            RefusalReason::Unauthorized => "not authorised",
+            RefusalReason::Validation => "rejected by validation",
+            RefusalReason::RateLimited => "rate limited",
+        };
+        Self::new(
+            source,
+            EventKind::Refused {
+                reason,
+                action: action.into(),
+                detail: detail.map(Into::into),
+            },
+            format!("{action}: {why}"),
+        )
+    }
+
+    /// An object was read or downloaded (informational).
+    pub fn object_access(source: &str, object: ObjectKind, object_id: &str) -> Self {
+        Self::new(
+            source,
+            EventKind::ObjectAccess {
+                object,
+                object_id: object_id.into(),
+            },
+            format!("{} {object_id} read", object.as_str()),
+        )
+    }
+
+    /// One exchange with another system: informational when it succeeded, error otherwise.
+    pub fn exchange(source: &str, exchange: Exchange) -> Self {
+        let description = format!(
+            "{} exchange with {}: {}",
+            match exchange.direction {
+                Direction::Outbound => "outbound",
+                Direction::Inbound => "inbound",
+            },
+            exchange.target,
+            exchange.result.code()
+        );
+        let (start, end) = match exchange.direction {
+            Direction::Outbound => (exchange.request_out, exchange.response_in),
+            Direction::Inbound => (exchange.request_in, exchange.response_out),
+        };
+        let mut e = Self::new(source, EventKind::Exchange(exchange), description);
+        e.op_start = start;
+        e.op_end = end;
+        e
+    }
+
+    /// A signature verification outcome: informational when valid, warning when not.
+    pub fn signature(
+        source: &str,
+        valid: bool,
+        signer: Option<&str>,
+        reason: Option<&str>,
+        message_id: Option<&str>,
+    ) -> Self {
+        Self::new(
+            source,
+            EventKind::SignatureVerify {
+                valid,
+                signer: signer.map(Into::into),
+                reason: reason.map(Into::into),
+                message_id: message_id.map(Into::into),
+            },
+            if valid {
+                "signature valid".to_owned()
+            } else {
+                format!("signature invalid: {}", reason.unwrap_or("unknown reason"))
+            },
+        )
+    }
+
+    /// A message lifecycle step (informational; failed/dead-lettered/webhook failed: warning,
+    /// error, warning).
+    pub fn lifecycle(
+        source: &str,
+        stage: LifecycleStage,
+        message_id: &str,
+        target: Option<&str>,
+        detail: Option<&str>,
+    ) -> Self {
+        Self::new(
+            source,
+            EventKind::Lifecycle {
+                stage,
+                message_id: message_id.into(),
+                target: target.map(Into::into),
+                detail: detail.map(Into::into),
+            },
+            format!("message {message_id}: {}", stage.msgid().to_lowercase()),
+        )
+    }
+
+    /// `count` events were dropped by sink `sink` (error).
+    pub fn audit_dropped(source: &str, count: u64, sink: &str) -> Self {
+        Self::new(
+            source,
+            EventKind::AuditDropped {
+                count,
+                sink: sink.into(),
+            },
+            format!("{count} audit events dropped: the spool of syslog sink {sink} was full"),
+        )
+    }
+}
+
+/// The default level of a kind.
+pub fn default_level(kind: &EventKind) -> Level {
+    match kind {
+        EventKind::Login { .. } | EventKind::Logout { .. } | EventKind::AuthOk { .. } => {
+            Level::Informational
+        }
+        EventKind::AuthFail { .. } => Level::Warning,
+        EventKind::Account { .. } | EventKind::Config { .. } => Level::Notice,
+        EventKind::Refused { .. } => Level::Warning,
+        EventKind::ObjectAccess { .. } => Level::Informational,
+        EventKind::Exchange(x) => {
+            if x.result.is_success() {
+                Level::Informational
+            } else {
+                Level::Error
+            }
+        }
+        EventKind::SignatureVerify { valid, .. } => {
+            if *valid {
+                Level::Informational
+            } else {
+                Level::Warning
+            }
+        }
+        EventKind::CertExpiry { days_left, .. } => {
+            if *days_left <= 7 {
+                Level::Error
+            } else {
+                Level::Warning
+            }
+        }
+        EventKind::Lifecycle { stage, .. } => match stage {
+            LifecycleStage::Failed | LifecycleStage::WebhookFailed => Level::Warning,
+            LifecycleStage::DeadLettered => Level::Error,
+            _ => Level::Informational,
+        },
+        EventKind::AuditDropped { .. } => Level::Error,
+    }
+}
+
+/// An event when the certificate expires within 30 days of `now` (or already has); `None`
+/// otherwise. Warning, or error with 7 days or fewer left.
+pub fn expiry_warning(
+    subject: &str,
+    serial: &str,
+    not_after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Option<AuditEvent> {
+    let left = not_after - now;
+    if left > time::Duration::days(30) {
+        return None;
+    }
+    let days_left = left.whole_days();
+    let description = if left.is_negative() {
+        format!(
+            "certificate {serial} ({subject}) expired on {}",
+            rfc3339(not_after)
+        )
+    } else {
+        format!(
+            "certificate {serial} ({subject}) expires in {days_left} days, on {}",
+            rfc3339(not_after)
+        )
+    };
+    Some(
+        AuditEvent::new(
+            "qaqpa-pki",
+            EventKind::CertExpiry {
+                subject: subject.into(),
+                serial: serial.into(),
+                not_after,
+                days_left,
+            },
+            description,
+        )
+        .at(now),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iin_masked_keeps_four_first_and_two_last_digits() {
+        assert_eq!(mask_iin("870101300123"), "8701******23");
+        assert_eq!(
+            mask_iins_in("signer IIN870101300123, BIN 123456789012; tel 87011234567"),
+            "signer IIN8701******23, BIN 1234******12; tel 87011234567"
+        );
+        // A longer digit run is not an IIN and stays as it is.
+        assert_eq!(mask_iins_in("1234567890123"), "1234567890123");
+    }
+
+    #[test]
+    fn severities_and_categories_follow_the_tender() {
+        let all = [
+            (Level::Alert, 1, "ERROR"),
+            (Level::Critical, 2, "ERROR"),
+            (Level::Error, 3, "ERROR"),
+            (Level::Warning, 4, "WARN"),
+            (Level::Notice, 5, "INFO"),
+            (Level::Informational, 6, "INFO"),
+            (Level::Debug, 7, "DEBUG"),
+        ];
+        for (level, sev, cat) in all {
+            assert_eq!(level.severity(), sev);
+            assert_eq!(level.category().as_str(), cat);
+            assert_eq!(Level::from_severity(sev), Some(level));
+        }
+    }
+
+    #[test]
+    fn default_levels_fit_the_kind() {
+        assert_eq!(
+            AuditEvent::auth_fail("a", Some("k1"), "bad secret").level,
+            Level::Warning
+        );
+        assert_eq!(AuditEvent::auth_ok("a", "k1").level, Level::Informational);
+        assert_eq!(
+            AuditEvent::refused("a", RefusalReason::RateLimited, "submit", None).level,
+            Level::Warning
+        );
+        let x = |result| Exchange {
+            direction: Direction::Outbound,
+            target: "esedo".into(),
+            service_id: None,
+            message_id: None,
+            request_out: None,
+            response_in: None,
+            request_in: None,
+            response_out: None,
+            request_bytes: None,
+            response_bytes: None,
+            result,
+        };
+        assert_eq!(
+            AuditEvent::exchange("a", x(ExchangeResult::Shep("SCSS001".into()))).level,
+            Level::Informational
+        );
+        assert_eq!(
+            AuditEvent::exchange("a", x(ExchangeResult::Shep("SCSE002".into()))).level,
+            Level::Error
+        );
+        assert_eq!(
+            AuditEvent::exchange("a", x(ExchangeResult::Transport("timeout".into()))).level,
+            Level::Error
+        );
+    }
+
+    #[test]
+    fn expiry_warning_only_within_thirty_days() {
+        let now = time::macros::datetime!(2026-12-01 00:00 UTC);
+        assert!(expiry_warning("CN=x", "01", now + time::Duration::days(31), now).is_none());
+        let e = expiry_warning("CN=x", "01", now + time::Duration::days(30), now)
+            .expect("30 days left warns");
+        assert_eq!(e.kind.name(), "CERT_EXPIRY");
+        assert_eq!(e.level, Level::Warning);
+        let e = expiry_warning("CN=x", "01", now + time::Duration::days(3), now)
+            .expect("3 days left warns");
+        assert_eq!(e.level, Level::Error);
+        assert!(expiry_warning("CN=x", "01", now - time::Duration::days(3), now).is_some());
+    }
+
+    #[test]
+    fn long_texts_are_cut() {
+        let mut e = AuditEvent::config_change("a", ChangeOp::Changed, &"ж".repeat(5000));
+        e.limit_texts();
+        assert_eq!(e.description.chars().count(), MAX_TEXT_CHARS);
+        let EventKind::Config { what, .. } = &e.kind else {
+            panic!("kind changed")
+        };
+        assert_eq!(what.chars().count(), MAX_TEXT_CHARS);
+    }
+}

@@ -1,0 +1,401 @@
+//! Qaqpa's audit journal, fed by every part of the gateway and every adapter.
+//!
+//! * [`event`]: one event model ([`AuditEvent`], [`EventKind`]), builders with default levels,
+//!   IIN masking, the certificate expiry helper.
+//! * [`syslog`]: RFC 5424 formatting for the SOC.
+//! * [`sink`]: UDP/TCP/TLS syslog transports with a disk spool and at-least-once delivery.
+//! * [`store`]: the append-only, hash-chained journal on SQLite or PostgreSQL, with retention.
+//!
+//! The [`Auditor`] facade ties them together: [`Auditor::record`] never waits and never panics;
+//! it hands the (masked) event to the store writer task and to every syslog sink.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+pub mod event;
+pub mod sink;
+pub mod store;
+pub mod syslog;
+
+pub use event::{
+    expiry_warning, mask_iin, mask_iins_in, AuditEvent, Category, ChangeOp, Direction, EventKind,
+    Exchange, ExchangeResult, Level, LifecycleStage, ObjectKind, RefusalReason,
+};
+pub use sink::{SinkError, SinkStats, SyslogSink, SyslogTarget};
+pub use store::{
+    verify_archive, ArchiveReport, AuditFilter, AuditStore, NullStore, Page, PgAuditStore,
+    Retention, SqliteAuditStore, StoreError, StoredRecord, VerifyReport,
+};
+
+/// The `[audit]` table of the gateway's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Syslog receivers (`[[audit.syslog]]`); none means the journal only.
+    #[serde(default)]
+    pub syslog: Vec<SyslogTarget>,
+    /// Where undelivered syslog lines wait (one sub-directory per target).
+    #[serde(default = "default_spool_dir")]
+    pub spool_dir: PathBuf,
+    /// Bound of each target's spool, in bytes (default 256 MiB).
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
+    /// Syslog APP-NAME (default `qaqpa`).
+    #[serde(default = "default_app_name")]
+    pub app_name: String,
+    /// Syslog HOSTNAME (default: the machine's host name).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Syslog facility (default 13, log audit).
+    #[serde(default = "default_facility")]
+    pub facility: u8,
+    /// Mask 12-digit runs (IIN/BIN) in descriptions and free-text fields (default on).
+    #[serde(default = "default_true")]
+    pub mask_iins: bool,
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from("audit-spool")
+}
+fn default_spool_max_bytes() -> u64 {
+    256 << 20
+}
+fn default_app_name() -> String {
+    "qaqpa".into()
+}
+fn default_facility() -> u8 {
+    syslog::DEFAULT_FACILITY
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            syslog: Vec::new(),
+            spool_dir: default_spool_dir(),
+            spool_max_bytes: default_spool_max_bytes(),
+            app_name: default_app_name(),
+            hostname: None,
+            facility: default_facility(),
+            mask_iins: true,
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// The machine's host name (from /proc), or `-`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Why an [`Auditor`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("the auditor must be created inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// Counters of the store writer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Events appended to the journal.
+    pub appended: u64,
+    /// Events not journalled: the writer's queue was full, or shutdown came first.
+    pub dropped: u64,
+    /// Failed append attempts (retried).
+    pub failures: u64,
+}
+
+/// What a flush or shutdown achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Everything recorded before is in the store.
+    pub stored: bool,
+    /// Every sink sent everything recorded before (nothing left in a spool).
+    pub sent: bool,
+}
+
+enum StoreMsg {
+    Event(AuditEvent),
+    Flush(oneshot::Sender<bool>),
+    Shutdown(tokio::time::Instant, oneshot::Sender<bool>),
+}
+
+/// Capacity of the store writer's queue.
+pub const STORE_QUEUE: usize = 65_536;
+const STORE_BATCH: usize = 512;
+
+struct Inner {
+    mask_iins: bool,
+    sinks: Vec<SyslogSink>,
+    store: Option<Arc<dyn AuditStore>>,
+    store_tx: Option<mpsc::Sender<StoreMsg>>,
+    appended: Arc<AtomicU64>,
+    store_dropped: Arc<AtomicU64>,
+    store_failures: Arc<AtomicU64>,
+}
+
+/// The audit facade: cheap to clone.
+#[derive(Clone)]
+pub struct Auditor {
+    inner: Arc<Inner>,
+}
+
+impl Auditor {
+    /// Starts the store writer (when `store` is given) and one sink per syslog target. Must be
+    /// called inside a tokio runtime.
+    pub fn new(
+        config: &AuditConfig,
+        store: Option<Arc<dyn AuditStore>>,
+    ) -> Result<Auditor, AuditError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(AuditError::NoRuntime);
+        }
+        let hostname = config.hostname.clone().unwrap_or_else(host_name);
+        let formatter = syslog::Formatter::new(config.facility, &hostname, &config.app_name);
+        let sinks = config
+            .syslog
+            .iter()
+            .map(|t| {
+                SyslogSink::start(
+                    t,
+                    formatter.clone(),
+                    &config.app_name,
+                    &config.spool_dir,
+                    config.spool_max_bytes,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let appended = Arc::new(AtomicU64::new(0));
+        let store_dropped = Arc::new(AtomicU64::new(0));
+        let store_failures = Arc::new(AtomicU64::new(0));
+        let store_tx = store.as_ref().map(|store| {
+            let (tx, rx) = mpsc::channel(STORE_QUEUE);
+            tokio::spawn(store_writer(
+                store.clone(),
+                rx,
+                appended.clone(),
+                store_dropped.clone(),
+                store_failures.clone(),
+            ));
+            tx
+        });
+        Ok(Auditor {
+            inner: Arc::new(Inner {
+                mask_iins: config.mask_iins,
+                sinks,
+                store,
+                store_tx,
+                appended,
+                store_dropped,
+                store_failures,
+            }),
+        })
+    }
+
+    /// Records an event: masks and bounds its free text, hands it to the store writer and every
+    /// sink. Never waits, never panics.
+    pub fn record(&self, mut event: AuditEvent) {
+        event.limit_texts();
+        if self.inner.mask_iins {
+            event.mask_iins();
+        }
+        let event = Arc::new(event);
+        for sink in &self.inner.sinks {
+            sink.record(event.clone());
+        }
+        if let Some(tx) = &self.inner.store_tx {
+            if tx.try_send(StoreMsg::Event((*event).clone())).is_err() {
+                self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(id = %event.id, "audit journal queue full: event not journalled");
+            }
+        }
+    }
+
+    /// Waits until everything recorded before is in the store and sent by every sink (or a
+    /// sink's send attempt failed and its lines are in its spool).
+    pub async fn flush(&self) -> FlushReport {
+        let stored = match &self.inner.store_tx {
+            Some(tx) => {
+                let (reply, rx) = oneshot::channel();
+                tx.send(StoreMsg::Flush(reply)).await.is_ok() && rx.await.unwrap_or(false)
+            }
+            None => true,
+        };
+        let mut sent = true;
+        for sink in &self.inner.sinks {
+            sent &= sink.flush().await;
+        }
+        FlushReport { stored, sent }
+    }
+
+    /// Stops: stores and sends what can be within `deadline`, spools the rest of the syslog
+    /// lines. Events recorded afterwards go to the spools only.
+    pub async fn shutdown(&self, deadline: Duration) -> FlushReport {
+        let until = tokio::time::Instant::now() + deadline;
+        let store = async {
+            match &self.inner.store_tx {
+                Some(tx) => {
+                    let (reply, rx) = oneshot::channel();
+                    match tokio::time::timeout_at(until, tx.send(StoreMsg::Shutdown(until, reply)))
+                        .await
+                    {
+                        Ok(Ok(())) => rx.await.unwrap_or(false),
+                        _ => false,
+                    }
+                }
+                None => true,
+            }
+        };
+        let sinks = async {
+            let mut sent = true;
+            for sink in &self.inner.sinks {
+                sent &= sink.shutdown(until).await;
+            }
+            sent
+        };
+        let (stored, sent) = tokio::join!(store, sinks);
+        FlushReport { stored, sent }
+    }
+
+    /// Counters of every sink, in configuration order.
+    pub fn sink_stats(&self) -> Vec<SinkStats> {
+        self.inner.sinks.iter().map(SyslogSink::stats).collect()
+    }
+
+    pub fn store_stats(&self) -> StoreStats {
+        StoreStats {
+            appended: self.inner.appended.load(Ordering::Relaxed),
+            dropped: self.inner.store_dropped.load(Ordering::Relaxed),
+            failures: self.inner.store_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The journal, for queries, verification and archiving.
+    pub fn store(&self) -> Option<&Arc<dyn AuditStore>> {
+        self.inner.store.as_ref()
+    }
+}
+
+async fn store_writer(
+    store: Arc<dyn AuditStore>,
+    mut rx: mpsc::Receiver<StoreMsg>,
+    appended: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+) {
+    let mut backoff = sink::Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut replies: Vec<oneshot::Sender<bool>> = Vec::new();
+    loop {
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut batch = Vec::new();
+        let mut stop = false;
+        let mut msg = Some(first);
+        while let Some(m) = msg.take() {
+            match m {
+                StoreMsg::Event(e) => batch.push(e),
+                StoreMsg::Flush(reply) => replies.push(reply),
+                StoreMsg::Shutdown(until, reply) => {
+                    deadline = Some(until);
+                    replies.push(reply);
+                    stop = true;
+                    rx.close();
+                }
+            }
+            if batch.len() < STORE_BATCH {
+                msg = rx.try_recv().ok();
+            }
+        }
+        let mut ok = true;
+        while !batch.is_empty() {
+            match store.append(&batch).await {
+                Ok(_) => {
+                    appended.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    backoff.reset();
+                    break;
+                }
+                Err(e) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, events = batch.len(), "audit journal append failed; retrying");
+                    let pause = backoff.next_delay();
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() + pause >= d) {
+                        dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        ok = false;
+                        break;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+        if stop {
+            // What is still queued after the shutdown message.
+            while let Ok(m) = rx.try_recv() {
+                if let StoreMsg::Event(e) = m {
+                    let r = store.append(std::slice::from_ref(&e)).await;
+                    if r.is_ok() {
+                        appended.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        ok = false;
+                    }
+                }
+            }
+        }
+        // Everything queued before these flushes was in this batch or an earlier one.
+        for reply in replies.drain(..) {
+            let _ = reply.send(ok);
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_reads_from_toml_with_defaults_and_refuses_unknown_fields() {
+        let c: AuditConfig = toml::from_str(
+            r#"
+            spool_dir = "/var/spool/qaqpa/audit"
+            [[syslog]]
+            url = "tls://siem.example.kz:6514"
+            ca_file = "/etc/qaqpa/siem-ca.pem"
+            [[syslog]]
+            url = "udp://127.0.0.1:514"
+            [retention]
+            keep_years = 5
+            "#,
+        )
+        .expect("parses");
+        assert_eq!(c.syslog.len(), 2);
+        assert_eq!(c.syslog[0].backoff_max_ms, 30_000);
+        assert_eq!(c.facility, 13);
+        assert!(c.mask_iins);
+        assert_eq!(c.spool_max_bytes, 256 << 20);
+        assert_eq!(c.retention.keep_years, 5);
+        assert_eq!(c.retention.online_months, 3);
+        assert!(toml::from_str::<AuditConfig>("spool = \"x\"").is_err());
+        assert!(toml::from_str::<AuditConfig>("[[syslog]]\nurl = \"udp://a:1\"\nfoo = 1").is_err());
+    }
+}

@@ -1,0 +1,1003 @@
+//! Syslog transports to the SOC: UDP (one datagram per event), TCP and TLS (RFC 6587/5425
+//! octet counting, `LEN SP MSG`), each run by a tokio task fed by a bounded channel so that
+//! [`SyslogSink::record`] never waits.
+//!
+//! Delivery is at least once, in order as far as one sink goes:
+//! * when the receiver is down, or the channel is full, formatted lines go to a spool directory
+//!   of append-only segment files, bounded in bytes; they are sent first when the receiver is
+//!   back, and the files are removed once sent. A spool left by a previous run is sent too.
+//! * lines beyond the bound are dropped and counted; the count is sent as an `AUDIT_DROPPED`
+//!   event once the spool has drained.
+//! * TCP and TLS keep the last `replay_bytes` of sent lines and send them again after a broken
+//!   connection, since a write that "succeeded" may have died in a kernel buffer or in the
+//!   receiver's queue. The receiver drops the duplicates by event id.
+//! * reconnects use exponential backoff with full jitter, capped.
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_rustls::rustls;
+
+use crate::event::AuditEvent;
+use crate::syslog::Formatter;
+
+/// One syslog receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogTarget {
+    /// `udp://host:port`, `tcp://host:port` or `tls://host:port`.
+    pub url: String,
+    /// PEM file of the CA(s) the TLS receiver's certificate must chain to (required for `tls`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// First reconnect delay bound, in milliseconds (default 100).
+    #[serde(default = "default_backoff_initial_ms")]
+    pub backoff_initial_ms: u64,
+    /// Largest reconnect delay, in milliseconds (default 30 000).
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// How many bytes of recently sent lines are sent again after a broken TCP/TLS connection
+    /// (default 4 MiB).
+    #[serde(default = "default_replay_bytes")]
+    pub replay_bytes: u64,
+}
+
+fn default_backoff_initial_ms() -> u64 {
+    100
+}
+fn default_backoff_max_ms() -> u64 {
+    30_000
+}
+fn default_replay_bytes() -> u64 {
+    4 << 20
+}
+
+impl SyslogTarget {
+    /// A target with the default backoff and replay settings.
+    pub fn new(url: impl Into<String>) -> SyslogTarget {
+        SyslogTarget {
+            url: url.into(),
+            ca_file: None,
+            backoff_initial_ms: default_backoff_initial_ms(),
+            backoff_max_ms: default_backoff_max_ms(),
+            replay_bytes: default_replay_bytes(),
+        }
+    }
+}
+
+/// Why a sink could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("bad syslog URL `{0}`: expected udp://host:port, tcp://host:port or tls://host:port")]
+    BadUrl(String),
+    #[error("syslog target {0}: tls needs ca_file")]
+    NoCa(String),
+    #[error("syslog target {url}: CA file {path}: {error}")]
+    Ca {
+        url: String,
+        path: PathBuf,
+        error: String,
+    },
+    #[error("spool directory {path}: {error}")]
+    Spool {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+#[derive(Debug, Clone)]
+struct Endpoint {
+    scheme: Scheme,
+    host: String,
+    port: u16,
+}
+
+fn parse_url(url: &str) -> Result<Endpoint, SinkError> {
+    let bad = || SinkError::BadUrl(url.to_owned());
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    let scheme = match scheme {
+        "udp" => Scheme::Udp,
+        "tcp" => Scheme::Tcp,
+        "tls" => Scheme::Tls,
+        _ => return Err(bad()),
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok(Endpoint {
+        scheme,
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// Counters of one sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// The target URL.
+    pub target: String,
+    /// Lines written to the receiver (replays included).
+    pub sent: u64,
+    /// Lines that went to the spool.
+    pub spooled: u64,
+    /// Lines dropped because the spool was full.
+    pub dropped: u64,
+    /// Connections made after the first one.
+    pub reconnects: u64,
+    /// Lines sent again after a broken connection.
+    pub replayed: u64,
+    /// Bytes now in the spool.
+    pub spool_bytes: u64,
+    pub connected: bool,
+}
+
+/// Exponential backoff with full jitter: the n-th delay is uniform in
+/// `[0, min(max, initial × 2ⁿ)]`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            initial,
+            max,
+            attempt: 0,
+        }
+    }
+
+    /// The next delay.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self
+            .initial
+            .saturating_mul(1u32 << self.attempt.min(20))
+            .min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::random_range(0..=ms))
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spool
+
+/// Append-only segment files `seg-<n>.log`, one formatted line per text line.
+struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    segment_max: u64,
+    /// (index, size in bytes), oldest first.
+    segments: VecDeque<(u64, u64)>,
+    writer: Option<(u64, File)>,
+    /// Read offset in the oldest segment.
+    read_pos: u64,
+    bytes: u64,
+    next_index: u64,
+}
+
+impl Spool {
+    fn open(dir: PathBuf, max_bytes: u64) -> std::io::Result<Spool> {
+        std::fs::create_dir_all(&dir)?;
+        let mut segments = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(index) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("seg-"))
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            segments.push((index, entry.metadata()?.len()));
+        }
+        segments.sort();
+        let next_index = segments.last().map(|(i, _)| i + 1).unwrap_or(1);
+        let bytes = segments.iter().map(|(_, s)| s).sum();
+        Ok(Spool {
+            dir,
+            max_bytes,
+            segment_max: (max_bytes / 4).clamp(4096, 4 << 20),
+            segments: segments.into(),
+            writer: None,
+            read_pos: 0,
+            bytes,
+            next_index,
+        })
+    }
+
+    fn path(&self, index: u64) -> PathBuf {
+        self.dir.join(format!("seg-{index:012}.log"))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Appends one line; `Ok(false)` when the bound does not allow it.
+    fn append(&mut self, line: &str) -> std::io::Result<bool> {
+        let len = line.len() as u64 + 1;
+        if self.bytes + len > self.max_bytes {
+            return Ok(false);
+        }
+        let need_new = match (&self.writer, self.segments.back()) {
+            (Some((wi, _)), Some((bi, size))) => wi != bi || size + len > self.segment_max,
+            _ => true,
+        };
+        if need_new {
+            let index = self.next_index;
+            self.next_index += 1;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.path(index))?;
+            self.writer = Some((index, file));
+            self.segments.push_back((index, 0));
+        }
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        if let Some((_, file)) = self.writer.as_mut() {
+            file.write_all(&buf)?;
+        }
+        if let Some((_, size)) = self.segments.back_mut() {
+            *size += len;
+        }
+        self.bytes += len;
+        Ok(true)
+    }
+
+    /// Up to `max_bytes` of whole lines from the read position, without consuming them.
+    fn peek(&mut self, max_bytes: usize) -> std::io::Result<Vec<String>> {
+        let Some(&(index, size)) = self.segments.front() else {
+            return Ok(Vec::new());
+        };
+        if self.read_pos >= size {
+            self.consume(0)?;
+            return if self.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.peek(max_bytes)
+            };
+        }
+        let mut file = File::open(self.path(index))?;
+        file.seek(SeekFrom::Start(self.read_pos))?;
+        let want = usize::try_from(size - self.read_pos)
+            .unwrap_or(usize::MAX)
+            .min(max_bytes.max(1 << 16));
+        let mut buf = vec![0u8; want];
+        let mut got = 0;
+        while got < want {
+            let n = file.read(&mut buf[got..])?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        buf.truncate(got);
+        let complete = buf
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(0);
+        buf.truncate(complete);
+        let text = String::from_utf8_lossy(&buf);
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+
+    /// Marks `n` bytes as sent; deletes segments read to their end and resets when empty.
+    fn consume(&mut self, n: u64) -> std::io::Result<()> {
+        self.read_pos += n;
+        while let Some(&(index, size)) = self.segments.front() {
+            if self.read_pos < size {
+                break;
+            }
+            self.segments.pop_front();
+            if self.writer.as_ref().map(|(i, _)| *i) == Some(index) {
+                self.writer = None;
+            }
+            self.bytes -= size.min(self.bytes);
+            self.read_pos -= size;
+            match std::fs::remove_file(self.path(index)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.segments.is_empty() {
+            self.read_pos = 0;
+            self.bytes = 0;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+enum Conn {
+    Udp(UdpSocket),
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    fn is_stream(&self) -> bool {
+        !matches!(self, Conn::Udp(_))
+    }
+
+    /// Whether a plain TCP peer has closed its end (the receiver never writes to us).
+    fn peer_closed(&self) -> bool {
+        if let Conn::Tcp(s) = self {
+            let mut buf = [0u8; 256];
+            matches!(s.try_read(&mut buf), Ok(0))
+                || matches!(s.try_read(&mut buf), Err(e) if e.kind() != std::io::ErrorKind::WouldBlock)
+        } else {
+            false
+        }
+    }
+
+    async fn write_lines(&mut self, lines: &[String]) -> std::io::Result<()> {
+        match self {
+            Conn::Udp(s) => {
+                for line in lines {
+                    s.send(line.as_bytes()).await?;
+                }
+                Ok(())
+            }
+            Conn::Tcp(s) => {
+                s.write_all(&frame(lines)).await?;
+                s.flush().await
+            }
+            Conn::Tls(s) => {
+                s.write_all(&frame(lines)).await?;
+                s.flush().await
+            }
+        }
+    }
+}
+
+/// RFC 6587 octet counting: `LEN SP MSG` per line.
+fn frame(lines: &[String]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 8).sum());
+    for line in lines {
+        buf.extend_from_slice(line.len().to_string().as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(line.as_bytes());
+    }
+    buf
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Connector {
+    endpoint: Endpoint,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl Connector {
+    fn new(target: &SyslogTarget) -> Result<Connector, SinkError> {
+        let endpoint = parse_url(&target.url)?;
+        let tls = if endpoint.scheme == Scheme::Tls {
+            let path = target
+                .ca_file
+                .clone()
+                .ok_or_else(|| SinkError::NoCa(target.url.clone()))?;
+            let ca_err = |error: String| SinkError::Ca {
+                url: target.url.clone(),
+                path: path.clone(),
+                error,
+            };
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(&path)
+                .map_err(|e| ca_err(e.to_string()))?;
+            for cert in certs {
+                roots
+                    .add(cert.map_err(|e| ca_err(e.to_string()))?)
+                    .map_err(|e| ca_err(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(ca_err("no certificate in the file".into()));
+            }
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| ca_err(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
+        Ok(Connector { endpoint, tls })
+    }
+
+    async fn connect(&self) -> std::io::Result<Conn> {
+        let addr = (self.endpoint.host.as_str(), self.endpoint.port);
+        let fut = async {
+            match self.endpoint.scheme {
+                Scheme::Udp => {
+                    let remote = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+                        std::io::Error::new(std::io::ErrorKind::NotFound, "host not found")
+                    })?;
+                    let local = if remote.is_ipv4() {
+                        "0.0.0.0:0"
+                    } else {
+                        "[::]:0"
+                    };
+                    let s = UdpSocket::bind(local).await?;
+                    s.connect(remote).await?;
+                    Ok(Conn::Udp(s))
+                }
+                Scheme::Tcp => {
+                    let s = TcpStream::connect(addr).await?;
+                    s.set_nodelay(true)?;
+                    Ok(Conn::Tcp(s))
+                }
+                Scheme::Tls => {
+                    let s = TcpStream::connect(addr).await?;
+                    s.set_nodelay(true)?;
+                    let name = rustls::pki_types::ServerName::try_from(self.endpoint.host.clone())
+                        .map_err(|e| {
+                            std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+                        })?;
+                    let connector = self.tls.clone().ok_or_else(|| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no TLS config")
+                    })?;
+                    Ok(Conn::Tls(Box::new(connector.connect(name, s).await?)))
+                }
+            }
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, fut)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sink
+
+enum Msg {
+    Event(Arc<AuditEvent>),
+    /// Reply: whether everything recorded before is sent (nothing left in the spool).
+    Flush(oneshot::Sender<bool>),
+    Shutdown(Instant, oneshot::Sender<bool>),
+}
+
+struct Shared {
+    url: String,
+    formatter: Formatter,
+    source: String,
+    spool: Mutex<Spool>,
+    sent: AtomicU64,
+    spooled: AtomicU64,
+    dropped: AtomicU64,
+    unreported_drops: AtomicU64,
+    reconnects: AtomicU64,
+    replayed: AtomicU64,
+    connected: AtomicBool,
+}
+
+impl Shared {
+    fn spool(&self) -> MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Spools lines (the spool lock held by the caller), counting the dropped ones.
+    fn spool_lines(&self, spool: &mut Spool, lines: &[String]) {
+        for line in lines {
+            match spool.append(line) {
+                Ok(true) => {
+                    self.spooled.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.unreported_drops.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::error!(target = %self.url, error = %e, "audit spool write failed");
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.unreported_drops.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// One syslog receiver's sink: a handle to its task.
+#[derive(Clone)]
+pub struct SyslogSink {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+}
+
+/// Channel capacity of a sink.
+pub const CHANNEL_CAPACITY: usize = 8192;
+const BATCH: usize = 256;
+
+impl SyslogSink {
+    /// Starts the sink's task (must be called inside a tokio runtime). The spool lives in
+    /// `spool_dir/<target>`; a spool left there by a previous run is sent first.
+    pub fn start(
+        target: &SyslogTarget,
+        formatter: Formatter,
+        source: &str,
+        spool_dir: &Path,
+        spool_max_bytes: u64,
+    ) -> Result<SyslogSink, SinkError> {
+        let connector = Connector::new(target)?;
+        let dir = spool_dir.join(
+            target
+                .url
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>(),
+        );
+        let spool = Spool::open(dir.clone(), spool_max_bytes)
+            .map_err(|error| SinkError::Spool { path: dir, error })?;
+        let shared = Arc::new(Shared {
+            url: target.url.clone(),
+            formatter,
+            source: source.to_owned(),
+            spool: Mutex::new(spool),
+            sent: AtomicU64::new(0),
+            spooled: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            unreported_drops: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let task = Task {
+            shared: shared.clone(),
+            connector,
+            rx,
+            conn: None,
+            ever_connected: false,
+            backoff: Backoff::new(
+                Duration::from_millis(target.backoff_initial_ms),
+                Duration::from_millis(target.backoff_max_ms.max(target.backoff_initial_ms)),
+            ),
+            next_attempt: Instant::now(),
+            replay: VecDeque::new(),
+            replay_bytes: 0,
+            replay_max: target.replay_bytes,
+            must_replay: false,
+        };
+        tokio::spawn(task.run());
+        Ok(SyslogSink { shared, tx })
+    }
+
+    /// Hands an event to the sink without waiting: into the channel, or into the spool when the
+    /// spool is in use or the channel is full (or counted as dropped when the spool is full).
+    pub fn record(&self, event: Arc<AuditEvent>) {
+        let mut spool = self.shared.spool();
+        let event = if spool.is_empty() {
+            match self.tx.try_send(Msg::Event(event)) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(Msg::Event(e)))
+                | Err(mpsc::error::TrySendError::Closed(Msg::Event(e))) => e,
+                Err(_) => return,
+            }
+        } else {
+            event
+        };
+        let line = self.shared.formatter.format(&event);
+        self.shared.spool_lines(&mut spool, &[line]);
+    }
+
+    /// Waits until everything recorded before is sent, or a send attempt failed (then it is in
+    /// the spool). Returns whether everything was sent.
+    pub async fn flush(&self) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(reply)).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Sends what can be sent before `deadline`, spools the rest and stops the task. Returns
+    /// whether everything was sent.
+    pub async fn shutdown(&self, deadline: Instant) -> bool {
+        let (reply, rx) = oneshot::channel();
+        match tokio::time::timeout_at(deadline, self.tx.send(Msg::Shutdown(deadline, reply))).await
+        {
+            Ok(Ok(())) => rx.await.unwrap_or(false),
+            _ => false,
+        }
+    }
+
+    pub fn stats(&self) -> SinkStats {
+        let s = &self.shared;
+        SinkStats {
+            target: s.url.clone(),
+            sent: s.sent.load(Ordering::Relaxed),
+            spooled: s.spooled.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            reconnects: s.reconnects.load(Ordering::Relaxed),
+            replayed: s.replayed.load(Ordering::Relaxed),
+            spool_bytes: s.spool().bytes,
+            connected: s.connected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+struct Task {
+    shared: Arc<Shared>,
+    connector: Connector,
+    rx: mpsc::Receiver<Msg>,
+    conn: Option<Conn>,
+    ever_connected: bool,
+    backoff: Backoff,
+    next_attempt: Instant,
+    /// Recently sent lines, sent again after a broken stream connection.
+    replay: VecDeque<String>,
+    replay_bytes: u64,
+    replay_max: u64,
+    must_replay: bool,
+}
+
+impl Task {
+    async fn run(mut self) {
+        loop {
+            if !self.spool_is_empty() && self.ensure_connected(false).await {
+                self.drain_spool(None).await;
+            }
+            self.report_drops().await;
+            let msg = if self.spool_is_empty() {
+                self.rx.recv().await
+            } else {
+                tokio::select! {
+                    m = self.rx.recv() => m,
+                    _ = tokio::time::sleep_until(self.next_attempt) => continue,
+                }
+            };
+            let Some(msg) = msg else {
+                // Every handle is gone: spool what is left in the channel and stop.
+                self.shutdown(Instant::now()).await;
+                return;
+            };
+            match msg {
+                Msg::Event(first) => {
+                    let mut batch = vec![first];
+                    let mut pending: Option<Msg> = None;
+                    while batch.len() < BATCH {
+                        match self.rx.try_recv() {
+                            Ok(Msg::Event(e)) => batch.push(e),
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let lines: Vec<String> = batch
+                        .iter()
+                        .map(|e| self.shared.formatter.format(e))
+                        .collect();
+                    self.send_or_spool(lines).await;
+                    match pending {
+                        Some(Msg::Flush(reply)) => self.flush(reply).await,
+                        Some(Msg::Shutdown(deadline, reply)) => {
+                            let all = self.shutdown(deadline).await;
+                            let _ = reply.send(all);
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+                Msg::Flush(reply) => self.flush(reply).await,
+                Msg::Shutdown(deadline, reply) => {
+                    let all = self.shutdown(deadline).await;
+                    let _ = reply.send(all);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn spool_is_empty(&self) -> bool {
+        self.shared.spool().is_empty()
+    }
+
+    async fn flush(&mut self, reply: oneshot::Sender<bool>) {
+        if !self.spool_is_empty() && self.ensure_connected(true).await {
+            self.drain_spool(None).await;
+        }
+        self.report_drops().await;
+        let _ = reply.send(self.spool_is_empty());
+    }
+
+    /// Sends the spool, then the channel, until `deadline`; spools what is left.
+    async fn shutdown(&mut self, deadline: Instant) -> bool {
+        self.rx.close();
+        let mut rest = Vec::new();
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Event(e) => rest.push(self.shared.formatter.format(&e)),
+                Msg::Flush(reply) | Msg::Shutdown(_, reply) => {
+                    let _ = reply.send(false);
+                }
+            }
+        }
+        let mut sent_upto = 0usize;
+        let work = async {
+            if !self.spool_is_empty() && self.ensure_connected(true).await {
+                self.drain_spool(Some(deadline)).await;
+            }
+            if self.spool_is_empty() && !rest.is_empty() && self.ensure_connected(true).await {
+                for chunk in rest.chunks(BATCH) {
+                    if !self.write(chunk).await {
+                        break;
+                    }
+                    sent_upto += chunk.len();
+                }
+            }
+            self.report_drops().await;
+        };
+        let _ = tokio::time::timeout_at(deadline, work).await;
+        let mut spool = self.shared.spool();
+        self.shared.spool_lines(&mut spool, &rest[sent_upto..]);
+        spool.is_empty()
+    }
+
+    /// Connects when not connected and an attempt is due (or `now`). Returns whether connected.
+    async fn ensure_connected(&mut self, now: bool) -> bool {
+        if let Some(conn) = &self.conn {
+            if !conn.peer_closed() {
+                return true;
+            }
+            self.broken("peer closed the connection");
+        }
+        if !now && Instant::now() < self.next_attempt {
+            return false;
+        }
+        match self.connector.connect().await {
+            Ok(conn) => {
+                if self.ever_connected {
+                    self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                self.ever_connected = true;
+                self.backoff.reset();
+                self.shared.connected.store(true, Ordering::Relaxed);
+                self.conn = Some(conn);
+                if self.must_replay {
+                    self.must_replay = false;
+                    let lines: Vec<String> = self.replay.drain(..).collect();
+                    let bytes = std::mem::take(&mut self.replay_bytes);
+                    if !lines.is_empty() {
+                        self.shared
+                            .replayed
+                            .fetch_add(lines.len() as u64, Ordering::Relaxed);
+                        for chunk in lines.chunks(BATCH) {
+                            if !self.write(chunk).await {
+                                // Broken again: replay all of them next time.
+                                self.replay = lines.into();
+                                self.replay_bytes = bytes;
+                                return false;
+                            }
+                        }
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                tracing::debug!(target = %self.shared.url, error = %e, "syslog connect failed");
+                self.next_attempt = Instant::now() + self.backoff.next_delay();
+                false
+            }
+        }
+    }
+
+    fn broken(&mut self, why: &str) {
+        tracing::warn!(target = %self.shared.url, why, "syslog connection lost");
+        if self.conn.take().is_some_and(|c| c.is_stream()) {
+            self.must_replay = true;
+        }
+        self.shared.connected.store(false, Ordering::Relaxed);
+        self.next_attempt = Instant::now() + self.backoff.next_delay();
+    }
+
+    /// Writes lines on the current connection; on failure drops the connection and returns
+    /// false (the caller keeps or spools the lines).
+    async fn write(&mut self, lines: &[String]) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        match conn.write_lines(lines).await {
+            Ok(()) => {
+                self.shared
+                    .sent
+                    .fetch_add(lines.len() as u64, Ordering::Relaxed);
+                if conn.is_stream() && self.replay_max > 0 {
+                    for line in lines {
+                        self.replay_bytes += line.len() as u64;
+                        self.replay.push_back(line.clone());
+                    }
+                    while self.replay_bytes > self.replay_max {
+                        match self.replay.pop_front() {
+                            Some(l) => self.replay_bytes -= l.len() as u64,
+                            None => break,
+                        }
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                self.broken(&e.to_string());
+                false
+            }
+        }
+    }
+
+    async fn send_or_spool(&mut self, lines: Vec<String>) {
+        if self.spool_is_empty() && self.ensure_connected(false).await && self.write(&lines).await {
+            return;
+        }
+        let mut spool = self.shared.spool();
+        self.shared.spool_lines(&mut spool, &lines);
+    }
+
+    /// Sends the spool in order while the connection holds (and until `deadline`).
+    async fn drain_spool(&mut self, deadline: Option<Instant>) {
+        loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return;
+            }
+            let lines = match self.shared.spool().peek(256 << 10) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    tracing::error!(target = %self.shared.url, error = %e, "audit spool read failed");
+                    return;
+                }
+            };
+            if lines.is_empty() {
+                return;
+            }
+            for chunk in lines.chunks(BATCH) {
+                if !self.write(chunk).await {
+                    return;
+                }
+                let bytes: u64 = chunk.iter().map(|l| l.len() as u64 + 1).sum();
+                if let Err(e) = self.shared.spool().consume(bytes) {
+                    tracing::error!(target = %self.shared.url, error = %e, "audit spool cleanup failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends an `AUDIT_DROPPED` event for the drops not reported yet, once the spool is empty.
+    async fn report_drops(&mut self) {
+        if !self.spool_is_empty() || self.conn.is_none() {
+            return;
+        }
+        let count = self.shared.unreported_drops.swap(0, Ordering::Relaxed);
+        if count == 0 {
+            return;
+        }
+        let event = AuditEvent::audit_dropped(&self.shared.source, count, &self.shared.url);
+        let line = self.shared.formatter.format(&event);
+        if !self.write(std::slice::from_ref(&line)).await {
+            self.shared
+                .unreported_drops
+                .fetch_add(count, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_into_scheme_host_and_port() {
+        let e = parse_url("tls://siem.example.kz:6514").expect("parses");
+        assert_eq!(
+            (e.scheme, e.host.as_str(), e.port),
+            (Scheme::Tls, "siem.example.kz", 6514)
+        );
+        let e = parse_url("udp://[::1]:514").expect("parses");
+        assert_eq!(
+            (e.scheme, e.host.as_str(), e.port),
+            (Scheme::Udp, "::1", 514)
+        );
+        for bad in [
+            "http://a:1",
+            "tcp://a",
+            "tcp://:514",
+            "tcp://a:99999",
+            "a:1",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_delays_stay_under_the_growing_ceiling_and_the_cap() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
+        for n in 0..20u32 {
+            let ceiling =
+                Duration::from_millis(100 * (1u64 << n.min(10))).min(Duration::from_millis(1000));
+            assert!(b.next_delay() <= ceiling);
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn octet_counting_frames_count_bytes_not_chars() {
+        let f = frame(&["ab".into(), "жж".into()]);
+        assert_eq!(f, "2 ab4 жж".as_bytes());
+    }
+
+    #[test]
+    fn spool_keeps_order_respects_its_bound_and_removes_sent_segments() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
+        let mut spool = Spool::open(dir.clone(), 8192).expect("open");
+        assert!(spool.is_empty());
+        let mut accepted = 0;
+        for i in 0..1000 {
+            if spool
+                .append(&format!("line {i:04} {}", "x".repeat(90)))
+                .expect("append")
+            {
+                accepted += 1;
+            }
+        }
+        // 100 bytes per line, 8192 bytes: 81 lines fit.
+        assert_eq!(accepted, 81);
+        assert!(spool.segments.len() > 1, "more than one segment");
+        // Reopening finds the same lines (a spool survives a restart).
+        drop(spool);
+        let mut spool = Spool::open(dir.clone(), 8192).expect("reopen");
+        let mut seen = Vec::new();
+        loop {
+            let lines = spool.peek(1000).expect("peek");
+            if lines.is_empty() {
+                break;
+            }
+            let line = lines[0].clone();
+            spool.consume(line.len() as u64 + 1).expect("consume");
+            seen.push(line);
+        }
+        assert_eq!(seen.len(), 81);
+        for (i, line) in seen.iter().enumerate() {
+            assert!(line.starts_with(&format!("line {i:04} ")), "{line}");
+        }
+        assert!(spool.is_empty());
+        let left = std::fs::read_dir(&dir).expect("dir").count();
+        assert_eq!(left, 0, "sent segments are removed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
