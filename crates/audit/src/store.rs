@@ -575,6 +575,7 @@ pub fn verify_archive(file: &Path) -> Result<VerifyReport, StoreError> {
 
 /// Parameters of a query, in order, for either back end.
 pub(crate) enum Param {
+    I32(i32),
     I64(i64),
     Text(String),
 }
@@ -607,7 +608,7 @@ pub(crate) fn where_clause(
         add("kind", "=", Param::Text(v.clone()));
     }
     if let Some(l) = filter.min_level {
-        add("severity", "<=", Param::I64(i64::from(l.severity())));
+        add("severity", "<=", Param::I32(i32::from(l.severity())));
     }
     if let Some(v) = &filter.transaction_id {
         add("transaction_id", "=", Param::Text(v.clone()));

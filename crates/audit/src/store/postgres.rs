@@ -88,8 +88,10 @@ END $$;
 CREATE OR REPLACE FUNCTION audit_anchor_forward() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.archived_seq <= OLD.archived_seq
-       OR NEW.archived_seq > (SELECT last_seq FROM audit_head WHERE id = 1) THEN
-        RAISE EXCEPTION 'audit_anchor only moves forward, up to the head';
+       OR NEW.archived_seq > (SELECT last_seq FROM audit_head WHERE id = 1)
+       OR NOT EXISTS (SELECT 1 FROM audit_archive
+                      WHERE to_seq = NEW.archived_seq AND last_hash = NEW.archived_hash) THEN
+        RAISE EXCEPTION 'audit_anchor only moves forward, up to the head, to a recorded archived range';
     END IF;
     RETURN NEW;
 END $$;
@@ -270,6 +272,7 @@ impl AuditStore for PgAuditStore {
             .into_iter()
             .map(|p| -> Box<dyn ToSql + Sync + Send> {
                 match p {
+                    Param::I32(v) => Box::new(v),
                     Param::I64(v) => Box::new(v),
                     Param::Text(v) => Box::new(v),
                 }

@@ -70,7 +70,9 @@ BEGIN SELECT RAISE(ABORT, 'audit_head cannot be deleted'); END;
 CREATE TRIGGER IF NOT EXISTS audit_anchor_forward BEFORE UPDATE ON audit_anchor
 WHEN NEW.archived_seq <= OLD.archived_seq
   OR NEW.archived_seq > (SELECT last_seq FROM audit_head WHERE id = 1)
-BEGIN SELECT RAISE(ABORT, 'audit_anchor only moves forward, up to the head'); END;
+  OR NOT EXISTS (SELECT 1 FROM audit_archive
+                 WHERE to_seq = NEW.archived_seq AND last_hash = NEW.archived_hash)
+BEGIN SELECT RAISE(ABORT, 'audit_anchor only moves forward, up to the head, to a recorded archived range'); END;
 CREATE TRIGGER IF NOT EXISTS audit_anchor_no_delete BEFORE DELETE ON audit_anchor
 BEGIN SELECT RAISE(ABORT, 'audit_anchor cannot be deleted'); END;
 CREATE TRIGGER IF NOT EXISTS audit_archive_no_update BEFORE UPDATE ON audit_archive
@@ -219,6 +221,7 @@ impl AuditStore for SqliteAuditStore {
             let values: Vec<rusqlite::types::Value> = params
                 .into_iter()
                 .map(|p| match p {
+                    Param::I32(v) => rusqlite::types::Value::Integer(i64::from(v)),
                     Param::I64(v) => rusqlite::types::Value::Integer(v),
                     Param::Text(v) => rusqlite::types::Value::Text(v),
                 })

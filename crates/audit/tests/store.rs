@@ -1,0 +1,569 @@
+//! The audit journal on SQLite and on PostgreSQL (a throwaway server): the hash chain verifies,
+//! changes and deletions made around the triggers are found and located, the triggers refuse
+//! UPDATE/DELETE, archiving moves old records to a verifiable gzip file and retention deletes
+//! old files, queries filter and paginate, and concurrent appenders keep one chain.
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::TempDir;
+use qaqpa_audit::{
+    verify_archive, AuditConfig, AuditEvent, AuditFilter, AuditStore, Auditor, ChangeOp, Direction,
+    Exchange, ExchangeResult, Level, LifecycleStage, PgAuditStore, RefusalReason, Retention,
+    SqliteAuditStore, VerifyReport,
+};
+use qaqpa_store::testing::TempPostgres;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+/// A journal on one back end, with raw SQL access for tampering.
+enum Backend {
+    Sqlite(TempDir),
+    Pg(String),
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend::Sqlite(TempDir::new("qaqpa-audit-sqlite").expect("temp dir"))
+    }
+
+    async fn pg() -> Backend {
+        let server = TempPostgres::shared().expect("PostgreSQL for tests");
+        Backend::Pg(server.create_database().await.expect("database"))
+    }
+
+    async fn open(&self) -> Arc<dyn AuditStore> {
+        match self {
+            Backend::Sqlite(dir) => Arc::new(SqliteAuditStore::open(dir.path()).expect("open")),
+            Backend::Pg(url) => Arc::new(PgAuditStore::connect(url, 4).await.expect("connect")),
+        }
+    }
+
+    /// Runs SQL as the application would; the error text when refused.
+    async fn exec(&self, sql: &str) -> Result<(), String> {
+        match self {
+            Backend::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join("audit.db"))
+                    .map_err(|e| e.to_string())?;
+                conn.execute_batch(sql).map_err(|e| e.to_string())
+            }
+            Backend::Pg(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let task = tokio::spawn(conn);
+                let r = client.batch_execute(sql).await.map_err(|e| {
+                    e.as_db_error()
+                        .map(|d| d.message().to_owned())
+                        .unwrap_or_else(|| e.to_string())
+                });
+                drop(client);
+                let _ = task.await;
+                r
+            }
+        }
+    }
+
+    /// Runs SQL with the journal's triggers out of the way (an administrator going around the
+    /// application).
+    async fn tamper(&self, sql: &str) {
+        let wrapped = match self {
+            Backend::Sqlite(_) => format!(
+                "DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete; {sql}"
+            ),
+            Backend::Pg(_) => format!(
+                "ALTER TABLE audit_log DISABLE TRIGGER ALL; {sql}; ALTER TABLE audit_log ENABLE TRIGGER ALL;"
+            ),
+        };
+        self.exec(&wrapped).await.expect("tampering SQL runs");
+    }
+}
+
+fn event(n: usize, time: OffsetDateTime) -> AuditEvent {
+    AuditEvent::auth_fail("qaqpa-api", Some(&format!("key-{n}")), "bad secret")
+        .at(time)
+        .transaction(format!("tx-{n}"))
+}
+
+async fn append_n(store: &dyn AuditStore, from: usize, n: usize, time: OffsetDateTime) -> u64 {
+    let events: Vec<AuditEvent> = (from..from + n).map(|i| event(i, time)).collect();
+    store.append(&events).await.expect("append")
+}
+
+fn assert_ok(report: &VerifyReport, count: u64, first: u64, last: u64) {
+    match report {
+        VerifyReport::Ok {
+            count: c,
+            first_seq,
+            last_seq,
+            ..
+        } => assert_eq!(
+            (*c, *first_seq, *last_seq),
+            (count, first, last),
+            "{report}"
+        ),
+        other => panic!("expected OK with {count} records, got: {other}"),
+    }
+}
+
+// ----- scenarios, run on both back ends -----
+
+async fn chain_verifies_after_appends(b: Backend) {
+    let store = b.open().await;
+    assert_ok(&store.verify().await.expect("verify"), 0, 1, 0);
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(append_n(store.as_ref(), 0, 1, now).await, 1);
+    assert_eq!(append_n(store.as_ref(), 1, 10, now).await, 11);
+    assert_eq!(append_n(store.as_ref(), 11, 100, now).await, 111);
+    let report = store.verify().await.expect("verify");
+    assert_ok(&report, 111, 1, 111);
+    // A reopened store continues the same chain.
+    drop(store);
+    let store = b.open().await;
+    assert_eq!(append_n(store.as_ref(), 111, 1, now).await, 112);
+    assert_ok(&store.verify().await.expect("verify"), 112, 1, 112);
+    let tail = store.tail(2).await.expect("tail");
+    assert_eq!(tail[0].seq, 112);
+    assert_eq!(
+        tail[0].prev_hash, tail[1].hash,
+        "each record links to the previous"
+    );
+}
+
+async fn changed_records_are_found_at_their_seq(b: Backend) {
+    let store = b.open().await;
+    append_n(store.as_ref(), 0, 20, OffsetDateTime::now_utc()).await;
+    b.tamper(
+        "UPDATE audit_log SET body = replace(body, 'bad secret', 'good secret') WHERE seq = 7",
+    )
+    .await;
+    assert_eq!(
+        store.verify().await.expect("verify"),
+        VerifyReport::Changed { seq: 7 }
+    );
+    assert_eq!(
+        store.verify().await.expect("verify").to_string(),
+        "changed record at seq 7"
+    );
+    // An indexed column changed without the body is a change too (and found first).
+    b.tamper("UPDATE audit_log SET account = 'someone-else' WHERE seq = 3")
+        .await;
+    assert_eq!(
+        store.verify().await.expect("verify"),
+        VerifyReport::Changed { seq: 3 }
+    );
+}
+
+async fn deleted_records_are_found_after_the_last_good_seq(b: Backend, tail: bool) {
+    let store = b.open().await;
+    append_n(store.as_ref(), 0, 20, OffsetDateTime::now_utc()).await;
+    if tail {
+        // The newest records: only the head bookkeeping can tell.
+        b.tamper("DELETE FROM audit_log WHERE seq >= 19").await;
+        let report = store.verify().await.expect("verify");
+        assert_eq!(report, VerifyReport::Missing { after_seq: 18 });
+        assert_eq!(report.to_string(), "record(s) missing after seq 18");
+    } else {
+        b.tamper("DELETE FROM audit_log WHERE seq = 12").await;
+        assert_eq!(
+            store.verify().await.expect("verify"),
+            VerifyReport::Missing { after_seq: 11 }
+        );
+        b.tamper("DELETE FROM audit_log WHERE seq = 1").await;
+        assert_eq!(
+            store.verify().await.expect("verify"),
+            VerifyReport::Missing { after_seq: 0 }
+        );
+    }
+}
+
+async fn triggers_refuse_update_and_delete(b: Backend) {
+    let store = b.open().await;
+    append_n(store.as_ref(), 0, 5, OffsetDateTime::now_utc()).await;
+    for sql in [
+        "UPDATE audit_log SET account = 'x' WHERE seq = 2",
+        "DELETE FROM audit_log WHERE seq = 2",
+        "DELETE FROM audit_log",
+        "UPDATE audit_head SET last_seq = 2",
+        "DELETE FROM audit_head",
+        "UPDATE audit_anchor SET archived_seq = 5",
+        "DELETE FROM audit_anchor",
+    ] {
+        let err = b.exec(sql).await.expect_err(sql);
+        assert!(
+            err.contains("append-only")
+                || err.contains("archiving")
+                || err.contains("forward")
+                || err.contains("cannot be deleted")
+                || err.contains("refused"),
+            "{sql}: {err}"
+        );
+    }
+    if matches!(b, Backend::Pg(_)) {
+        let err = b.exec("TRUNCATE audit_log").await.expect_err("truncate");
+        assert!(err.contains("append-only"), "{err}");
+    }
+    assert_ok(&store.verify().await.expect("verify"), 5, 1, 5);
+}
+
+fn rewrite_gz(path: &Path, edit: impl Fn(Vec<String>) -> Vec<String>) {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open"))
+        .read_to_string(&mut text)
+        .expect("gunzip");
+    let lines = edit(text.lines().map(str::to_owned).collect());
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).expect("create"),
+        flate2::Compression::default(),
+    );
+    for l in lines {
+        writeln!(gz, "{l}").expect("write");
+    }
+    gz.finish().expect("finish");
+}
+
+async fn archive_moves_old_records_and_stays_verifiable(b: Backend) {
+    let store = b.open().await;
+    let archive = TempDir::new("qaqpa-audit-archive").expect("archive dir");
+    let now = datetime!(2026-12-01 12:00 UTC);
+    append_n(store.as_ref(), 0, 10, now - Duration::days(200)).await;
+    append_n(store.as_ref(), 10, 5, now - Duration::days(1)).await;
+    let retention = Retention::default();
+
+    let report = store
+        .archive(now, archive.path(), retention)
+        .await
+        .expect("archive");
+    assert_eq!(report.archived, 10);
+    let file: PathBuf = report.file.clone().expect("archive file");
+    assert_eq!(
+        file.file_name().and_then(|n| n.to_str()),
+        Some("audit-20260515_20260515-000000000001-000000000010.jsonl.gz")
+    );
+    assert!(report.deleted_files.is_empty());
+    // Online: 11..=15, chained to the anchor.
+    assert_ok(&store.verify().await.expect("verify"), 5, 11, 15);
+    let page = store
+        .query(&AuditFilter::default(), None, 100)
+        .await
+        .expect("query");
+    assert_eq!(page.records.len(), 5);
+    // The archived part verifies on its own and ends where the online part starts.
+    let archived = verify_archive(&file).expect("read archive");
+    let VerifyReport::Ok {
+        count,
+        first_seq,
+        last_seq,
+        last_hash,
+    } = archived
+    else {
+        panic!("archive does not verify: {archived}")
+    };
+    assert_eq!((count, first_seq, last_seq), (10, 1, 10));
+    let oldest_online = page.records.last().expect("records");
+    assert_eq!(oldest_online.seq, 11);
+    assert_eq!(oldest_online.prev_hash, last_hash);
+    // Nothing more to archive; appending goes on from the head.
+    let again = store
+        .archive(now, archive.path(), retention)
+        .await
+        .expect("archive");
+    assert_eq!(again.archived, 0);
+    append_n(store.as_ref(), 15, 3, now).await;
+    assert_ok(&store.verify().await.expect("verify"), 8, 11, 18);
+    // Deleting archived rows again, or below the anchor, is harmless; above it is refused.
+    assert!(b
+        .exec("DELETE FROM audit_log WHERE seq = 11")
+        .await
+        .is_err());
+
+    // Tampering with the archive file is found.
+    let pristine = std::fs::read(&file).expect("read");
+    rewrite_gz(&file, |mut lines| {
+        lines[3] = lines[3].replace("bad secret", "bad secreT");
+        lines
+    });
+    assert_eq!(
+        verify_archive(&file).expect("verify"),
+        VerifyReport::Changed { seq: 4 }
+    );
+    std::fs::write(&file, &pristine).expect("restore");
+    rewrite_gz(&file, |mut lines| {
+        lines.remove(4);
+        lines
+    });
+    assert_eq!(
+        verify_archive(&file).expect("verify"),
+        VerifyReport::Missing { after_seq: 4 }
+    );
+    std::fs::write(&file, &pristine).expect("restore");
+    assert!(verify_archive(&file).expect("verify").is_ok());
+
+    // Three years on, the old archive file goes (and the newer records are archived).
+    let later = now + Duration::days(3 * 365 + 10);
+    let report = store
+        .archive(later, archive.path(), retention)
+        .await
+        .expect("archive");
+    assert_eq!(report.archived, 8);
+    assert!(report.deleted_files.contains(&file), "{report:?}");
+    assert!(!file.exists());
+    assert_ok(&store.verify().await.expect("verify"), 0, 19, 18);
+    append_n(store.as_ref(), 18, 1, later).await;
+    assert_ok(&store.verify().await.expect("verify"), 1, 19, 19);
+}
+
+async fn queries_filter_and_paginate_newest_first(b: Backend) {
+    let store = b.open().await;
+    let now = OffsetDateTime::now_utc();
+    let x = Exchange {
+        direction: Direction::Outbound,
+        target: "esedo".into(),
+        service_id: None,
+        message_id: Some("m-1".into()),
+        request_out: Some(now),
+        response_in: Some(now),
+        request_in: None,
+        response_out: None,
+        request_bytes: Some(1),
+        response_bytes: Some(2),
+        result: ExchangeResult::Shep("SCSE003".into()),
+    };
+    let events = vec![
+        AuditEvent::auth_ok("api", "key-a").at(now - Duration::hours(5)),
+        AuditEvent::auth_fail("api", Some("key-b"), "bad").at(now - Duration::hours(4)),
+        AuditEvent::exchange("engine", x)
+            .transaction("tx-1")
+            .at(now - Duration::hours(3)),
+        AuditEvent::lifecycle(
+            "engine",
+            LifecycleStage::Delivered,
+            "m-1",
+            Some("esedo"),
+            None,
+        )
+        .transaction("tx-1")
+        .at(now - Duration::hours(2)),
+        AuditEvent::refused("api", RefusalReason::RateLimited, "submit", None)
+            .account("key-a")
+            .at(now - Duration::hours(1)),
+        AuditEvent::account_change("api", ChangeOp::Created, "key-c", Some("admin")).at(now),
+    ];
+    store.append(&events).await.expect("append");
+    let seqs = |page: qaqpa_audit::Page| page.records.iter().map(|r| r.seq).collect::<Vec<_>>();
+    let q = |f: AuditFilter| {
+        let store = store.clone();
+        async move { seqs(store.query(&f, None, 100).await.expect("query")) }
+    };
+    assert_eq!(q(AuditFilter::default()).await, vec![6, 5, 4, 3, 2, 1]);
+    assert_eq!(
+        q(AuditFilter {
+            account: Some("key-a".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![5, 1]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            kind: Some("AUTH_FAIL".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![2]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            min_level: Some(Level::Warning),
+            ..Default::default()
+        })
+        .await,
+        vec![5, 3, 2]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            transaction_id: Some("tx-1".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![4, 3]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            target: Some("esedo".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![4, 3]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            from: Some(now - Duration::minutes(150)),
+            to: Some(now - Duration::minutes(30)),
+            ..Default::default()
+        })
+        .await,
+        vec![5, 4]
+    );
+    // Pages of 4: 6..3, then 2..1.
+    let p1 = store
+        .query(&AuditFilter::default(), None, 4)
+        .await
+        .expect("page 1");
+    assert_eq!(p1.next_cursor, Some(3));
+    let p2 = store
+        .query(&AuditFilter::default(), p1.next_cursor, 4)
+        .await
+        .expect("page 2");
+    assert_eq!(seqs(p1), vec![6, 5, 4, 3]);
+    assert_eq!(p2.next_cursor, None);
+    assert_eq!(seqs(p2), vec![2, 1]);
+    // Records come back as appended.
+    let tail = store.tail(1).await.expect("tail");
+    assert_eq!(tail[0].event, events[5]);
+}
+
+async fn concurrent_appenders_keep_one_chain(b: Backend) {
+    let a = b.open().await;
+    let c = b.open().await;
+    let now = OffsetDateTime::now_utc();
+    let mut tasks = Vec::new();
+    for (w, store) in [a.clone(), c.clone(), a.clone(), c.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..25 {
+                append_n(store.as_ref(), w * 1000 + batch * 5, 5, now).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("appender");
+    }
+    assert_ok(&a.verify().await.expect("verify"), 500, 1, 500);
+    assert_ok(&c.verify().await.expect("verify"), 500, 1, 500);
+}
+
+// ----- SQLite -----
+
+#[tokio::test]
+async fn sqlite_chain_verifies_after_appends() {
+    chain_verifies_after_appends(Backend::sqlite()).await;
+}
+
+#[tokio::test]
+async fn sqlite_changed_records_are_found_at_their_seq() {
+    changed_records_are_found_at_their_seq(Backend::sqlite()).await;
+}
+
+#[tokio::test]
+async fn sqlite_deleted_record_is_found() {
+    deleted_records_are_found_after_the_last_good_seq(Backend::sqlite(), false).await;
+}
+
+#[tokio::test]
+async fn sqlite_deleted_newest_records_are_found() {
+    deleted_records_are_found_after_the_last_good_seq(Backend::sqlite(), true).await;
+}
+
+#[tokio::test]
+async fn sqlite_triggers_refuse_update_and_delete() {
+    triggers_refuse_update_and_delete(Backend::sqlite()).await;
+}
+
+#[tokio::test]
+async fn sqlite_archive_moves_old_records_and_stays_verifiable() {
+    archive_moves_old_records_and_stays_verifiable(Backend::sqlite()).await;
+}
+
+#[tokio::test]
+async fn sqlite_queries_filter_and_paginate_newest_first() {
+    queries_filter_and_paginate_newest_first(Backend::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_appenders_keep_one_chain() {
+    concurrent_appenders_keep_one_chain(Backend::sqlite()).await;
+}
+
+// ----- PostgreSQL -----
+
+#[tokio::test]
+async fn postgres_chain_verifies_after_appends() {
+    chain_verifies_after_appends(Backend::pg().await).await;
+}
+
+#[tokio::test]
+async fn postgres_changed_records_are_found_at_their_seq() {
+    changed_records_are_found_at_their_seq(Backend::pg().await).await;
+}
+
+#[tokio::test]
+async fn postgres_deleted_record_is_found() {
+    deleted_records_are_found_after_the_last_good_seq(Backend::pg().await, false).await;
+}
+
+#[tokio::test]
+async fn postgres_deleted_newest_records_are_found() {
+    deleted_records_are_found_after_the_last_good_seq(Backend::pg().await, true).await;
+}
+
+#[tokio::test]
+async fn postgres_triggers_refuse_update_and_delete() {
+    triggers_refuse_update_and_delete(Backend::pg().await).await;
+}
+
+#[tokio::test]
+async fn postgres_archive_moves_old_records_and_stays_verifiable() {
+    archive_moves_old_records_and_stays_verifiable(Backend::pg().await).await;
+}
+
+#[tokio::test]
+async fn postgres_queries_filter_and_paginate_newest_first() {
+    queries_filter_and_paginate_newest_first(Backend::pg().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_appends_from_two_store_instances_keep_one_chain() {
+    concurrent_appenders_keep_one_chain(Backend::pg().await).await;
+}
+
+// ----- the facade -----
+
+#[tokio::test]
+async fn auditor_journals_masked_events_and_flush_waits_for_the_store() {
+    let dir = TempDir::new("qaqpa-audit-facade").expect("dir");
+    let store: Arc<dyn AuditStore> = Arc::new(SqliteAuditStore::open(dir.path()).expect("open"));
+    let config = AuditConfig {
+        spool_dir: dir.path().join("spool"),
+        ..AuditConfig::default()
+    };
+    let auditor = Auditor::new(&config, Some(store.clone())).expect("auditor");
+    for i in 0..1000 {
+        auditor.record(
+            AuditEvent::signature(
+                "qaqpa-engine",
+                i % 2 == 0,
+                Some("IIN=870101300123"),
+                None,
+                Some(&format!("m-{i}")),
+            )
+            .transaction(format!("tx-{i}")),
+        );
+    }
+    let report = auditor.flush().await;
+    assert!(report.stored && report.sent, "{report:?}");
+    assert_eq!(auditor.store_stats().appended, 1000);
+    assert_ok(&store.verify().await.expect("verify"), 1000, 1, 1000);
+    let newest = &auditor.store().expect("store").tail(1).await.expect("tail")[0];
+    assert_eq!(newest.event.transaction_id.as_deref(), Some("tx-999"));
+    let qaqpa_audit::EventKind::SignatureVerify { signer, .. } = &newest.event.kind else {
+        panic!("kind")
+    };
+    assert_eq!(signer.as_deref(), Some("IIN=8701******23"));
+    let report = auditor.shutdown(std::time::Duration::from_secs(5)).await;
+    assert!(report.stored, "{report:?}");
+}
