@@ -28,6 +28,22 @@ pub struct Config {
     /// The gateway's own signing key for ШЭП WS-Security (an NCA .p12 keystore).
     #[serde(default)]
     pub signing: Option<SigningConfig>,
+    /// Trust anchors and revocation checking for signatures the gateway verifies.
+    #[serde(default)]
+    pub pki: PkiConfig,
+}
+
+/// How the gateway judges certificates (CMS from the EDMS, signatures from targets).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PkiConfig {
+    /// Directory of trusted root (and intermediate) certificates, DER or PEM: NCA's production
+    /// and test roots, RSA and GOST. Relative to the config file. Without it nothing is trusted.
+    pub trust_dir: Option<PathBuf>,
+    /// Ask this OCSP responder instead of the one each certificate names.
+    pub ocsp_url: Option<String>,
+    /// Use only revocation data embedded in what is verified; never fetch.
+    pub offline: bool,
 }
 
 /// Where the signing keystore is and which environment variable holds its password.
@@ -206,6 +222,7 @@ impl Default for Config {
             webhooks: WebhookConfig::default(),
             log: LogConfig::default(),
             signing: None,
+            pki: PkiConfig::default(),
         }
     }
 }
@@ -224,6 +241,11 @@ impl Config {
         if let Some(signing) = &mut cfg.signing {
             if signing.keystore.is_relative() {
                 signing.keystore = base.join(&signing.keystore);
+            }
+        }
+        if let Some(dir) = &mut cfg.pki.trust_dir {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
             }
         }
         if let StoreConfig::Sqlite { data_dir } = &mut cfg.store {

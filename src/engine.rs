@@ -413,28 +413,34 @@ impl Engine {
 
     /// Stores a receipt (once) and tells the EDMS.
     pub async fn receipt(&self, id: qaqpa_core::MessageId, receipt: qaqpa_core::Receipt) {
-        apply_receipt(&self.state, id, receipt).await;
+        if let Err(e) = apply_receipt(&self.state, id, receipt).await {
+            tracing::error!(message = %id, error = %e, "storing a receipt failed");
+        }
     }
 }
 
-/// Stores a receipt unless it is a repeat, and queues the webhook for it.
+/// Stores a receipt unless it is a repeat, and queues the webhook for it. `Ok(false)` for a
+/// repeat; `Err` when it could not be stored (the pusher should push it again).
 pub async fn apply_receipt(
     state: &AppState,
     id: qaqpa_core::MessageId,
     receipt: qaqpa_core::Receipt,
-) {
+) -> Result<bool, qaqpa_store::StoreError> {
     match state
         .store
         .add_receipt(id, receipt, OffsetDateTime::now_utc())
-        .await
+        .await?
     {
-        Ok(Some(stored)) => {
+        Some(stored) => {
             if let Ok(Some(rec)) = state.store.get_message(None, id).await {
                 crate::webhooks::status_changed(state, &rec, Some(&stored)).await;
             }
+            Ok(true)
         }
-        Ok(None) => tracing::debug!(message = %id, "repeated receipt ignored"),
-        Err(e) => tracing::error!(message = %id, error = %e, "storing a receipt failed"),
+        None => {
+            tracing::debug!(message = %id, "repeated receipt ignored");
+            Ok(false)
+        }
     }
 }
 

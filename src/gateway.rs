@@ -72,6 +72,7 @@ pub fn webhook_secret(cfg: &Config) -> anyhow::Result<Vec<u8>> {
 
 /// Builds the shared state of a gateway.
 pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState> {
+    let pki = Arc::new(crate::pki::PkiService::from_config(&cfg.pki)?);
     let registry = Registry::builtin(&cfg)?;
     let routes = load_routes(&cfg, &registry)?;
     let (store, blobs) = open_store(&cfg).await?;
@@ -90,6 +91,7 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
         engine_wake: Arc::new(tokio::sync::Notify::new()),
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
         webhook_signer: Arc::new(WebhookSigner::new(secret)),
+        pki,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod gateway;
 pub mod metrics;
+pub mod pki;
 pub mod problem;
 pub mod routes;
 pub mod sandbox;

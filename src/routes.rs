@@ -77,6 +77,28 @@ pub struct RouteConfig {
     /// Adapter-specific settings, checked by the adapter at start-up.
     #[serde(default)]
     pub settings: toml::Table,
+    /// Whether the target may push receipts and documents to `POST /push/{name}`, and whose
+    /// inbox its documents go to. Absent: the push endpoint answers 404 for this route.
+    #[serde(default)]
+    pub push: Option<PushConfig>,
+}
+
+fn default_push_max_bytes() -> usize {
+    64 * 1024 * 1024
+}
+
+/// What the target behind a route may push to us.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// The client (EDMS) whose inbox receives the documents pushed here.
+    pub client: String,
+    /// Where that client is told of a new inbox item (signed webhook, as for messages).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    /// Largest push body accepted.
+    #[serde(default = "default_push_max_bytes")]
+    pub max_bytes: usize,
 }
 
 impl RouteConfig {
@@ -94,6 +116,20 @@ impl RouteConfig {
         any_match(&self.kinds, kind)
             && any_match(&self.clients, client)
             && any_match(&self.recipients, to)
+    }
+}
+
+impl RoutesFile {
+    /// The route named `name`, if it takes pushes.
+    pub fn push_route(&self, name: &str) -> Option<&RouteConfig> {
+        self.routes
+            .iter()
+            .find(|r| r.name == name && r.push.is_some())
+    }
+
+    /// The route a message was accepted on.
+    pub fn by_name(&self, name: &str) -> Option<&RouteConfig> {
+        self.routes.iter().find(|r| r.name == name)
     }
 }
 

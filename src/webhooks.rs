@@ -113,6 +113,45 @@ pub async fn status_changed(
     }
 }
 
+/// Tells the client a target pushed a new document into its inbox (`inbox.received`).
+pub async fn inbox_received(
+    state: &AppState,
+    item: &qaqpa_store::InboxItem,
+    id: MessageId,
+    url: &str,
+) {
+    let now = OffsetDateTime::now_utc();
+    let event_id = MessageId::new();
+    let payload = serde_json::json!({
+        "event": "inbox.received",
+        "event_id": event_id,
+        "inbox_id": id,
+        "kind": item.kind,
+        "from": item.from,
+        "external_id": item.external_id,
+        "source": item.source,
+        "attachments": item.attachments.len(),
+        "transaction_id": item.transaction_id,
+        "at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    });
+    let event = WebhookEvent {
+        id: event_id,
+        client: item.client.clone(),
+        message: None,
+        url: url.to_string(),
+        payload,
+        created_at: now,
+        due_at: now,
+        attempts: 0,
+        state: "pending".into(),
+        last_error: None,
+    };
+    match state.store.enqueue_webhook(event).await {
+        Ok(()) => state.webhook_wake.notify_one(),
+        Err(e) => tracing::error!(inbox = %id, error = %e, "could not queue webhook event"),
+    }
+}
+
 /// Delivers queued webhook events until `shutdown` fires.
 pub async fn run_dispatcher(state: AppState, worker: String, shutdown: CancellationToken) {
     let client = match reqwest::Client::builder()

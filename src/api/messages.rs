@@ -68,7 +68,7 @@ pub struct Accepted {
 }
 
 /// A file already in the blob store, waiting for its message.
-struct StagedAttachment {
+pub(crate) struct StagedAttachment {
     meta: AttachmentMeta,
 }
 
@@ -308,7 +308,7 @@ fn multipart_problem(e: axum::extract::multipart::MultipartError, limit: u64) ->
     }
 }
 
-struct OneChunk(Option<Bytes>);
+pub(crate) struct OneChunk(pub(crate) Option<Bytes>);
 
 #[async_trait]
 impl BlobChunks for OneChunk {
@@ -398,7 +398,7 @@ fn check_attachment_meta(i: usize, name: &str, content_type: &str) -> Result<(),
     Ok(())
 }
 
-async fn accept(
+pub(crate) async fn accept(
     state: &AppState,
     caller: &Caller,
     submit: SubmitMessage,
@@ -550,6 +550,11 @@ pub struct MessageView {
     /// Webhook deliveries about this message and their state.
     #[schema(value_type = Vec<Object>)]
     pub webhooks: Vec<WebhookView>,
+    /// The target's card folded from the receipts (for ЕСЭДО: sent, delivered, registered
+    /// number, executor, deadline, result); absent when the adapter keeps none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub card: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -561,8 +566,13 @@ pub struct WebhookView {
 }
 
 impl MessageView {
-    fn from_record(r: MessageRecord, webhooks: Vec<WebhookView>) -> Self {
+    fn from_record(
+        r: MessageRecord,
+        webhooks: Vec<WebhookView>,
+        card: Option<serde_json::Value>,
+    ) -> Self {
         Self {
+            card,
             id: r.id,
             client: r.client.0,
             kind: r.kind,
@@ -629,7 +639,16 @@ pub async fn get_one(
             last_error: w.last_error,
         })
         .collect();
-    Ok(Json(MessageView::from_record(rec, hooks)))
+    let card = state
+        .routes
+        .by_name(&rec.route)
+        .and_then(|route| state.adapters.get(&route.adapter))
+        .and_then(|adapter| {
+            let receipts: Vec<qaqpa_core::Receipt> =
+                rec.receipts.iter().map(|r| r.receipt.clone()).collect();
+            adapter.card(&receipts)
+        });
+    Ok(Json(MessageView::from_record(rec, hooks, card)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -4,6 +4,8 @@ pub mod body;
 pub mod calls;
 pub mod inbox;
 pub mod messages;
+pub mod pki;
+pub mod push;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,15 +33,20 @@ use crate::state::AppState;
         messages::submit, messages::list, messages::get_one, messages::attachment,
         messages::cancel, messages::retry,
         inbox::list, inbox::get_one, inbox::attachment, inbox::ack,
-        calls::call, healthz, readyz, metrics,
+        calls::call, pki::cms_verify, pki::x509_info, push::push, healthz, readyz, metrics,
     ),
     components(schemas(messages::SubmitMessage, messages::SubmitAttachment, messages::Accepted,
         messages::MessageView, messages::MessagePage, messages::WebhookView, inbox::InboxPage,
-        inbox::Acked, crate::problem::Problem, crate::problem::FieldError)),
+        inbox::Acked, crate::problem::Problem, crate::problem::FieldError,
+        pki::CmsVerifyRequest, pki::Expectation, pki::CmsVerifyReport, pki::SignerView,
+        pki::SubjectView, pki::CertificateView, pki::StatusView, pki::X509InfoRequest,
+        pki::X509Info, pki::X509Validation)),
     modifiers(&SecurityAddon),
     tags((name = "messages", description = "Outgoing documents"),
          (name = "inbox", description = "Documents pushed to us"),
          (name = "calls", description = "Synchronous services"),
+         (name = "pki", description = "Signature and certificate checks"),
+         (name = "targets", description = "Where target systems push to us"),
          (name = "ops", description = "Health and metrics")),
 )]
 pub struct ApiDoc;
@@ -70,6 +77,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/inbox/{id}/attachments/{n}"),
     ("post", "/v1/inbox/{id}/ack"),
     ("post", "/v1/calls/{service}"),
+    ("post", "/v1/pki/cms/verify"),
+    ("post", "/v1/pki/x509/info"),
+    ("post", "/push/{route}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -94,6 +104,17 @@ pub fn router(state: AppState) -> Router {
             "/v1/calls/{service}",
             post(calls::call).layer(DefaultBodyLimit::max(1024 * 1024)),
         )
+        .route(
+            "/v1/pki/cms/verify",
+            post(pki::cms_verify).layer(DefaultBodyLimit::max(96 * 1024 * 1024)),
+        )
+        .route(
+            "/v1/pki/x509/info",
+            post(pki::x509_info).layer(DefaultBodyLimit::max(1024 * 1024)),
+        )
+        // Targets' pushes: authenticated by the adapter (WS-Security), not by API key; bodies are
+        // limited per route.
+        .route("/push/{route}", post(push::push))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -182,9 +182,10 @@ pub trait Adapter: Send + Sync {
         let _ = inbound;
         match result {
             Ok(()) => PushAnswer::json(200, &serde_json::json!({"status": "accepted"})),
-            Err(Failure::Retry { reason, .. }) => {
-                PushAnswer::json(503, &serde_json::json!({"status": "retry", "reason": reason}))
-            }
+            Err(Failure::Retry { reason, .. }) => PushAnswer::json(
+                503,
+                &serde_json::json!({"status": "retry", "reason": reason}),
+            ),
             Err(Failure::Permanent { code, reason }) => PushAnswer::json(
                 422,
                 &serde_json::json!({"status": "rejected", "code": code, "reason": reason}),

@@ -109,6 +109,24 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.oid() == o)
     }
 
+    /// The machine name APIs use (`first_head`, `signing_right`…).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Role::Individual => "individual",
+            Role::Organisation => "organisation",
+            Role::FirstHead => "first_head",
+            Role::SigningRight => "signing_right",
+            Role::FinancialSigningRight => "financial_signing_right",
+            Role::Hr => "hr",
+            Role::Employee => "employee",
+            Role::InformationSystem => "information_system",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.code() == code)
+    }
+
     /// Words as a report shows them.
     pub fn describe(&self) -> &'static str {
         match self {

@@ -13,7 +13,7 @@ use crate::pkcs12::Keystore;
 use crate::report::{verify_cms, VerifyOptions};
 use crate::time::UtcTime;
 use crate::tsp::TimeStampToken;
-use crate::validate::{KeyPurpose, TrustStore, Validator};
+use crate::validate::{TrustStore, Validator};
 use crate::Certificate;
 
 /// The `pki` subcommands.
@@ -65,7 +65,13 @@ pub enum PkiCommand {
         offline: bool,
     },
     /// Generate a test PKI like NCA's into DIR.
-    Testca { dir: PathBuf },
+    Testca {
+        dir: PathBuf,
+        /// Also serve its OCSP responders, TSAs and CRLs on this address (e.g. 127.0.0.1:8480)
+        /// until interrupted; the certificates then name this address.
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<String>,
+    },
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
@@ -183,11 +189,20 @@ pub fn execute(cmd: PkiCommand) -> Result<bool, PkiError> {
             print!("{report}");
             Ok(report.is_valid())
         }
-        PkiCommand::Testca { dir } => {
-            let pki = crate::testpki::TestPki::generate(&dir)?;
+        PkiCommand::Testca { dir, serve } => {
+            let rt = runtime()?;
+            let server = match &serve {
+                Some(addr) => {
+                    Some(rt.block_on(crate::testpki_server::TestPkiServer::start(&dir, addr))?)
+                }
+                None => {
+                    crate::testpki::TestPki::generate(&dir)?;
+                    None
+                }
+            };
             println!(
                 "test PKI written to {} (keystore password {}):",
-                pki.dir.display(),
+                dir.display(),
                 crate::testpki::TEST_PASSWORD
             );
             let mut names: Vec<_> = std::fs::read_dir(&dir)
@@ -201,6 +216,22 @@ pub fn execute(cmd: PkiCommand) -> Result<bool, PkiError> {
             for n in names {
                 println!("  {n}");
             }
+            if let Some(server) = server {
+                let base = server.base_url();
+                println!("serving until interrupted (Ctrl-C):");
+                for kind in [
+                    crate::testpki::KeyKind::Rsa,
+                    crate::testpki::KeyKind::Gost2015,
+                ] {
+                    let n = kind.name();
+                    println!("  OCSP {}", server.ocsp_url(kind));
+                    println!("  TSA  {}", server.tsa_url(kind));
+                    println!("  CRL  {base}/crl/qaqpa_{n}_test.crl");
+                }
+                rt.block_on(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                });
+            }
             Ok(true)
         }
     }
@@ -213,43 +244,10 @@ fn gather_revocation(
     ocsp_url: Option<&str>,
     now: UtcTime,
 ) -> Result<(), PkiError> {
-    let sd = SignedData::parse(cms_der)?;
-    let fetcher = HttpFetcher::default();
-    let rt = runtime()?;
-    for check in sd.check_signatures(None, &[]) {
-        let Some(cert) = check.certificate else {
-            continue;
-        };
-        let chain = v
-            .validate(&cert, &sd.certificates, now, KeyPurpose::Any)
-            .chain;
-        let Some(issuer) = chain.get(1).cloned() else {
-            continue;
-        };
-        let url = ocsp_url
-            .map(str::to_string)
-            .or_else(|| cert.extensions().ocsp_urls.first().cloned());
-        let mut answered = false;
-        if let Some(url) = url {
-            match rt.block_on(network::fetch_ocsp(&fetcher, &url, &cert, &issuer, now)) {
-                Ok(r) => {
-                    v.add_ocsp_response(r);
-                    answered = true;
-                }
-                Err(e) => eprintln!("OCSP {url}: {e}; trying CRLs"),
-            }
-        }
-        if !answered {
-            let mut cache = crate::validate::CrlCache::new();
-            for p in rt.block_on(network::refresh_crls(
-                &fetcher, &mut cache, &cert, &issuer, now,
-            )) {
-                eprintln!("CRL: {p}");
-            }
-            for c in cache.all() {
-                v.add_crl(c.clone());
-            }
-        }
+    let source = network::RevocationSource::new(std::sync::Arc::new(HttpFetcher::default()))
+        .with_ocsp_url(ocsp_url.map(str::to_string));
+    for note in runtime()?.block_on(source.gather_for_cms(v, cms_der, now))? {
+        eprintln!("{note}");
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod pem;
 pub mod pkcs12;
 pub mod report;
 pub mod testpki;
+pub mod testpki_server;
 pub mod time;
 pub mod tsp;
 pub mod validate;

@@ -345,3 +345,105 @@ pub async fn refresh_crls(
     }
     problems
 }
+
+/// Revocation answers for the certificates a verification will judge: OCSP first (cached until
+/// its freshness limit), else the Base and Delta CRLs the certificate names (cached until their
+/// nextUpdate; a bad download never replaces a good copy). One per process, shared.
+pub struct RevocationSource {
+    fetcher: std::sync::Arc<dyn Fetcher>,
+    ocsp: OcspCache,
+    crls: tokio::sync::Mutex<crate::validate::CrlCache>,
+    ocsp_url: Option<String>,
+}
+
+impl RevocationSource {
+    pub fn new(fetcher: std::sync::Arc<dyn Fetcher>) -> Self {
+        RevocationSource {
+            fetcher,
+            ocsp: OcspCache::new(),
+            crls: tokio::sync::Mutex::new(crate::validate::CrlCache::new()),
+            ocsp_url: None,
+        }
+    }
+
+    /// Asks this responder instead of the one each certificate names.
+    pub fn with_ocsp_url(mut self, url: Option<String>) -> Self {
+        self.ocsp_url = url;
+        self
+    }
+
+    /// Adds to `v` an answer about `cert` (its issuer found through `v`'s trust store and
+    /// `extra`). Returns what went wrong on the way, in words; the validator then reports the
+    /// status as unknown if nothing answered.
+    pub async fn gather_for(
+        &self,
+        v: &mut crate::validate::Validator,
+        cert: &Certificate,
+        extra: &[Certificate],
+        now: UtcTime,
+    ) -> Vec<String> {
+        let chain = v
+            .validate(cert, extra, now, crate::validate::KeyPurpose::Any)
+            .chain;
+        let Some(issuer) = chain.get(1).cloned() else {
+            return vec![format!(
+                "no issuer found for {}; revocation not checked",
+                cert.subject()
+            )];
+        };
+        let mut notes = Vec::new();
+        let url = self
+            .ocsp_url
+            .clone()
+            .or_else(|| cert.extensions().ocsp_urls.first().cloned());
+        if let Some(url) = url {
+            match self
+                .ocsp
+                .get_or_fetch(self.fetcher.as_ref(), &url, cert, &issuer, now)
+                .await
+            {
+                Ok(r) => {
+                    v.add_ocsp_response(r);
+                    return notes;
+                }
+                Err(e) => notes.push(format!("OCSP {url}: {e}; trying CRLs")),
+            }
+        }
+        let mut cache = self.crls.lock().await;
+        notes.extend(refresh_crls(self.fetcher.as_ref(), &mut cache, cert, &issuer, now).await);
+        for c in cache.all() {
+            v.add_crl(c.clone());
+        }
+        notes
+    }
+
+    /// [`RevocationSource::gather_for`] every signer of a CMS (its embedded certificates help
+    /// build the chains).
+    pub async fn gather_for_cms(
+        &self,
+        v: &mut crate::validate::Validator,
+        cms: &[u8],
+        now: UtcTime,
+    ) -> Result<Vec<String>, PkiError> {
+        let sd = crate::cms::SignedData::parse(cms)?;
+        let mut notes = Vec::new();
+        for check in sd.check_signatures(None, &[]) {
+            if let Some(cert) = check.certificate {
+                notes.extend(self.gather_for(v, &cert, &sd.certificates, now).await);
+            }
+        }
+        // The TSAs' certificates are judged too (at the tokens' own times).
+        for si in &sd.signers {
+            for der in si.timestamp_tokens() {
+                let Ok(token) = TimeStampToken::from_der(&der) else {
+                    continue;
+                };
+                if let Ok(tsa) = token.verify_signature(&[]) {
+                    let extra = token.certificates().to_vec();
+                    notes.extend(self.gather_for(v, &tsa, &extra, token.gen_time()).await);
+                }
+            }
+        }
+        Ok(notes)
+    }
+}

@@ -32,7 +32,8 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
-    fn name(self) -> &'static str {
+    /// The family's short name used in file names and URLs (`rsa`, `gost`).
+    pub fn name(self) -> &'static str {
         match self {
             KeyKind::Rsa => "rsa",
             KeyKind::Gost2015 => "gost",
@@ -225,6 +226,7 @@ fn issue_service(
     cn: &str,
     eku: &str,
     now: UtcTime,
+    revocation: Option<(&str, &str)>,
 ) -> Result<Keystore, PkiError> {
     let key = kind.new_key()?;
     let cert = issue(
@@ -237,8 +239,8 @@ fn issue_service(
             ca: false,
             ku: crate::cert::KeyUsage::DIGITAL_SIGNATURE | crate::cert::KeyUsage::NON_REPUDIATION,
             eku: vec![eku],
-            crl_url: None,
-            ocsp_url: None,
+            crl_url: revocation.map(|(crl, _)| crl.to_string()),
+            ocsp_url: revocation.map(|(_, ocsp)| ocsp.to_string()),
         },
         Some(intermediate),
         intermediate_key,
@@ -304,6 +306,8 @@ impl TestCa {
             "OCSP RESPONDER",
             oid::EKU_OCSP_SIGNING,
             now,
+            // A responder's own status is not asked of itself (as with id-pkix-ocsp-nocheck).
+            None,
         )?;
         let tsa = issue_service(
             kind,
@@ -313,6 +317,7 @@ impl TestCa {
             "TSA",
             oid::EKU_TIME_STAMPING,
             now,
+            Some((&crl_url, &ocsp_url)),
         )?;
         Ok(TestCa {
             kind,

@@ -10,7 +10,11 @@ use qaqpa_pki::cli::{execute, inspect, PkiCommand};
 fn testca_sign_and_verify_round_trip() {
     let dir = scratch("cli");
     let ca = dir.join("ca");
-    assert!(execute(PkiCommand::Testca { dir: ca.clone() }).expect("testca"));
+    assert!(execute(PkiCommand::Testca {
+        dir: ca.clone(),
+        serve: None
+    })
+    .expect("testca"));
     std::env::set_var("QAQPA_TEST_P12_PASSWORD", "Qwerty12");
     let input = dir.join("doc.txt");
     std::fs::write(&input, "Хат".as_bytes()).expect("write");

@@ -1,0 +1,178 @@
+//! `POST /push/{route}`: where a target pushes receipts and documents to us (ЕСЭДО calling our
+//! ISyncChannel with SendMessage, …). There is no API key here: the route must allow pushes
+//! (`[route.push]` in routes.toml) and its adapter authenticates the push by the target's own
+//! protocol (a WS-Security signature checked against the configured trust). What a push brings
+//! is durably stored before the target gets its answer, so an acknowledged push is never lost;
+//! when storing fails the target is told to push again.
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use qaqpa_core::{Cx, Failure, Inbound, MessageId, PushOutcome};
+use qaqpa_store::InboxItem;
+use time::OffsetDateTime;
+
+use crate::api::messages::OneChunk;
+use crate::engine::NoAttachments;
+use crate::problem::Problem;
+use crate::routes::{PushConfig, RouteConfig};
+use crate::state::AppState;
+
+/// Receive a target's push (receipt or document) for a route that allows pushes.
+#[utoipa::path(post, operation_id = "push_receive", path = "/push/{route}", tag = "targets",
+    params(("route" = String, Path, description = "Route name from routes.toml with [route.push]")),
+    request_body(content = String, description = "The target's own message, e.g. a ШЭП SOAP envelope",
+        content_type = "text/xml"),
+    responses((status = 200, description = "Accepted, in the target's protocol"),
+        (status = 404, description = "No route of that name takes pushes", body = Problem),
+        (status = 413, description = "Larger than the route's push.max_bytes", body = Problem),
+        (status = 500, description = "Refused, in the target's protocol (e.g. a SOAP fault)")))]
+pub async fn push(
+    State(state): State<AppState>,
+    Path(route_name): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(route) = state.routes.push_route(&route_name).cloned() else {
+        return Problem::not_found(&format!("push endpoint '{route_name}'")).into_response();
+    };
+    let Some(push_cfg) = route.push.clone() else {
+        return Problem::not_found(&format!("push endpoint '{route_name}'")).into_response();
+    };
+    let Some(adapter) = state.adapters.get(&route.adapter).cloned() else {
+        return Problem::internal(format!("route '{}' has no adapter", route.name)).into_response();
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = match axum::body::to_bytes(req.into_body(), push_cfg.max_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Problem::too_large(format!(
+                "a push to '{route_name}' may be at most {} bytes",
+                push_cfg.max_bytes
+            ))
+            .into_response()
+        }
+    };
+    let inbound = Inbound {
+        content_type,
+        body,
+        received_at: OffsetDateTime::now_utc(),
+    };
+    let settings = route.settings_table();
+    let transaction_id = MessageId::new().to_string();
+    let cx = Cx {
+        deadline: std::time::Instant::now() + route.timeout(),
+        settings: &settings,
+        attachments: &NoAttachments,
+        transaction_id: &transaction_id,
+    };
+    let outcome =
+        match tokio::time::timeout(route.timeout(), adapter.on_push(inbound.clone(), &cx)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::retry(format!(
+                "handling the push took longer than {} ms",
+                route.timeout_ms
+            ))),
+        };
+    let result = match outcome {
+        Ok(outcome) => store_outcome(&state, &route, &push_cfg, outcome, &transaction_id).await,
+        Err(f) => Err(f),
+    };
+    match &result {
+        Ok(()) => {
+            tracing::info!(route = %route.name, transaction = %transaction_id, "push accepted")
+        }
+        Err(f) => {
+            tracing::warn!(route = %route.name, transaction = %transaction_id, error = %f, "push refused")
+        }
+    }
+    let answer = adapter.answer_push(&inbound, &result);
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, answer.content_type)
+        .body(Body::from(answer.body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Makes what the push brought durable: a receipt on one of this route's messages, or a new
+/// inbox item (repeated pushes of the same document are stored once).
+async fn store_outcome(
+    state: &AppState,
+    route: &RouteConfig,
+    push: &PushConfig,
+    outcome: PushOutcome,
+    transaction_id: &str,
+) -> Result<(), Failure> {
+    let unavailable = |e: qaqpa_store::StoreError| Failure::retry(format!("storing failed: {e}"));
+    match outcome {
+        PushOutcome::Nothing => Ok(()),
+        PushOutcome::Receipt { message, receipt } => {
+            // A target may only speak about messages that went out on its own route.
+            let known = state
+                .store
+                .get_message(None, message)
+                .await
+                .map_err(unavailable)?
+                .filter(|m| m.route == route.name);
+            if known.is_none() {
+                return Err(Failure::permanent(
+                    "unknown_message",
+                    format!("no message {message} was sent through this route"),
+                ));
+            }
+            crate::engine::apply_receipt(state, message, receipt)
+                .await
+                .map(|_| ())
+                .map_err(unavailable)
+        }
+        PushOutcome::Document {
+            external_id,
+            kind,
+            from,
+            document,
+            attachments,
+        } => {
+            let mut metas = Vec::with_capacity(attachments.len());
+            for (mut meta, bytes) in attachments {
+                let mut source = OneChunk(Some(bytes));
+                let (sha256, size) = state
+                    .blobs
+                    .put(&mut source, state.cfg.api.max_attachment_bytes)
+                    .await
+                    .map_err(unavailable)?;
+                meta.sha256 = sha256;
+                meta.size = size;
+                metas.push(meta);
+            }
+            let item = InboxItem {
+                id: MessageId::new(),
+                client: qaqpa_core::ClientId(push.client.clone()),
+                source: route.name.clone(),
+                external_id,
+                kind,
+                from,
+                document,
+                attachments: metas,
+                received_at: OffsetDateTime::now_utc(),
+                acked_at: None,
+                transaction_id: transaction_id.to_string(),
+            };
+            let (id, new) = state
+                .store
+                .insert_inbox(item.clone())
+                .await
+                .map_err(unavailable)?;
+            if new {
+                if let Some(url) = &push.callback_url {
+                    crate::webhooks::inbox_received(state, &item, id, url).await;
+                }
+            }
+            Ok(())
+        }
+    }
+}
