@@ -102,7 +102,10 @@ pub fn parse_items(text: &str, limits: &XmlLimits) -> Result<Vec<Participant>, E
         return Err(xml::schema_error(root, "Data", "expected Items"));
     }
     let mut out = Vec::new();
-    for item in root.children().filter(|c| c.has_tag_name((NS_ITEMS, "Item"))) {
+    for item in root
+        .children()
+        .filter(|c| c.has_tag_name((NS_ITEMS, "Item")))
+    {
         let req = |name: &str| {
             child_text(item, name)
                 .ok_or_else(|| xml::schema_error(item, "Items/Item", &format!("missing {name}")))
@@ -187,7 +190,9 @@ pub fn parse_response(text: &str, limits: &XmlLimits) -> Result<Vec<Participant>
         return Ok(Vec::new());
     };
     match data.children().find(|c| c.is_element()) {
-        Some(items) => parse_items(&xml::serialize_element(items), limits).map_err(|e| e.to_string()),
+        Some(items) => {
+            parse_items(&xml::serialize_element(items), limits).map_err(|e| e.to_string())
+        }
         None => {
             // The items may come as escaped text (mixed content).
             let t = data.text().unwrap_or("").trim();
@@ -218,7 +223,10 @@ pub async fn sync_participants(
         let data = MessageData::xml(body, None).map_err(|e| e.to_string())?;
         let request = SyncRequest::new(
             settings.nsi_service_id.clone(),
-            SenderInfo::new(settings.sender_id.clone(), settings.password().ok().flatten()),
+            SenderInfo::new(
+                settings.sender_id.clone(),
+                settings.password().ok().flatten(),
+            ),
             Some(data),
         );
         let response = client.send(&request).await.map_err(|e| e.to_string())?;
@@ -232,7 +240,9 @@ pub async fn sync_participants(
             break;
         };
         if max <= after {
-            return Err(format!("the directory repeated ids up to {after}; stopping"));
+            return Err(format!(
+                "the directory repeated ids up to {after}; stopping"
+            ));
         }
         after = max;
         all.extend(page);
@@ -245,8 +255,10 @@ pub async fn sync_participants(
 
 /// A client for [`sync_participants`] from the route settings.
 pub fn directory_client(settings: &EsedoSettings) -> Result<SyncChannelClient, String> {
-    SyncChannelClient::new(ClientConfig::new(settings.endpoint.clone()).with_timeout(settings.timeout()))
-        .map_err(|e| e.to_string())
+    SyncChannelClient::new(
+        ClientConfig::new(settings.endpoint.clone()).with_timeout(settings.timeout()),
+    )
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

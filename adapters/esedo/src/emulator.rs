@@ -81,12 +81,7 @@ impl ReceiptStep {
 
     /// taken in, then not valid (signature check failed).
     pub fn not_valid_sequence() -> Vec<ReceiptStep> {
-        vec![
-            Self::TakenIn,
-            Self::NotValid {
-                reason: "2".into(),
-            },
-        ]
+        vec![Self::TakenIn, Self::NotValid { reason: "2".into() }]
     }
 
     fn type_name(&self) -> &'static str {
@@ -137,7 +132,9 @@ impl ReceiptStep {
                 m.set("executive", Some(executive.clone()));
                 m.set("executivePhone", Some(phone.clone()));
             }
-            Self::NewControl { days } | Self::NewDeadline { days } | Self::ProlongDeadline { days } => {
+            Self::NewControl { days }
+            | Self::NewDeadline { days }
+            | Self::ProlongDeadline { days } => {
                 m.set("controlTypeCode", Some("1".into()));
                 m.set("controlTypeNameRu", Some("Контроль".into()));
                 m.set("execDate", at(*days));
@@ -336,7 +333,9 @@ impl EsedoEmulatorBuilder {
         let hed = inner.clone();
         let nsi = inner.clone();
         let shep = builder
-            .service(ESEDO_SERVICE, move |r: &SyncRequest| esedo_service(&esedo, r))
+            .service(ESEDO_SERVICE, move |r: &SyncRequest| {
+                esedo_service(&esedo, r)
+            })
             .service(HED_SERVICE, move |r: &SyncRequest| hed_service(&hed, r))
             .service(NSI_SERVICE, move |r: &SyncRequest| nsi_service(&nsi, r))
             .start()
@@ -491,13 +490,10 @@ impl EsedoEmulator {
         let message = card.to_message(meta, ids.clone(), Some(chancellery_cms));
         let outcome = match message.to_data() {
             Ok(data) => {
-                let request = SyncRequest::new(
-                    ESEDO_SERVICE,
-                    SenderInfo::new("esedo", None),
-                    Some(data),
-                )
-                .with_message_id(href.clone())
-                .with_route_id("R_ESEDO");
+                let request =
+                    SyncRequest::new(ESEDO_SERVICE, SenderInfo::new("esedo", None), Some(data))
+                        .with_message_id(href.clone())
+                        .with_route_id("R_ESEDO");
                 self.repush(&request).await
             }
             Err(e) => ShepOutcome::Permanent {
@@ -603,7 +599,9 @@ async fn play(
                 let outcome = match inner.client(&url) {
                     Ok(c) => match c.exchange(&request).await {
                         ShepOutcome::Success { response } => Ok(response.info.status.code),
-                        ShepOutcome::Permanent { code, message } => Err(format!("{code}: {message}")),
+                        ShepOutcome::Permanent { code, message } => {
+                            Err(format!("{code}: {message}"))
+                        }
                         ShepOutcome::Retry { reason, .. } => Err(reason.to_string()),
                     },
                     Err(e) => Err(e),

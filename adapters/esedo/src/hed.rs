@@ -224,8 +224,16 @@ impl HedRequest {
                     let content = base64::engine::general_purpose::STANDARD
                         .decode(text(content_node)?.split_whitespace().collect::<String>())
                         .map_err(|e| schema_error(content_node, "content", &e.to_string()))?;
-                    let name = fs.optional("name").map(text).transpose()?.unwrap_or_default();
-                    let mime = fs.optional("mime").map(text).transpose()?.unwrap_or_default();
+                    let name = fs
+                        .optional("name")
+                        .map(text)
+                        .transpose()?
+                        .unwrap_or_default();
+                    let mime = fs
+                        .optional("mime")
+                        .map(text)
+                        .transpose()?
+                        .unwrap_or_default();
                     let _ = fs.optional("lifeTime");
                     let _ = fs.optional("needToBeConfirmed");
                     fs.finish()?;
@@ -315,7 +323,11 @@ impl HedResponse {
         let doc = xml::parse(data.as_text(), limits)?;
         let root = doc.root_element();
         if !root.has_tag_name((NS_HED, "tempStorageResponse")) {
-            return Err(schema_error(root, "data", "expected ts:tempStorageResponse"));
+            return Err(schema_error(
+                root,
+                "data",
+                "expected ts:tempStorageResponse",
+            ));
         }
         let mut q = QSeq::new(root, "tempStorageResponse")?;
         let kind_text = text(q.required("type")?)?;
@@ -325,7 +337,11 @@ impl HedResponse {
             "CONFIRM" => "CONFIRM",
             "GET_FILE_INFO" => "GET_FILE_INFO",
             other => {
-                return Err(schema_error(root, "type", &format!("unknown type '{other}'")))
+                return Err(schema_error(
+                    root,
+                    "type",
+                    &format!("unknown type '{other}'"),
+                ))
             }
         };
         let (wrapper, item) = match kind {
@@ -349,7 +365,11 @@ impl HedResponse {
         }
         q.finish()?;
         let node = found.ok_or_else(|| {
-            schema_error(root, "tempStorageResponse", &format!("{kind} needs {wrapper}"))
+            schema_error(
+                root,
+                "tempStorageResponse",
+                &format!("{kind} needs {wrapper}"),
+            )
         })?;
         let mut s = QSeq::new(node, wrapper)?;
         let mut results = Vec::new();

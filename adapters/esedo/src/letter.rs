@@ -120,10 +120,7 @@ impl LetterCard {
             ));
         }
         if self.sheet_count == 0 {
-            return Err(Rejection::new(
-                "/document/sheetCount",
-                "must be at least 1",
-            ));
+            return Err(Rejection::new("/document/sheetCount", "must be at least 1"));
         }
         if let Some(e) = &self.executor {
             if e.name.trim().is_empty() {
@@ -242,9 +239,8 @@ pub enum DecisionState {
 }
 
 fn datetime_of(text: &str) -> Option<String> {
-    date_to_datetime(text).or_else(|| {
-        qaqpa_shep::types::parse_datetime(text).map(qaqpa_shep::types::format_datetime)
-    })
+    date_to_datetime(text)
+        .or_else(|| qaqpa_shep::types::parse_datetime(text).map(qaqpa_shep::types::format_datetime))
 }
 
 impl ReceiptDecision {
@@ -261,15 +257,15 @@ impl ReceiptDecision {
                 "name the href of the incoming letter",
             ));
         }
-        let need = |field: &str, value: &Option<String>, what: &str| {
-            match value.as_deref().map(str::trim) {
+        let need =
+            |field: &str, value: &Option<String>, what: &str| match value.as_deref().map(str::trim)
+            {
                 Some(v) if !v.is_empty() => Ok(()),
                 _ => Err(Rejection::new(
                     format!("/document/{field}"),
                     format!("required when state is {what}"),
                 )),
-            }
-        };
+            };
         match self.state {
             DecisionState::Delivered => {}
             DecisionState::Registered => need("regNo", &self.reg_no, "registered")?,
@@ -325,10 +321,7 @@ impl ReceiptDecision {
             DecisionState::Registered => msg.set("regNo", self.reg_no.clone()),
             DecisionState::NotValid => msg.set("isValidReason", self.reason.clone()),
             DecisionState::Execution => {
-                msg.set(
-                    "execDate",
-                    self.exec_date.as_deref().and_then(datetime_of),
-                );
+                msg.set("execDate", self.exec_date.as_deref().and_then(datetime_of));
                 msg.set("executive", self.executive.clone());
                 msg.set("executivePhone", self.executive_phone.clone());
             }
@@ -401,7 +394,7 @@ pub fn check_files(attachments: &[AttachmentMeta], s: &EsedoSettings) -> Result<
 }
 
 fn human(bytes: u64) -> String {
-    if bytes % (1024 * 1024) == 0 {
+    if bytes.is_multiple_of(1024 * 1024) {
         format!("{} MiB", bytes / (1024 * 1024))
     } else {
         format!("{bytes} bytes")

@@ -199,10 +199,7 @@ impl EsedoAdapter {
                         Some(p) if !p.active => {
                             return Err(Rejection::new(
                                 "/to",
-                                format!(
-                                    "participant {to} ({}) is not active in ЕСЭДО",
-                                    p.name_ru
-                                ),
+                                format!("participant {to} ({}) is not active in ЕСЭДО", p.name_ru),
                             ))
                         }
                         Some(_) => {}
@@ -353,12 +350,13 @@ impl EsedoAdapter {
             .href
             .clone()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| Failure::permanent("SCSE002", "the letter has no metadataSystem/href"))?;
-        let from = m
-            .metadata
-            .from
-            .or(m.metadata.sender_org)
-            .ok_or_else(|| Failure::permanent("SCSE002", "the letter names no sender (from)"))?;
+            .ok_or_else(|| {
+                Failure::permanent("SCSE002", "the letter has no metadataSystem/href")
+            })?;
+        let from =
+            m.metadata.from.or(m.metadata.sender_org).ok_or_else(|| {
+                Failure::permanent("SCSE002", "the letter names no sender (from)")
+            })?;
         if !m.metadata.performers.is_empty() && !m.metadata.performers.contains(&s.participant_id) {
             return Err(Failure::permanent(
                 "SCSE002",
@@ -382,9 +380,10 @@ impl EsedoAdapter {
                 .iter()
                 .find(|r| &r.key == id)
                 .ok_or_else(|| Failure::retry(format!("ХЭД returned nothing for file {id}")))?;
-            let content = r.content.clone().ok_or_else(|| {
-                Failure::retry(format!("ХЭД returned no content for file {id}"))
-            })?;
+            let content = r
+                .content
+                .clone()
+                .ok_or_else(|| Failure::retry(format!("ХЭД returned no content for file {id}")))?;
             let meta = r.meta.clone();
             let name = meta
                 .as_ref()
@@ -462,7 +461,13 @@ impl EsedoAdapter {
                 Failure::permanent("SCSE002", format!("signature check failed (head): {e}"))
             })?;
         let second_report = cms
-            .verify(&second, Some(&main), false, SignatureRole::Registration, &bin)
+            .verify(
+                &second,
+                Some(&main),
+                false,
+                SignatureRole::Registration,
+                &bin,
+            )
             .await
             .map_err(|e| {
                 Failure::permanent(

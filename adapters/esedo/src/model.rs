@@ -93,9 +93,8 @@ pub fn fields_of(namespace: &str, local: &str) -> Option<&'static [&'static str]
             "execDate",
         ],
         (NS_NOTIFICATION, "stateTakeOfControl") => &["execDate"],
-        (NS_NOTIFICATION, "stateNewControlWrong") | (NS_NOTIFICATION, "stateTakeOfControlWrong") => {
-            &[]
-        }
+        (NS_NOTIFICATION, "stateNewControlWrong")
+        | (NS_NOTIFICATION, "stateTakeOfControlWrong") => &[],
         (NS_NOTIFICATION, "stateFinished") => &[
             "author",
             "idPortalInternal",
@@ -177,15 +176,14 @@ impl EsedoMessage {
 
     /// Checks types, field names and values before writing.
     pub fn check(&self) -> Result<(), EnvelopeError> {
-        let fields = fields_of(&self.namespace, &self.type_name).ok_or_else(|| {
-            EnvelopeError::Invalid {
+        let fields =
+            fields_of(&self.namespace, &self.type_name).ok_or_else(|| EnvelopeError::Invalid {
                 field: "data".into(),
                 problem: format!(
                     "{{{}}}{} is not an ЕСЭДО type this adapter knows",
                     self.namespace, self.type_name
                 ),
-            }
-        })?;
+            })?;
         for (name, value) in &self.fields {
             if !fields.contains(&name.as_str()) || name == "eecbDocumentMetadata" {
                 return Err(EnvelopeError::Invalid {
@@ -377,9 +375,12 @@ fn read_metadata(node: Node<'_, '_>, path: &str) -> Result<MetadataSystem, Envel
 
 /// An xs:dateTime for a calendar date (`YYYY-MM-DD`), at midnight Astana time.
 pub fn date_to_datetime(date: &str) -> Option<String> {
-    let d = time::Date::parse(date, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
-    let offset =
-        time::UtcOffset::from_hms(qaqpa_shep::types::ASSUMED_OFFSET_HOURS, 0, 0).ok()?;
+    let d = time::Date::parse(
+        date,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()?;
+    let offset = time::UtcOffset::from_hms(qaqpa_shep::types::ASSUMED_OFFSET_HOURS, 0, 0).ok()?;
     Some(qaqpa_shep::types::format_datetime(
         d.midnight().assume_offset(offset),
     ))
@@ -417,8 +418,8 @@ mod tests {
         let docno = fragment.find("<docNo>").expect("docNo");
         let sheets = fragment.find("<sheetCount>").expect("sheetCount");
         assert!(docdate < docno && docno < sheets, "{fragment}");
-        let back =
-            EsedoMessage::from_data(&m.to_data().expect("data"), &XmlLimits::default()).expect("reads");
+        let back = EsedoMessage::from_data(&m.to_data().expect("data"), &XmlLimits::default())
+            .expect("reads");
         assert_eq!(back, m);
     }
 
@@ -438,7 +439,10 @@ mod tests {
             )
         };
         assert!(read("<metadataSystem><href>x</href></metadataSystem><docNo>1</docNo>").is_ok());
-        assert!(read("<metadataSystem/><docNo>1</docNo><docDate>2026-01-01T00:00:00</docDate>").is_err());
+        assert!(
+            read("<metadataSystem/><docNo>1</docNo><docDate>2026-01-01T00:00:00</docDate>")
+                .is_err()
+        );
         assert!(read("<metadataSystem/><bogus>1</bogus>").is_err());
         assert!(read("<metadataSystem/><docKind>one</docKind>").is_err());
         assert!(read("<metadataSystem><href>x</href><from>1</from></metadataSystem>").is_err());

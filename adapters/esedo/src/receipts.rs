@@ -68,7 +68,10 @@ pub fn to_receipt(
         }
         "stateNotValid" => {
             put("reason_code", field("isValidReason"));
-            put("reason", field("isValidReason").map(|c| not_valid_reason(&c)));
+            put(
+                "reason",
+                field("isValidReason").map(|c| not_valid_reason(&c)),
+            );
         }
         "stateExecution" => {
             put("executor", field("executive"));
@@ -281,9 +284,21 @@ mod tests {
                 json!({"executor": "Иванов И.", "executor_phone": "+7 7172 00 00 00",
                        "deadline": "2026-12-10T00:00:00.000+05:00"}),
             ),
-            r("control_set", 5, json!({"deadline": "2026-12-10T00:00:00.000+05:00"})),
-            r("deadline_prolonged", 6, json!({"deadline": "2026-12-20T00:00:00.000+05:00"})),
-            r("finished", 7, json!({"result_code": "1", "result_text": "Исполнено"})),
+            r(
+                "control_set",
+                5,
+                json!({"deadline": "2026-12-10T00:00:00.000+05:00"}),
+            ),
+            r(
+                "deadline_prolonged",
+                6,
+                json!({"deadline": "2026-12-20T00:00:00.000+05:00"}),
+            ),
+            r(
+                "finished",
+                7,
+                json!({"result_code": "1", "result_text": "Исполнено"}),
+            ),
         ]
     }
 

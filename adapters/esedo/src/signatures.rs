@@ -179,7 +179,10 @@ fn find_issuer(cert: &Certificate, pool: &[Certificate], v: &Validator) -> Optio
 
 fn mask_iin(iin: &str) -> String {
     let keep: String = iin.chars().take(6).collect();
-    format!("{keep}{}", "*".repeat(iin.chars().count().saturating_sub(6)))
+    format!(
+        "{keep}{}",
+        "*".repeat(iin.chars().count().saturating_sub(6))
+    )
 }
 
 fn summary(s: &SignerReport, role: SignatureRole, bin: &str) -> SignerSummary {
@@ -201,7 +204,9 @@ fn summary(s: &SignerReport, role: SignatureRole, bin: &str) -> SignerSummary {
     } else if signer_bin.as_deref() != Some(bin) {
         reason = Some(format!(
             "{who} signs for BIN {}; {}",
-            signer_bin.as_deref().unwrap_or("(none: a personal certificate)"),
+            signer_bin
+                .as_deref()
+                .unwrap_or("(none: a personal certificate)"),
             role.requirement(bin)
         ));
     } else if !info.is_some_and(|i| i.roles.iter().any(|r| role.allowed().contains(r))) {

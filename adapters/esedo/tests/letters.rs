@@ -43,7 +43,10 @@ fn eleven_files_are_refused_before_anything_is_sent() {
         .validate(&letter_with(&list), &s)
         .expect_err("refused");
     assert_eq!(r.field, "/attachments");
-    assert!(r.message.contains("11 files") && r.message.contains("at most 10"), "{r}");
+    assert!(
+        r.message.contains("11 files") && r.message.contains("at most 10"),
+        "{r}"
+    );
     // Ten are fine.
     adapter()
         .validate(&letter_with(&list[..10]), &s)
@@ -113,16 +116,28 @@ fn required_fields_and_recipient_are_named_exactly() {
     if let Some(o) = msg.document.as_object_mut() {
         o.remove("docNo");
     }
-    assert_eq!(a.validate(&msg, &s).expect_err("no docNo").field, "/document/docNo");
+    assert_eq!(
+        a.validate(&msg, &s).expect_err("no docNo").field,
+        "/document/docNo"
+    );
     let mut msg = letter_with(&[("letter.pdf", 10)]);
     msg.document["docDate"] = json!("30.11.2026");
-    assert_eq!(a.validate(&msg, &s).expect_err("bad date").field, "/document/docDate");
+    assert_eq!(
+        a.validate(&msg, &s).expect_err("bad date").field,
+        "/document/docDate"
+    );
     let mut msg = letter_with(&[("letter.pdf", 10)]);
     msg.document["carrierType"] = json!(2);
-    assert_eq!(a.validate(&msg, &s).expect_err("carrier").field, "/document/carrierType");
+    assert_eq!(
+        a.validate(&msg, &s).expect_err("carrier").field,
+        "/document/carrierType"
+    );
     let mut msg = letter_with(&[("letter.pdf", 10)]);
     msg.document["colour"] = json!("red");
-    assert_eq!(a.validate(&msg, &s).expect_err("unknown").field, "/document/colour");
+    assert_eq!(
+        a.validate(&msg, &s).expect_err("unknown").field,
+        "/document/colour"
+    );
     let mut msg = letter_with(&[("letter.pdf", 10)]);
     msg.to = "МинЦифры".into();
     assert_eq!(a.validate(&msg, &s).expect_err("to").field, "/to");
@@ -145,7 +160,10 @@ fn a_loaded_directory_refuses_unknown_and_inactive_recipients() {
         parent: 0,
         active,
     };
-    let dir = Arc::new(RwLock::new(Directory::new(vec![p(2002, true), p(3003, false)])));
+    let dir = Arc::new(RwLock::new(Directory::new(vec![
+        p(2002, true),
+        p(3003, false),
+    ])));
     let a = adapter().with_directory(dir);
     a.validate(&letter_with(&[("letter.pdf", 10)]), &s)
         .expect("2002 is known");
@@ -155,7 +173,11 @@ fn a_loaded_directory_refuses_unknown_and_inactive_recipients() {
     assert_eq!(r.field, "/to");
     assert!(r.message.contains("not in the ЕСЭДО directory"));
     msg.to = "3003".into();
-    assert!(a.validate(&msg, &s).expect_err("inactive").message.contains("not active"));
+    assert!(a
+        .validate(&msg, &s)
+        .expect_err("inactive")
+        .message
+        .contains("not active"));
 }
 
 async fn admit(msg: &qaqpa_core::Outgoing, files: &Files) -> Result<(), qaqpa_core::Rejection> {
@@ -191,7 +213,8 @@ async fn a_plain_employee_cannot_sign_a_letter() {
     assert_eq!(r.field, "/signatures/0");
     assert!(
         r.message.contains("is an employee without signing right")
-            && r.message.contains("first head or an employee with signing right of BIN 123456789021"),
+            && r.message
+                .contains("first head or an employee with signing right of BIN 123456789021"),
         "{r}"
     );
 }
@@ -204,7 +227,10 @@ async fn a_head_of_another_organisation_cannot_sign_for_the_sender() {
     let (msg, files) = signed_letter(&foreign, &chancellery);
     let r = admit(&msg, &files).await.expect_err("refused");
     assert_eq!(r.field, "/signatures/0");
-    assert!(r.message.contains(&format!("signs for BIN {OTHER_BIN}")), "{r}");
+    assert!(
+        r.message.contains(&format!("signs for BIN {OTHER_BIN}")),
+        "{r}"
+    );
     // The same for the registration signature.
     let head = p.stored(KeyKind::Rsa, "head", "valid");
     let foreign_clerk = p.org(KeyKind::Rsa, OTHER_BIN, Role::Employee);
@@ -299,12 +325,24 @@ async fn a_letter_goes_to_hed_then_to_esedo_signed_with_our_href() {
     assert_eq!(l.message.metadata.from, Some(1001));
     assert_eq!(l.message.metadata.performers, vec![2002]);
     assert_eq!(l.message.get("docNo"), Some("01-12/345"));
-    assert_eq!(l.message.get("secondSignData").map(str::len).map(|n| n > 100), Some(true));
+    assert_eq!(
+        l.message
+            .get("secondSignData")
+            .map(str::len)
+            .map(|n| n > 100),
+        Some(true)
+    );
     // The files in ХЭД are ours, byte for byte, plus the head's CMS.
     let stored = r.emu.files();
     assert_eq!(l.message.attachments.len(), 3);
-    assert_eq!(stored[&l.message.attachments[0]].content, files.0[0].to_vec());
-    assert_eq!(stored[&l.message.attachments[1]].content, files.0[1].to_vec());
+    assert_eq!(
+        stored[&l.message.attachments[0]].content,
+        files.0[0].to_vec()
+    );
+    assert_eq!(
+        stored[&l.message.attachments[1]].content,
+        files.0[1].to_vec()
+    );
     let cms = &stored[&l.message.attachments[2]];
     assert_eq!(cms.name, HEAD_SIGNATURE_FILE);
     assert_eq!(cms.content, msg.signatures[0]);
@@ -327,7 +365,10 @@ async fn an_unsigned_envelope_is_refused_by_the_verifying_emulator() {
         .deliver(&msg, &cx(&s, &files))
         .await
         .expect_err("refused");
-    assert!(matches!(f, Failure::Permanent { ref code, .. } if code == "SIGNATURE_INVALID"), "{f:?}");
+    assert!(
+        matches!(f, Failure::Permanent { ref code, .. } if code == "SIGNATURE_INVALID"),
+        "{f:?}"
+    );
     assert!(r.emu.letters().is_empty());
 }
 
@@ -342,20 +383,35 @@ async fn scse002_is_permanent_with_the_reason_scse003_and_http_500_are_retried()
             When::Next(1),
         )
         .expect("inject");
-    let f = r.adapter.deliver(&msg, &cx(&s, &files)).await.expect_err("fails");
+    let f = r
+        .adapter
+        .deliver(&msg, &cx(&s, &files))
+        .await
+        .expect_err("fails");
     assert_eq!(
         f,
         Failure::permanent("SCSE002", "Получатель 2002 не подключён к ЕСЭДО")
     );
     r.emu
-        .inject(InjectedFault::Scse003("NullPointerException".into()), When::Next(1))
+        .inject(
+            InjectedFault::Scse003("NullPointerException".into()),
+            When::Next(1),
+        )
         .expect("inject");
-    let f = r.adapter.deliver(&msg, &cx(&s, &files)).await.expect_err("fails");
+    let f = r
+        .adapter
+        .deliver(&msg, &cx(&s, &files))
+        .await
+        .expect_err("fails");
     assert!(f.is_retry(), "{f:?}");
     r.emu
         .inject(InjectedFault::Http(500), When::Next(1))
         .expect("inject");
-    let f = r.adapter.deliver(&msg, &cx(&s, &files)).await.expect_err("fails");
+    let f = r
+        .adapter
+        .deliver(&msg, &cx(&s, &files))
+        .await
+        .expect_err("fails");
     assert!(f.is_retry(), "{f:?}");
     // ХЭД failing is retried too, and nothing reaches ЕСЭДО.
     r.emu
@@ -363,7 +419,11 @@ async fn scse002_is_permanent_with_the_reason_scse003_and_http_500_are_retried()
         .inject(HED_SERVICE, InjectedFault::Http(503), When::Next(1))
         .expect("inject");
     let before = r.emu.shep().request_count(ESEDO_SERVICE);
-    let f = r.adapter.deliver(&msg, &cx(&s, &files)).await.expect_err("fails");
+    let f = r
+        .adapter
+        .deliver(&msg, &cx(&s, &files))
+        .await
+        .expect_err("fails");
     assert!(f.is_retry(), "{f:?}");
     assert_eq!(r.emu.shep().request_count(ESEDO_SERVICE), before);
     // After the faults, it goes through.

@@ -88,11 +88,21 @@ async fn the_default_receipt_sequence_is_parsed_correlated_and_folded_into_the_c
     }
     let got = receipts_of(&r.seen);
     assert_eq!(got.len(), 6, "{:?}", r.seen.all());
-    assert!(got.iter().all(|(id, _)| *id == msg.id), "correlated to our message");
+    assert!(
+        got.iter().all(|(id, _)| *id == msg.id),
+        "correlated to our message"
+    );
     let kinds: Vec<&str> = got.iter().map(|(_, r)| r.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["taken_in", "delivered", "registered", "execution", "deadline_prolonged", "finished"]
+        [
+            "taken_in",
+            "delivered",
+            "registered",
+            "execution",
+            "deadline_prolonged",
+            "finished"
+        ]
     );
     let reg = &got[2].1;
     assert_eq!(reg.data["reg_no"], "ВХ-01-17/2026");
@@ -110,7 +120,10 @@ async fn the_default_receipt_sequence_is_parsed_correlated_and_folded_into_the_c
     assert_eq!(card["stage"], "executed");
     assert_eq!(card["reg_no"], "ВХ-01-17/2026");
     assert_eq!(card["executor"]["phone"], "+7 7172 74 00 00");
-    assert_eq!(card["deadline"], got[4].1.data["deadline"], "the prolonged deadline");
+    assert_eq!(
+        card["deadline"], got[4].1.data["deadline"],
+        "the prolonged deadline"
+    );
     assert_eq!(card["deadline_history"].as_array().map(Vec::len), Some(2));
     for k in ["sent_at", "delivered_at", "registered_at", "finished_at"] {
         assert!(card[k].is_string(), "{k}: {card}");
@@ -139,7 +152,10 @@ async fn the_same_notification_pushed_twice_carries_the_same_dedup_key() {
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].1.dedup_key, got[1].1.dedup_key);
     assert!(got[0].1.dedup_key.is_some());
-    let card = r.adapter.card(&[got[0].1.clone(), got[1].1.clone()]).expect("card");
+    let card = r
+        .adapter
+        .card(&[got[0].1.clone(), got[1].1.clone()])
+        .expect("card");
     assert_eq!(card["reg_no"], "ВХ-7");
 }
 
@@ -248,9 +264,18 @@ async fn an_incoming_signed_letter_becomes_a_document_and_our_registration_goes_
     let card: LetterCard = serde_json::from_value(card()).expect("card");
     let sent = r
         .emu
-        .send_incoming_letter(&card, files, &detached(&main, &head), &detached(&main, &clerk))
+        .send_incoming_letter(
+            &card,
+            files,
+            &detached(&main, &head),
+            &detached(&main, &clerk),
+        )
         .await;
-    assert!(matches!(sent.outcome, ShepOutcome::Success { .. }), "{:?}", sent.outcome);
+    assert!(
+        matches!(sent.outcome, ShepOutcome::Success { .. }),
+        "{:?}",
+        sent.outcome
+    );
     let seen = r.seen.all();
     let Some(Ok(PushOutcome::Document {
         external_id,
@@ -278,7 +303,10 @@ async fn an_incoming_signed_letter_becomes_a_document_and_our_registration_goes_
     assert_eq!(attachments[0].0.size, main.len() as u64);
     assert_eq!(attachments[2].0.content_type, "application/pkcs7-signature");
     let hed = r.emu.hed_requests();
-    assert!(hed.contains(&"DOWNLOAD".to_string()) && hed.contains(&"CONFIRM".to_string()), "{hed:?}");
+    assert!(
+        hed.contains(&"DOWNLOAD".to_string()) && hed.contains(&"CONFIRM".to_string()),
+        "{hed:?}"
+    );
     assert!(sent.file_ids.iter().all(|id| r.emu.files()[id].confirmed));
 
     // Our decision goes back as stateRegistered with our number.
@@ -322,12 +350,20 @@ async fn an_incoming_letter_with_a_tampered_signature_is_refused_scse002_and_not
         }
         other => panic!("expected SCSE002, got {other:?}"),
     }
-    assert!(matches!(r.seen.all().last(), Some(Err(Failure::Permanent { .. }))));
+    assert!(matches!(
+        r.seen.all().last(),
+        Some(Err(Failure::Permanent { .. }))
+    ));
     // A plain employee as the head is refused just as well.
     let (files, main) = incoming_files();
     let sent = r
         .emu
-        .send_incoming_letter(&card, files, &detached(&main, &clerk), &detached(&main, &clerk))
+        .send_incoming_letter(
+            &card,
+            files,
+            &detached(&main, &clerk),
+            &detached(&main, &clerk),
+        )
         .await;
     assert!(
         matches!(&sent.outcome, ShepOutcome::Permanent { message, .. } if message.contains("without signing right")),
@@ -340,14 +376,41 @@ async fn an_incoming_letter_with_a_tampered_signature_is_refused_scse002_and_not
 async fn receipt_decisions_need_their_fields() {
     let adapter = EsedoAdapter::new(None, None, Some(pki().cms_verifier()));
     let s = settings("http://127.0.0.1:9/", json!({}));
-    let m = outgoing("esedo.receipt", "9001", json!({"inReplyTo": "h", "state": "registered"}));
-    assert_eq!(adapter.validate(&m, &s).expect_err("no regNo").field, "/document/regNo");
-    let m = outgoing("esedo.receipt", "9001", json!({"inReplyTo": "h", "state": "execution", "executive": "X"}));
-    assert_eq!(adapter.validate(&m, &s).expect_err("no execDate").field, "/document/execDate");
-    let m = outgoing("esedo.receipt", "9001", json!({"inReplyTo": "h", "state": "opened"}));
-    assert_eq!(adapter.validate(&m, &s).expect_err("bad state").field, "/document");
-    let m = outgoing("esedo.receipt", "9001", json!({"inReplyTo": "h", "state": "not_valid", "isValidReason": "3"}));
-    adapter.validate(&m, &s).expect("the contract's own name is accepted");
+    let m = outgoing(
+        "esedo.receipt",
+        "9001",
+        json!({"inReplyTo": "h", "state": "registered"}),
+    );
+    assert_eq!(
+        adapter.validate(&m, &s).expect_err("no regNo").field,
+        "/document/regNo"
+    );
+    let m = outgoing(
+        "esedo.receipt",
+        "9001",
+        json!({"inReplyTo": "h", "state": "execution", "executive": "X"}),
+    );
+    assert_eq!(
+        adapter.validate(&m, &s).expect_err("no execDate").field,
+        "/document/execDate"
+    );
+    let m = outgoing(
+        "esedo.receipt",
+        "9001",
+        json!({"inReplyTo": "h", "state": "opened"}),
+    );
+    assert_eq!(
+        adapter.validate(&m, &s).expect_err("bad state").field,
+        "/document"
+    );
+    let m = outgoing(
+        "esedo.receipt",
+        "9001",
+        json!({"inReplyTo": "h", "state": "not_valid", "isValidReason": "3"}),
+    );
+    adapter
+        .validate(&m, &s)
+        .expect("the contract's own name is accepted");
 }
 
 #[tokio::test]
@@ -386,5 +449,8 @@ async fn the_participants_directory_is_fetched_page_by_page() {
     let tmp = tempfile::tempdir().expect("dir");
     let path = tmp.path().join("participants.json");
     dir.save(&path).expect("saved");
-    assert_eq!(qaqpa_adapter_esedo::Directory::load(&path).expect("loaded"), dir);
+    assert_eq!(
+        qaqpa_adapter_esedo::Directory::load(&path).expect("loaded"),
+        dir
+    );
 }

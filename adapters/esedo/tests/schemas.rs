@@ -73,7 +73,10 @@ async fn the_letter_we_send_and_its_hed_upload_validate_against_the_public_xsd()
     assert!(upload.contains("UPLOAD"));
     assert_valid(&schemas.hed, &upload);
     // The ХЭД request also passes as content of SendMessage/data against the WSDL's copy.
-    assert_valid(&schemas.sync, &payload_of(&hed[0].to_envelope().expect("env")));
+    assert_valid(
+        &schemas.sync,
+        &payload_of(&hed[0].to_envelope().expect("env")),
+    );
 }
 
 #[test]
@@ -154,7 +157,10 @@ fn the_schema_check_catches_elements_out_of_order() {
     bad.replace_range(date_at..date_end, "");
     let no_end = bad.find("</docNo>").expect("docNo") + "</docNo>".len();
     bad.insert_str(no_end, &date);
-    assert!(xmllint(&schemas.sync, &bad).is_err(), "reordered body passed:\n{bad}");
+    assert!(
+        xmllint(&schemas.sync, &bad).is_err(),
+        "reordered body passed:\n{bad}"
+    );
     let unknown = good.replace("<docNo>", "<docNumber>1</docNumber><docNo>");
     assert!(xmllint(&schemas.sync, &unknown).is_err());
 }

@@ -20,8 +20,8 @@ use bytes::Bytes;
 use qaqpa_adapter_esedo::{CmsVerifier, EsedoAdapter};
 use qaqpa_core::adapter::toml_value::Table;
 use qaqpa_core::{
-    Adapter, AttachmentMeta, AttachmentSource, ClientId, Cx, Failure, Inbound, MessageId,
-    Outgoing, PushOutcome,
+    Adapter, AttachmentMeta, AttachmentSource, ClientId, Cx, Failure, Inbound, MessageId, Outgoing,
+    PushOutcome,
 };
 use qaqpa_pki::cms::{sign, SignOptions};
 use qaqpa_pki::testpki::{KeyKind, TestPki, TEST_PASSWORD};
@@ -270,11 +270,13 @@ async fn push(State(st): State<Arc<PushState>>, body: Bytes) -> Response {
 /// is answered with `adapter.answer_push` (stored = Ok when on_push succeeded).
 pub async fn push_endpoint(adapter: Arc<EsedoAdapter>, settings: Table) -> (String, Seen) {
     let seen = Seen::default();
-    let app = Router::new().route("/", post(push)).with_state(Arc::new(PushState {
-        adapter,
-        settings,
-        seen: seen.clone(),
-    }));
+    let app = Router::new()
+        .route("/", post(push))
+        .with_state(Arc::new(PushState {
+            adapter,
+            settings,
+            seen: seen.clone(),
+        }));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .expect("bind");
@@ -332,7 +334,10 @@ impl EsedoSchemas {
             }
         }
         let hub_of = |ns: &str| {
-            let i = namespaces.iter().position(|n| n == ns).unwrap_or(usize::MAX);
+            let i = namespaces
+                .iter()
+                .position(|n| n == ns)
+                .unwrap_or(usize::MAX);
             format!("hub-{i}.xsd")
         };
         let mut members: Vec<Vec<String>> = vec![Vec::new(); namespaces.len()];
@@ -371,9 +376,7 @@ impl EsedoSchemas {
             }
         }
         for (k, ns) in namespaces.iter().enumerate() {
-            let mut hub = format!(
-                "<xs:schema xmlns:xs=\"{xs}\" targetNamespace=\"{ns}\">\n"
-            );
+            let mut hub = format!("<xs:schema xmlns:xs=\"{xs}\" targetNamespace=\"{ns}\">\n");
             for m in &members[k] {
                 hub.push_str(&format!("<xs:include schemaLocation=\"{m}\"/>\n"));
             }
