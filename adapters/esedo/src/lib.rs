@@ -374,6 +374,7 @@ impl EsedoAdapter {
             .await?;
         let mut files: Vec<(AttachmentMeta, Bytes)> = Vec::new();
         let mut head_cms = None;
+        let mut main = None;
         for id in &m.attachments {
             let r = downloaded
                 .results
@@ -393,28 +394,27 @@ impl EsedoAdapter {
                 .as_ref()
                 .and_then(|m| m.mime.clone())
                 .unwrap_or_else(|| "application/octet-stream".into());
-            let is_cms = mime == CMS_MIME
-                || name.ends_with(".cms")
-                || name.ends_with(".p7s")
-                || name.ends_with(".sig");
-            if is_cms && head_cms.is_none() {
-                head_cms = Some(content.clone());
+            let bytes = Bytes::from(content);
+            // The head's CMS travels as a file of its own; the first other file is the main one.
+            if is_cms_file(&name, &mime) {
+                if head_cms.is_none() {
+                    head_cms = Some(bytes.clone());
+                }
+            } else if main.is_none() {
+                main = Some(bytes.clone());
             }
             files.push((
                 AttachmentMeta {
                     name,
                     content_type: mime,
-                    size: content.len() as u64,
-                    sha256: sha256_hex(&content),
+                    size: bytes.len() as u64,
+                    sha256: sha256_hex(&bytes),
                 },
-                Bytes::from(content),
+                bytes,
             ));
         }
-        let main = files
-            .iter()
-            .find(|(meta, _)| meta.content_type != CMS_MIME && !meta.name.ends_with(".cms"))
-            .map(|(_, b)| b.clone())
-            .ok_or_else(|| Failure::permanent("SCSE002", "the letter has no main document"))?;
+        let main =
+            main.ok_or_else(|| Failure::permanent("SCSE002", "the letter has no main document"))?;
         let head = head_cms.ok_or_else(|| {
             Failure::permanent(
                 "SCSE002",
@@ -500,6 +500,14 @@ impl EsedoAdapter {
             attachments: files,
         })
     }
+}
+
+/// Is this file a CMS signature (by MIME type or extension)?
+fn is_cms_file(name: &str, mime: &str) -> bool {
+    let lower = name.to_lowercase();
+    mime == CMS_MIME
+        || mime == "application/pkcs7-mime"
+        || [".cms", ".p7s", ".sig"].iter().any(|e| lower.ends_with(e))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

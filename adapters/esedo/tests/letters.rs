@@ -9,7 +9,9 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use common::*;
 use qaqpa_adapter_esedo::emulator::{EsedoEmulator, ESEDO_SERVICE, HED_SERVICE};
-use qaqpa_adapter_esedo::{href_for, Directory, EsedoAdapter, Participant, HEAD_SIGNATURE_FILE};
+use qaqpa_adapter_esedo::{
+    href_for, CmsVerifier, Directory, EsedoAdapter, Participant, HEAD_SIGNATURE_FILE,
+};
 use qaqpa_core::{Adapter, Failure};
 use qaqpa_pki::testpki::KeyKind;
 use qaqpa_pki::Role;
@@ -445,4 +447,68 @@ async fn attachment_bytes_unavailable_is_not_sent() {
         .expect_err("fails");
     assert!(matches!(f, Failure::Permanent { .. }));
     assert_eq!(r.emu.shep().request_count(HED_SERVICE), 0);
+}
+
+/// OCSP answered in-process by the test PKI's responders (the URLs in the certificates).
+struct TestOcsp;
+
+#[async_trait::async_trait]
+impl qaqpa_pki::Fetcher for TestOcsp {
+    async fn get(&self, url: &str) -> Result<Vec<u8>, qaqpa_pki::PkiError> {
+        Err(qaqpa_pki::PkiError::Network(format!(
+            "no GET in this test: {url}"
+        )))
+    }
+    async fn post(
+        &self,
+        url: &str,
+        _content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, qaqpa_pki::PkiError> {
+        let p = &pki().pki;
+        for kind in [KeyKind::Rsa, KeyKind::Gost2015] {
+            if p.ca(kind).ocsp_url == url {
+                return p.ca(kind).ocsp_respond(&body, qaqpa_pki::UtcTime::now());
+            }
+        }
+        Err(qaqpa_pki::PkiError::Network(format!(
+            "unknown responder {url}"
+        )))
+    }
+}
+
+#[tokio::test]
+async fn revocation_is_also_learnt_from_ocsp_when_no_crl_is_held() {
+    let p = pki();
+    // A validator with the trust store only: without OCSP nothing covers the signers.
+    let bare = qaqpa_pki::Validator::new(p.pki.trust_store());
+    let s = settings("http://127.0.0.1:9/", json!({}));
+    let head = p.stored(KeyKind::Rsa, "head", "valid");
+    let clerk = p.stored(KeyKind::Rsa, "employee", "valid");
+    let (msg, files) = signed_letter(&head, &clerk);
+    let no_ocsp = EsedoAdapter::new(None, None, Some(Arc::new(CmsVerifier::new(bare.clone()))));
+    let r = no_ocsp
+        .admit(&msg, &cx(&s, &files))
+        .await
+        .expect_err("status unknown without revocation data");
+    assert_eq!(r.field, "/signatures/0");
+    let with_ocsp = EsedoAdapter::new(
+        None,
+        None,
+        Some(Arc::new(
+            CmsVerifier::new(bare).with_ocsp_fetcher(Arc::new(TestOcsp)),
+        )),
+    );
+    with_ocsp
+        .admit(&msg, &cx(&s, &files))
+        .await
+        .expect("good by OCSP");
+    let revoked = p.stored(KeyKind::Rsa, "head", "revoked");
+    let (msg, files) = signed_letter(&revoked, &clerk);
+    let r = with_ocsp
+        .admit(&msg, &cx(&s, &files))
+        .await
+        .expect_err("revoked by OCSP");
+    assert_eq!(r.field, "/signatures/0");
+    assert!(r.message.to_lowercase().contains("revoked"), "{r}");
 }

@@ -454,3 +454,43 @@ async fn the_participants_directory_is_fetched_page_by_page() {
         dir
     );
 }
+
+#[test]
+fn answers_echo_the_request_message_id_with_the_status_of_the_outcome() {
+    let adapter = EsedoAdapter::new(None, None, None);
+    let request = SyncRequest::new(ESEDO_SERVICE, SenderInfo::new("esedo", None), None)
+        .with_message_id("push-42");
+    let inbound = qaqpa_core::Inbound {
+        content_type: "text/xml".into(),
+        body: bytes::Bytes::from(request.to_envelope().expect("envelope")),
+        received_at: time::OffsetDateTime::now_utc(),
+    };
+    for (result, code, text) in [
+        (Ok(()), "SCSS001", None),
+        (
+            Err(Failure::permanent("SCSE002", "подпись не прошла проверку")),
+            "SCSE002",
+            Some("подпись не прошла проверку"),
+        ),
+        (
+            Err(Failure::retry("store unavailable")),
+            "SCSE003",
+            Some("store unavailable"),
+        ),
+    ] {
+        let answer = adapter.answer_push(&inbound, &result);
+        assert_eq!(answer.status, 200);
+        assert!(answer.content_type.starts_with("text/xml"));
+        let body = std::str::from_utf8(&answer.body).expect("utf-8");
+        let reply = qaqpa_shep::SyncReply::from_envelope(body, &qaqpa_shep::XmlLimits::default())
+            .expect("a SendMessageResponse");
+        let qaqpa_shep::SyncReply::Response(r) = reply else {
+            panic!("not a response: {body}");
+        };
+        assert_eq!(r.info.message_id, "push-42");
+        assert_eq!(r.info.status.code, code);
+        if let Some(t) = text {
+            assert_eq!(r.info.status.message, t);
+        }
+    }
+}
