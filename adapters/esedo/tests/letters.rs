@@ -212,6 +212,7 @@ async fn a_plain_employee_cannot_sign_a_letter() {
     let employee = p.stored(KeyKind::Rsa, "employee", "valid");
     let (msg, files) = signed_letter(&employee, &employee);
     let r = admit(&msg, &files).await.expect_err("refused");
+    println!("rejection: {r}");
     assert_eq!(r.field, "/signatures/0");
     assert!(
         r.message.contains("is an employee without signing right")
@@ -249,6 +250,7 @@ async fn a_revoked_signer_is_refused() {
         let chancellery = p.stored(kind, "employee", "valid");
         let (msg, files) = signed_letter(&revoked, &chancellery);
         let r = admit(&msg, &files).await.expect_err("refused");
+        println!("rejection: {r}");
         assert_eq!(r.field, "/signatures/0");
         assert!(r.message.to_lowercase().contains("revoked"), "{r}");
     }
@@ -511,4 +513,48 @@ async fn revocation_is_also_learnt_from_ocsp_when_no_crl_is_held() {
         .expect_err("revoked by OCSP");
     assert_eq!(r.field, "/signatures/0");
     assert!(r.message.to_lowercase().contains("revoked"), "{r}");
+}
+
+#[test]
+fn route_settings_are_checked_at_start_up_naming_the_key() {
+    let with_verifier = EsedoAdapter::new(
+        None,
+        Some(identity(Role::Employee).verifier()),
+        Some(pki().cms_verifier()),
+    );
+    let ok = settings(
+        "http://127.0.0.1:9/",
+        json!({"require_signed_pushes": true}),
+    );
+    with_verifier.check_settings(&ok).expect("valid settings");
+    let bad_bin = settings("http://127.0.0.1:9/", json!({"sender_bin": "12345"}));
+    assert_eq!(
+        with_verifier
+            .check_settings(&bad_bin)
+            .expect_err("bin")
+            .field,
+        "settings.sender_bin"
+    );
+    let typo = settings("http://127.0.0.1:9/", json!({"max_file": 3}));
+    assert!(with_verifier
+        .check_settings(&typo)
+        .expect_err("unknown key")
+        .message
+        .contains("max_file"));
+    let no_verifier = EsedoAdapter::new(None, None, Some(pki().cms_verifier()));
+    let signed = settings(
+        "http://127.0.0.1:9/",
+        json!({"require_signed_pushes": true}),
+    );
+    assert_eq!(
+        no_verifier
+            .check_settings(&signed)
+            .expect_err("verifier")
+            .field,
+        "settings.require_signed_pushes"
+    );
+    let no_cms = EsedoAdapter::new(None, None, None);
+    assert!(no_cms
+        .check_settings(&settings("http://127.0.0.1:9/", json!({})))
+        .is_err());
 }
