@@ -558,3 +558,48 @@ fn route_settings_are_checked_at_start_up_naming_the_key() {
         .check_settings(&settings("http://127.0.0.1:9/", json!({})))
         .is_err());
 }
+
+#[tokio::test]
+async fn the_emulator_refuses_letters_that_break_the_schema_or_name_unknown_files() {
+    use qaqpa_shep::{
+        ClientConfig, MessageData, SenderInfo, SyncChannelClient, SyncRequest, XsiType,
+    };
+    let emu = EsedoEmulator::builder()
+        .sequence(Vec::new())
+        .start()
+        .await
+        .expect("emulator");
+    let client = SyncChannelClient::new(ClientConfig::new(emu.endpoint())).expect("client");
+    let send = |fragment: &str| {
+        SyncRequest::new(
+            ESEDO_SERVICE,
+            SenderInfo::new("qaqpa", None),
+            Some(MessageData::Xml {
+                xsi_type: Some(XsiType {
+                    namespace: qaqpa_adapter_esedo::model::NS_DOCUMENT.into(),
+                    local: "docOutgoing".into(),
+                }),
+                fragment: fragment.into(),
+            }),
+        )
+    };
+    let meta =
+        "<metadataSystem><from>1</from><href>h</href><performers>2</performers></metadataSystem>";
+    let cases = [
+        (format!("<docNo>1</docNo>{meta}"), "schema"),
+        (
+            format!("<attachments><fileIdentifier>nope</fileIdentifier></attachments>{meta}<carrierType>1</carrierType><docDate>2026-11-30T00:00:00+05:00</docDate><docKind>1</docKind><docNo>1</docNo>"),
+            "not in ХЭД",
+        ),
+    ];
+    for (fragment, expected) in cases {
+        match client.send(&send(&fragment)).await {
+            Err(qaqpa_shep::ShepError::Permanent { code, message }) => {
+                assert_eq!(code, "SCSE002");
+                assert!(message.contains(expected), "{message}");
+            }
+            other => panic!("expected SCSE002, got {other:?}"),
+        }
+    }
+    assert!(emu.letters().is_empty());
+}
