@@ -179,7 +179,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox(args) => crate::sandbox::run(args).await,
         Command::CheckConfig(c) => {
             let cfg = Config::load(&c.config)?;
-            let registry = crate::adapters::Registry::builtin(&cfg)?;
+            let pki = crate::pki::PkiService::from_config(&cfg.pki)?;
+            let registry = crate::adapters::Registry::builtin(&cfg, &pki)?;
             let routes = crate::gateway::load_routes(&cfg, &registry)?;
             println!(
                 "{}: ok ({} routes, {} services; store: {})",

@@ -31,6 +31,10 @@ pub struct Config {
     /// Trust anchors and revocation checking for signatures the gateway verifies.
     #[serde(default)]
     pub pki: PkiConfig,
+    #[serde(default)]
+    pub shep: ShepConfig,
+    #[serde(default)]
+    pub esedo: EsedoConfig,
 }
 
 /// How the gateway judges certificates (CMS from the EDMS, signatures from targets).
@@ -53,7 +57,55 @@ pub struct SigningConfig {
     /// PKCS#12 keystore (NCA format or OpenSSL 3 default), GOST or RSA.
     pub keystore: PathBuf,
     /// Environment variable holding the keystore password.
-    pub password_env: String,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Or a file holding it (a mounted secret; relative to the config file). One of the two.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+impl SigningConfig {
+    /// The keystore password from the environment variable or file named; never logged.
+    pub fn password(&self) -> anyhow::Result<String> {
+        match (&self.password_env, &self.password_file) {
+            (Some(var), None) => std::env::var(var)
+                .map_err(|_| anyhow::anyhow!("${var} (the keystore password) is not set")),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot read the keystore password from {}: {e}",
+                        file.display()
+                    )
+                }),
+            _ => Err(anyhow::anyhow!(
+                "[signing] needs exactly one of password_env and password_file"
+            )),
+        }
+    }
+}
+
+/// ШЭП peers (ШЭП itself, ЕСЭДО) whose WS-Security signatures we accept on their answers and
+/// pushes: their certificates, pinned.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShepConfig {
+    /// Certificate files (DER or PEM; relative to the config file).
+    pub peer_certificates: Vec<PathBuf>,
+}
+
+/// ЕСЭДО settings that are the gateway's rather than one route's.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EsedoConfig {
+    /// Where the participants directory is kept (JSON; relative to the config file). Without
+    /// it recipients are not checked against the directory.
+    pub directory_file: Option<PathBuf>,
+    /// The route whose settings reach ЕСЭДО for the directory (`qaqpa esedo sync-participants`
+    /// and the scheduled sync).
+    pub directory_route: Option<String>,
+    /// Sync the directory this often (seconds); 0 = only on command.
+    pub sync_interval_secs: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -223,6 +275,8 @@ impl Default for Config {
             log: LogConfig::default(),
             signing: None,
             pki: PkiConfig::default(),
+            shep: ShepConfig::default(),
+            esedo: EsedoConfig::default(),
         }
     }
 }
@@ -243,10 +297,24 @@ impl Config {
                 signing.keystore = base.join(&signing.keystore);
             }
         }
-        if let Some(dir) = &mut cfg.pki.trust_dir {
-            if dir.is_relative() {
-                *dir = base.join(&*dir);
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
             }
+        };
+        if let Some(signing) = &mut cfg.signing {
+            if let Some(f) = &mut signing.password_file {
+                rebase(f);
+            }
+        }
+        if let Some(dir) = &mut cfg.pki.trust_dir {
+            rebase(dir);
+        }
+        for c in &mut cfg.shep.peer_certificates {
+            rebase(c);
+        }
+        if let Some(f) = &mut cfg.esedo.directory_file {
+            rebase(f);
         }
         if let StoreConfig::Sqlite { data_dir } = &mut cfg.store {
             if data_dir.is_relative() {

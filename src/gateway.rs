@@ -73,7 +73,7 @@ pub fn webhook_secret(cfg: &Config) -> anyhow::Result<Vec<u8>> {
 /// Builds the shared state of a gateway.
 pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState> {
     let pki = Arc::new(crate::pki::PkiService::from_config(&cfg.pki)?);
-    let registry = Registry::builtin(&cfg)?;
+    let registry = Registry::builtin(&cfg, &pki)?;
     let routes = load_routes(&cfg, &registry)?;
     let (store, blobs) = open_store(&cfg).await?;
     Ok(AppState {
@@ -126,6 +126,10 @@ pub async fn run(
         state.clone(),
         engine_stop.clone(),
     ));
+    let directory_task = tokio::spawn(crate::esedo::run_directory_sync(
+        state.clone(),
+        engine_stop.clone(),
+    ));
     let grace = Duration::from_secs(state.cfg.engine.shutdown_grace_secs);
     let app = crate::api::router(state);
     crate::api::serve(listener, app, shutdown.clone(), grace).await?;
@@ -134,6 +138,7 @@ pub async fn run(
     let _ = engine_task.await;
     let _ = hooks_task.await;
     let _ = gauges_task.await;
+    let _ = directory_task.await;
     tracing::info!("qaqpa gateway stopped");
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod esedo;
 pub mod gateway;
 pub mod metrics;
 pub mod pki;

@@ -35,6 +35,10 @@ impl PkiService {
         }
     }
 
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
     /// How many trust anchors are configured.
     pub fn anchor_count(&self) -> usize {
         self.trust.anchors().len()

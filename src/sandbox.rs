@@ -115,7 +115,8 @@ fn master_secret(dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     Ok(s.into_bytes())
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+/// Writes a file readable by its owner only.
+pub fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

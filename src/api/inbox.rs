@@ -122,3 +122,69 @@ pub async fn ack(
         Err(Problem::not_found(&format!("inbox item {id}")))
     }
 }
+
+/// The EDMS's answer about an inbox item, sent back to the target that pushed it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    /// The answer's kind; routes.toml decides the adapter (e.g. `esedo.receipt`).
+    pub kind: String,
+    /// The answer's card; `inReplyTo` is filled with the item's external id when absent
+    /// (for ЕСЭДО: `{"state": "registered", "regNo": "…"}`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub document: serde_json::Value,
+    /// Where status changes of the answer are POSTed.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+/// Answer an inbox item (registered, refused, sent for execution…): the answer becomes an
+/// outgoing message to the item's sender, delivered and retried like any other.
+#[utoipa::path(post, operation_id = "inbox_reply", path = "/v1/inbox/{id}/reply", tag = "inbox",
+    params(("id" = String, Path)), request_body = Reply,
+    responses((status = 202, description = "Accepted for delivery", body = crate::api::messages::Accepted),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn reply(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::Client], "answer inbox items")?;
+    let item = load(&state, &caller, &id).await?;
+    crate::api::body::check_depth(&body, state.cfg.api.max_json_depth)?;
+    let reply: Reply = crate::api::body::parse_json(&body)?;
+    let mut document = match reply.document {
+        serde_json::Value::Object(map) => map,
+        serde_json::Value::Null => serde_json::Map::new(),
+        _ => return Err(Problem::invalid("/document", "must be a JSON object")),
+    };
+    document
+        .entry("inReplyTo")
+        .or_insert_with(|| serde_json::Value::String(item.external_id.clone()));
+    let submit = crate::api::messages::SubmitMessage {
+        kind: reply.kind,
+        to: item.from.clone(),
+        document: serde_json::Value::Object(document),
+        attachments: Vec::new(),
+        signatures: Vec::new(),
+        callback_url: reply.callback_url,
+    };
+    let idempotency_key = crate::api::messages::idempotency_key(&headers)?;
+    let request_hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&body))
+    };
+    crate::api::messages::accept(
+        &state,
+        &caller,
+        submit,
+        Vec::new(),
+        request_hash,
+        idempotency_key,
+    )
+    .await
+}

@@ -32,21 +32,22 @@ use crate::state::AppState;
     paths(
         messages::submit, messages::list, messages::get_one, messages::attachment,
         messages::cancel, messages::retry,
-        inbox::list, inbox::get_one, inbox::attachment, inbox::ack,
-        calls::call, pki::cms_verify, pki::x509_info, push::push, healthz, readyz, metrics,
+        inbox::list, inbox::get_one, inbox::attachment, inbox::ack, inbox::reply,
+        calls::call, pki::cms_verify, pki::x509_info, push::push, crate::esedo::participants, healthz, readyz, metrics,
     ),
     components(schemas(messages::SubmitMessage, messages::SubmitAttachment, messages::Accepted,
         messages::MessageView, messages::MessagePage, messages::WebhookView, inbox::InboxPage,
-        inbox::Acked, crate::problem::Problem, crate::problem::FieldError,
+        inbox::Acked, inbox::Reply, crate::problem::Problem, crate::problem::FieldError,
         pki::CmsVerifyRequest, pki::Expectation, pki::CmsVerifyReport, pki::SignerView,
         pki::SubjectView, pki::CertificateView, pki::StatusView, pki::X509InfoRequest,
-        pki::X509Info, pki::X509Validation)),
+        pki::X509Info, pki::X509Validation, crate::esedo::ParticipantPage)),
     modifiers(&SecurityAddon),
     tags((name = "messages", description = "Outgoing documents"),
          (name = "inbox", description = "Documents pushed to us"),
          (name = "calls", description = "Synchronous services"),
          (name = "pki", description = "Signature and certificate checks"),
          (name = "targets", description = "Where target systems push to us"),
+         (name = "esedo", description = "ЕСЭДО participants directory"),
          (name = "ops", description = "Health and metrics")),
 )]
 pub struct ApiDoc;
@@ -76,10 +77,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/inbox/{id}"),
     ("get", "/v1/inbox/{id}/attachments/{n}"),
     ("post", "/v1/inbox/{id}/ack"),
+    ("post", "/v1/inbox/{id}/reply"),
     ("post", "/v1/calls/{service}"),
     ("post", "/v1/pki/cms/verify"),
     ("post", "/v1/pki/x509/info"),
     ("post", "/push/{route}"),
+    ("get", "/v1/esedo/participants"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -101,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/inbox/{id}/attachments/{n}", get(inbox::attachment))
         .route("/v1/inbox/{id}/ack", post(inbox::ack))
         .route(
+            "/v1/inbox/{id}/reply",
+            post(inbox::reply).layer(DefaultBodyLimit::max(1024 * 1024)),
+        )
+        .route(
             "/v1/calls/{service}",
             post(calls::call).layer(DefaultBodyLimit::max(1024 * 1024)),
         )
@@ -115,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         // Targets' pushes: authenticated by the adapter (WS-Security), not by API key; bodies are
         // limited per route.
         .route("/push/{route}", post(push::push))
+        .route("/v1/esedo/participants", get(crate::esedo::participants))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

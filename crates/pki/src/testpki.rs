@@ -218,6 +218,8 @@ fn write(path: &Path, data: &[u8]) -> Result<(), PkiError> {
     })
 }
 
+// One certificate's worth of parameters; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn issue_service(
     kind: KeyKind,
     intermediate: &Certificate,

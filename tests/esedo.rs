@@ -1,0 +1,437 @@
+//! ЕСЭДО end to end through the gateway over real sockets: the EDMS posts a letter with real CMS
+//! signatures from the test PKI (OCSP asked of its loopback responder) → the gateway signs and
+//! sends it through ХЭД and ШЭП to the ЕСЭДО emulator → the emulator pushes every receipt back
+//! to `/push/{route}` (WS-Security checked against its pinned certificate) → GET shows the card
+//! and the EDMS's webhook got every step. And the other way: an incoming signed letter lands in
+//! the inbox, the EDMS registers it, the emulator gets stateRegistered with our number.
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{Gateway, HookSink};
+use qaqpa::auth::Role;
+use qaqpa::esedo::{EsedoRig, SANDBOX_RECIPIENT};
+use qaqpa_adapter_esedo::emulator::{EmulatedFile, ReceiptStep};
+use qaqpa_adapter_esedo::LetterCard;
+use qaqpa_pki::cms::{self, SignOptions};
+use qaqpa_pki::testpki::TEST_PASSWORD;
+use qaqpa_pki::Keystore;
+use qaqpa_shep::emulator::{InjectedFault, When};
+use qaqpa_shep::ShepOutcome;
+use serde_json::{json, Value};
+
+const ROUTE: &str = "esedo";
+const CLIENT: &str = "edms-1";
+
+struct Rig {
+    rig: EsedoRig,
+    gw: Gateway,
+    token: String,
+    hooks: HookSink,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Rig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rig = EsedoRig::start(dir.path(), Duration::ZERO)
+        .await
+        .expect("rig");
+    let hooks = HookSink::start().await;
+    let routes = rig.routes(ROUTE, CLIENT, Some(&hooks.url()));
+    let gw = Gateway::start_with(&routes, |cfg| {
+        rig.configure(cfg, ROUTE);
+        cfg.esedo.sync_interval_secs = 3600;
+    })
+    .await;
+    rig.connect(&gw.url, ROUTE);
+    let token = gw.key(CLIENT, Role::Client).await;
+    Rig {
+        rig,
+        gw,
+        token,
+        hooks,
+        _dir: dir,
+    }
+}
+
+impl Rig {
+    fn keystore(&self, name: &str) -> Keystore {
+        let bytes = std::fs::read(self.rig.pki_dir.join(name)).expect("keystore");
+        Keystore::from_pkcs12(&bytes, TEST_PASSWORD).expect("opens")
+    }
+
+    fn cms(&self, keystore: &str, content: &[u8]) -> String {
+        let der = cms::sign(
+            content,
+            &self.keystore(keystore),
+            &SignOptions {
+                detached: true,
+                ..SignOptions::default()
+            },
+        )
+        .expect("signs");
+        b64(&der)
+    }
+
+    /// A letter to the sandbox recipient: one PDF, signed by `head` and registered by `clerk`.
+    fn letter(&self, head: &str, clerk: &str, callback: bool) -> Value {
+        let pdf = b"%PDF-1.7 letter to the ministry";
+        let mut v = json!({
+            "kind": "esedo.letter",
+            "to": SANDBOX_RECIPIENT.to_string(),
+            "document": {
+                "docNo": "01-12/345", "docDate": "2026-11-30", "docKind": 1, "docLang": "RU",
+                "carrierType": 1, "description": "О предоставлении информации",
+                "executionDate": "2026-12-15",
+                "executor": {"name": "Иванова А.", "phone": "+7 7172 11 22 33"},
+                "signers": ["Ахметов А."], "sheetCount": 2
+            },
+            "attachments": [{"name": "letter.pdf", "content_type": "application/pdf",
+                             "content": b64(pdf)}],
+            "signatures": [self.cms(head, pdf), self.cms(clerk, pdf)],
+        });
+        if callback {
+            v["callback_url"] = json!(self.hooks.url());
+        }
+        v
+    }
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_letter_goes_out_and_every_receipt_reaches_the_card_and_the_webhook() {
+    let r = start().await;
+    let id =
+        r.gw.submit(
+            &r.token,
+            &r.letter("rsa_head_valid.p12", "rsa_employee_valid.p12", true),
+        )
+        .await;
+    let view =
+        r.gw.wait_message(&r.token, &id, Duration::from_secs(60), |v| {
+            v["card"]["stage"] == "executed"
+        })
+        .await;
+    assert_eq!(view["status"], "delivered", "{view:#}");
+    let card = &view["card"];
+    assert!(card["sent_at"].is_string(), "{card:#}");
+    assert!(card["delivered_at"].is_string(), "{card:#}");
+    assert!(card["registered_at"].is_string(), "{card:#}");
+    assert_eq!(card["reg_no"], "ВХ-01-17/2026", "{card:#}");
+    assert_eq!(card["executor"]["name"], "Сейткали А. Б.", "{card:#}");
+    assert_eq!(card["executor"]["phone"], "+7 7172 74 00 00", "{card:#}");
+    assert!(card["deadline"].is_string(), "{card:#}");
+    assert_eq!(
+        card["result"]["text"], "Исполнено, ответ направлен",
+        "{card:#}"
+    );
+    // sent (with the delivery) + the six pushed receipts, in arrival order.
+    let receipts = view["receipts"].as_array().expect("receipts");
+    assert_eq!(receipts.len(), 7, "{view:#}");
+    // The emulator received one schema-checked, WS-Security-verified letter with our href.
+    let letters = r.rig.emulator.letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        letters[0].message.metadata.href.as_deref(),
+        Some(id.as_str())
+    );
+    // The EDMS heard of the status change and of every receipt, each signed.
+    let hooks = r.hooks.wait_for(8, Duration::from_secs(30)).await;
+    let events: Vec<Value> = hooks
+        .iter()
+        .map(|h| serde_json::from_slice(&h.body).expect("hook json"))
+        .filter(|e: &Value| e["message_id"] == id.as_str())
+        .collect();
+    let receipt_events = events
+        .iter()
+        .filter(|e| e["event"] == "message.receipt")
+        .count();
+    assert_eq!(receipt_events, 7, "{events:#?}");
+    assert!(hooks.iter().all(|h| h.signature.contains("v1=")));
+
+    // The same receipt pushed again is applied once; the card does not move.
+    let last = r.rig.emulator.pushes().last().cloned().expect("a push");
+    let again = r.rig.emulator.repush(&last.request).await;
+    assert!(matches!(again, ShepOutcome::Success { .. }), "{again:?}");
+    let delivered_push = r
+        .rig
+        .emulator
+        .pushes()
+        .into_iter()
+        .find(|p| p.type_name == "stateDelivered")
+        .expect("delivered push");
+    r.rig.emulator.repush(&delivered_push.request).await;
+    let view = r.gw.get(&r.token, &format!("/v1/messages/{id}")).await;
+    let view: Value = view.json().await.expect("json");
+    assert_eq!(view["receipts"].as_array().map(Vec::len), Some(7));
+    assert_eq!(view["card"]["stage"], "executed");
+    r.gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incoming_letter_lands_in_the_inbox_and_our_registration_goes_back() {
+    let r = start().await;
+    let main = b"%PDF-1.7 incoming letter".to_vec();
+    let card: LetterCard = serde_json::from_value(json!({
+        "docNo": "05-1/77", "docDate": "2026-11-29", "docKind": 1, "docLang": "RU",
+        "carrierType": 1, "description": "Запрос", "signers": ["Руководитель"], "sheetCount": 1
+    }))
+    .expect("card");
+    // The sender is the akimat of the directory (BIN 000340005678): its head and its clerk sign.
+    let issue = |role: qaqpa_pki::Role, iin: &str| {
+        let pki = r.rig.pki.pki();
+        let pki = pki.lock().expect("pki");
+        pki.issue_organisation(
+            qaqpa_pki::testpki::KeyKind::Gost2015,
+            &qaqpa_pki::Iin::new(iin).expect("iin"),
+            &qaqpa_pki::Bin::new("000340005678").expect("bin"),
+            "Акимат города Астаны",
+            "ЖУМАБЕКОВ АСХАТ",
+            role,
+        )
+        .expect("issue")
+    };
+    let head = issue(qaqpa_pki::Role::FirstHead, "700101300111");
+    let clerk = issue(qaqpa_pki::Role::Employee, "900101400222");
+    let sign = |ks: &Keystore| {
+        cms::sign(
+            &main,
+            ks,
+            &SignOptions {
+                detached: true,
+                ..SignOptions::default()
+            },
+        )
+        .expect("signs")
+    };
+    let sent = r
+        .rig
+        .emulator
+        .send_incoming_letter(
+            &card,
+            vec![EmulatedFile {
+                name: "letter.pdf".into(),
+                mime: "application/pdf".into(),
+                content: main.clone(),
+            }],
+            &sign(&head),
+            &sign(&clerk),
+        )
+        .await;
+    assert!(
+        matches!(sent.outcome, ShepOutcome::Success { .. }),
+        "{:?}",
+        sent.outcome
+    );
+    // The inbox has it, with its file and the verdict on its signatures; the EDMS was told.
+    let inbox: Value =
+        r.gw.get(&r.token, "/v1/inbox")
+            .await
+            .json()
+            .await
+            .expect("json");
+    let item = inbox["items"][0].clone();
+    assert_eq!(item["external_id"], sent.href.as_str(), "{inbox:#}");
+    assert_eq!(
+        item["document"]["signatures"]["head"][0]["valid"], true,
+        "{item:#}"
+    );
+    let file =
+        r.gw.get(
+            &r.token,
+            &format!(
+                "/v1/inbox/{}/attachments/0",
+                item["id"].as_str().unwrap_or("")
+            ),
+        )
+        .await
+        .bytes()
+        .await
+        .expect("file");
+    assert_eq!(file.as_ref(), main.as_slice());
+    let hooks = r.hooks.wait_for(1, Duration::from_secs(30)).await;
+    assert!(hooks
+        .iter()
+        .any(|h| String::from_utf8_lossy(&h.body).contains("inbox.received")));
+    // The EDMS registers it; the answer travels back as stateRegistered with our number.
+    let reply =
+        r.gw.post_json(
+            &r.token,
+            &format!("/v1/inbox/{}/reply", item["id"].as_str().unwrap_or("")),
+            &json!({"kind": "esedo.receipt",
+                    "document": {"state": "registered", "regNo": "ВХ-55/2026"}}),
+        )
+        .await;
+    assert_eq!(reply.status(), 202);
+    let reply: Value = reply.json().await.expect("json");
+    let reply_id = reply["id"].as_str().expect("id").to_string();
+    r.gw.wait_message(&r.token, &reply_id, Duration::from_secs(30), |v| {
+        v["status"] == "delivered"
+    })
+    .await;
+    let back = r.rig.emulator.received_receipts();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].type_name, "stateRegistered");
+    assert_eq!(back[0].get("regNo"), Some("ВХ-55/2026"));
+    assert_eq!(back[0].metadata.href.as_deref(), Some(sent.href.as_str()));
+    r.gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_letters_get_a_precise_422_before_anything_is_sent() {
+    let r = start().await;
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "eleven files",
+            {
+                let mut v = r.letter("rsa_head_valid.p12", "rsa_employee_valid.p12", false);
+                let one = v["attachments"][0].clone();
+                v["attachments"] = json!(vec![one; 11]);
+                v
+            },
+            "/attachments",
+        ),
+        (
+            "a 31-character file name",
+            {
+                let mut v = r.letter("rsa_head_valid.p12", "rsa_employee_valid.p12", false);
+                v["attachments"][0]["name"] = json!(format!("{}.pdf", "x".repeat(27)));
+                v
+            },
+            "/attachments/0/name",
+        ),
+        (
+            "a plain employee's signature",
+            r.letter("rsa_employee_valid.p12", "rsa_employee_valid.p12", false),
+            "/signatures/0",
+        ),
+        (
+            "a revoked signer",
+            r.letter("gost_head_revoked.p12", "gost_employee_valid.p12", false),
+            "/signatures/0",
+        ),
+        (
+            "a recipient not in the directory",
+            {
+                let mut v = r.letter("rsa_head_valid.p12", "rsa_employee_valid.p12", false);
+                v["to"] = json!("4242");
+                v
+            },
+            "/to",
+        ),
+    ];
+    // The directory is synced from the emulator at start-up; wait for it.
+    let start = std::time::Instant::now();
+    loop {
+        let page: Value =
+            r.gw.get(&r.token, "/v1/esedo/participants?q=министерство")
+                .await
+                .json()
+                .await
+                .expect("json");
+        if page["total"] == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "directory not synced: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (what, body, pointer) in cases {
+        let resp = r.gw.post_json(&r.token, "/v1/messages", &body).await;
+        assert_eq!(resp.status(), 422, "{what}");
+        let p: Value = resp.json().await.expect("problem");
+        let at = p["errors"][0]["pointer"].as_str().unwrap_or("");
+        assert!(at.starts_with(pointer), "{what}: pointer {at}: {p}");
+    }
+    // A BIN that is not the sender's: an organisation of another BIN signs as its head.
+    let other = {
+        let pki = r.rig.pki.pki();
+        let pki = pki.lock().expect("pki");
+        pki.issue_organisation(
+            qaqpa_pki::testpki::KeyKind::Rsa,
+            &qaqpa_pki::Iin::new("800101300111").expect("iin"),
+            &qaqpa_pki::Bin::new("111111111111").expect("bin"),
+            "ТОО \"Другое\"",
+            "ДРУГОЙ ДИРЕКТОР",
+            qaqpa_pki::Role::FirstHead,
+        )
+        .expect("issue")
+    };
+    std::fs::write(
+        r.rig.pki_dir.join("other_head.p12"),
+        other.to_pkcs12(TEST_PASSWORD).expect("p12"),
+    )
+    .expect("write");
+    let resp =
+        r.gw.post_json(
+            &r.token,
+            "/v1/messages",
+            &r.letter("other_head.p12", "rsa_employee_valid.p12", false),
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+    let p: Value = resp.json().await.expect("problem");
+    assert!(p.to_string().contains("123456789021"), "{p}");
+    assert!(
+        r.rig.emulator.letters().is_empty(),
+        "nothing may reach ЕСЭДО"
+    );
+    r.gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scse002_fails_with_its_reason_and_scse003_is_retried() {
+    let r = start().await;
+    r.rig
+        .emulator
+        .inject(
+            InjectedFault::Scse002("Неверный получатель".into()),
+            When::Next(1),
+        )
+        .expect("inject");
+    let id =
+        r.gw.submit(
+            &r.token,
+            &r.letter("rsa_head_valid.p12", "rsa_employee_valid.p12", false),
+        )
+        .await;
+    let view =
+        r.gw.wait_message(&r.token, &id, Duration::from_secs(30), |v| {
+            v["status"] == "failed"
+        })
+        .await;
+    assert!(
+        view["last_error"]
+            .to_string()
+            .contains("Неверный получатель"),
+        "{view:#}"
+    );
+
+    r.rig.emulator.set_sequence(vec![ReceiptStep::TakenIn]);
+    r.rig
+        .emulator
+        .inject(
+            InjectedFault::Scse003("временно недоступно".into()),
+            When::Next(1),
+        )
+        .expect("inject");
+    let id =
+        r.gw.submit(
+            &r.token,
+            &r.letter("rsa_head_valid.p12", "rsa_employee_valid.p12", false),
+        )
+        .await;
+    let view =
+        r.gw.wait_message(&r.token, &id, Duration::from_secs(30), |v| {
+            v["status"] == "delivered"
+        })
+        .await;
+    assert!(view["attempts"].as_u64().unwrap_or(0) >= 2, "{view:#}");
+    r.gw.stop().await;
+}
