@@ -131,7 +131,7 @@ pub struct FlushReport {
 }
 
 enum StoreMsg {
-    Event(AuditEvent),
+    Event(Arc<AuditEvent>),
     Flush(oneshot::Sender<bool>),
     Shutdown(tokio::time::Instant, oneshot::Sender<bool>),
 }
@@ -216,14 +216,14 @@ impl Auditor {
             event.mask_iins();
         }
         let event = Arc::new(event);
-        for sink in &self.inner.sinks {
-            sink.record(event.clone());
-        }
         if let Some(tx) = &self.inner.store_tx {
-            if tx.try_send(StoreMsg::Event((*event).clone())).is_err() {
+            if tx.try_send(StoreMsg::Event(event.clone())).is_err() {
                 self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(id = %event.id, "audit journal queue full: event not journalled");
             }
+        }
+        for sink in &self.inner.sinks {
+            sink.record(event.clone());
         }
     }
 
@@ -311,7 +311,7 @@ async fn store_writer(
         let mut msg = Some(first);
         while let Some(m) = msg.take() {
             match m {
-                StoreMsg::Event(e) => batch.push(e),
+                StoreMsg::Event(e) => batch.push(Arc::unwrap_or_clone(e)),
                 StoreMsg::Flush(reply) => replies.push(reply),
                 StoreMsg::Shutdown(until, reply) => {
                     deadline = Some(until);
@@ -349,7 +349,7 @@ async fn store_writer(
             // What is still queued after the shutdown message.
             while let Ok(m) = rx.try_recv() {
                 if let StoreMsg::Event(e) = m {
-                    let r = store.append(std::slice::from_ref(&e)).await;
+                    let r = store.append(std::slice::from_ref(&*e)).await;
                     if r.is_ok() {
                         appended.fetch_add(1, Ordering::Relaxed);
                     } else {

@@ -113,3 +113,20 @@ fn header_fields_respect_rfc_lengths() {
     assert_eq!(m.hostname.map(|h| h.len()), Some(255));
     assert_eq!(m.appname.map(|a| a.len()), Some(48));
 }
+
+#[test]
+fn param_names_are_short_printable_and_unique_per_event() {
+    for e in sample_events() {
+        let fields = qaqpa_audit::syslog::fields(&e);
+        let mut names = std::collections::HashSet::new();
+        for (k, _) in &fields {
+            assert!(!k.is_empty() && k.len() <= 32, "{k}");
+            assert!(
+                k.chars()
+                    .all(|c| c.is_ascii_graphic() && !matches!(c, '=' | ']' | '"' | ' ')),
+                "{k}"
+            );
+            assert!(names.insert(*k), "{k} twice in {}", e.kind.name());
+        }
+    }
+}

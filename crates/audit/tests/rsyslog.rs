@@ -285,3 +285,60 @@ async fn tls_sink_refuses_a_receiver_whose_certificate_is_not_from_the_configure
     assert_eq!((stats.sent, stats.spooled), (0, 1), "{stats:?}");
     assert!(Rsyslog::lines(&out, "tls").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_spools_what_it_cannot_send_and_the_next_run_sends_it() {
+    let dir = TempDir::new("qaqpa-audit-rsyslog-shutdown").expect("dir");
+    let port = free_tcp_port();
+    let ports = Ports {
+        tcp: Some(port),
+        ..Ports::default()
+    };
+    let out = dir.path().join("rsyslog");
+    std::fs::create_dir_all(&out).expect("out dir");
+    let target = fast(format!("tcp://127.0.0.1:{port}"));
+    // Nothing listens: shutdown gives up at its deadline and leaves the events in the spool.
+    let auditor =
+        Auditor::new(&config(&dir, vec![target.clone()], 1 << 20), None).expect("auditor");
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let e = AuditEvent::auth_ok("qaqpa-api", &format!("key-{i}"));
+        ids.push(e.id.to_string());
+        auditor.record(e);
+    }
+    let started = std::time::Instant::now();
+    let report = auditor.shutdown(Duration::from_millis(300)).await;
+    assert!(!report.sent);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown kept its deadline"
+    );
+    let stats = auditor.sink_stats().remove(0);
+    assert_eq!(
+        (stats.spooled, stats.dropped, stats.sent),
+        (50, 0, 0),
+        "{stats:?}"
+    );
+    drop(auditor);
+
+    // The next run, with the receiver up, sends the spool first.
+    let _rsyslog = Rsyslog::start(&out, ports, None);
+    let auditor = Auditor::new(&config(&dir, vec![target], 1 << 20), None).expect("auditor");
+    let after = AuditEvent::auth_ok("qaqpa-api", "key-after");
+    ids.push(after.id.to_string());
+    auditor.record(after);
+    let mut flushed = false;
+    for _ in 0..100 {
+        if auditor.flush().await.sent {
+            flushed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(flushed, "{:?}", auditor.sink_stats());
+    let lines = wait_for_lines(&out, "tcp", Duration::from_secs(20), |l| l.len() >= 51).await;
+    let got: Vec<String> = lines.iter().filter_map(|l| line_id(l)).collect();
+    assert_eq!(got, ids, "spooled events first, in order, then the new one");
+    let report = auditor.shutdown(Duration::from_secs(5)).await;
+    assert!(report.sent, "{report:?}");
+}
