@@ -52,6 +52,15 @@ pub enum Command {
     /// SOAP: canonicalize, sign and verify WS-Security envelopes.
     #[command(subcommand)]
     Soap(qaqpa_soap::cli::SoapCommand),
+    /// ЕСЭДО: the participants directory.
+    #[command(subcommand)]
+    Esedo(EsedoCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EsedoCommand {
+    /// Fetch the participants directory through ШЭП into `[esedo] directory_file`, with progress.
+    SyncParticipants(ConfigArg),
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,6 +202,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::config::StoreConfig::Postgres { url_env, .. } =>
                         format!("postgres from ${url_env}"),
                 }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Esedo(EsedoCommand::SyncParticipants(c)) => {
+            let cfg = Config::load(&c.config)?;
+            init_logging(&cfg.log.format, &cfg.log.filter);
+            let pki = crate::pki::PkiService::from_config(&cfg.pki)?;
+            let registry = crate::adapters::Registry::builtin(&cfg, &pki)?;
+            let routes = crate::gateway::load_routes(&cfg, &registry)?;
+            let started = std::time::Instant::now();
+            let n = crate::esedo::sync_directory(&cfg, &registry, &routes, |done, _| {
+                eprint!("\r{done} participants fetched…");
+            })
+            .await?;
+            eprintln!();
+            println!(
+                "{n} participants saved to {} in {:.1} s",
+                cfg.esedo
+                    .directory_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                started.elapsed().as_secs_f64()
             );
             Ok(ExitCode::SUCCESS)
         }

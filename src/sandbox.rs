@@ -32,6 +32,8 @@ pub struct SandboxArgs {
 
 const DEFAULT_ROUTES: &str = include_str!("../routes.toml");
 pub const SANDBOX_CLIENT: &str = "sandbox-edms";
+/// The sandbox's ЕСЭДО route (letters, our receipts, and pushes at `/push/sandbox-esedo`).
+pub const ESEDO_ROUTE: &str = "sandbox-esedo";
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     crate::cli::init_logging(&args.log_format, "info");
@@ -49,12 +51,16 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         })?;
     let emu_addr = emulator.addr();
 
-    let routes = DEFAULT_ROUTES.replace("127.0.0.1:8081", &emu_addr.to_string());
+    // ЕСЭДО: a fresh test PKI (OCSP, TSA and CRLs on loopback) and the emulator of the state
+    // bodies, which answers each letter with a receipt every two seconds.
+    let esedo = crate::esedo::EsedoRig::start(dir, std::time::Duration::from_secs(2)).await?;
+    let mut routes = DEFAULT_ROUTES.replace("127.0.0.1:8081", &emu_addr.to_string());
+    routes.push_str(&esedo.routes(ESEDO_ROUTE, SANDBOX_CLIENT, None));
     let routes_path = dir.join("routes.toml");
     std::fs::write(&routes_path, routes)?;
 
     let secret = master_secret(dir)?;
-    let cfg = Config {
+    let mut cfg = Config {
         listen: args.listen,
         routes: routes_path,
         store: StoreConfig::Sqlite {
@@ -62,6 +68,8 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         },
         ..Config::default()
     };
+    esedo.configure(&mut cfg, ESEDO_ROUTE);
+    cfg.esedo.sync_interval_secs = 3600;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
@@ -82,12 +90,17 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         .webhook_signer
         .client_secret(&ClientId(SANDBOX_CLIENT.into()));
     let url = format!("http://{local}");
+    esedo.connect(&url, ESEDO_ROUTE);
     let env_path = dir.join("sandbox.env");
     write_private(
         &env_path,
         &format!(
-            "QAQPA_URL={url}\nQAQPA_API_KEY={}\nQAQPA_OPERATOR_KEY={}\nQAQPA_WEBHOOK_CLIENT_SECRET={client_secret}\nQAQPA_EMULATOR_URL=http://{emu_addr}\n",
-            client_key.token, operator_key.token
+            "QAQPA_URL={url}\nQAQPA_API_KEY={}\nQAQPA_OPERATOR_KEY={}\nQAQPA_WEBHOOK_CLIENT_SECRET={client_secret}\nQAQPA_EMULATOR_URL=http://{emu_addr}\nQAQPA_PKI_DIR={}\nQAQPA_TEST_KEY_PASSWORD={}\nQAQPA_ESEDO_RECIPIENT={}\n",
+            client_key.token,
+            operator_key.token,
+            esedo.pki_dir.display(),
+            qaqpa_pki::testpki::TEST_PASSWORD,
+            crate::esedo::SANDBOX_RECIPIENT,
         ),
     )?;
     println!(
@@ -95,8 +108,16 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         env_path.display(),
         env_path.display()
     );
+    println!(
+        "ЕСЭДО: emulator at {} (receipts every 2 s), test PKI in {} (OCSP/TSA/CRL at {}).\n  A letter to participant {} needs CMS signatures from the test PKI: see README, \"An ЕСЭДО letter\".\n",
+        esedo.emulator.endpoint(),
+        esedo.pki_dir.display(),
+        esedo.pki.base_url(),
+        crate::esedo::SANDBOX_RECIPIENT,
+    );
     crate::gateway::run(state, listener, crate::gateway::shutdown_on_signals()).await?;
     emulator.shutdown().await;
+    esedo.emulator.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

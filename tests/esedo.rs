@@ -435,3 +435,43 @@ async fn scse002_fails_with_its_reason_and_scse003_is_retried() {
     assert!(view["attempts"].as_u64().unwrap_or(0) >= 2, "{view:#}");
     r.gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_syncs_the_participants_directory_with_progress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rig = EsedoRig::start(dir.path(), Duration::ZERO)
+        .await
+        .expect("rig");
+    std::fs::write(
+        dir.path().join("routes.toml"),
+        rig.routes(ROUTE, CLIENT, None),
+    )
+    .expect("routes");
+    let signing = &rig.signing;
+    let config = format!(
+        "routes = \"routes.toml\"\n[store]\nkind = \"sqlite\"\ndata_dir = \"data\"\n\
+         [signing]\nkeystore = \"{}\"\npassword_file = \"{}\"\n\
+         [pki]\ntrust_dir = \"{}\"\n[shep]\npeer_certificates = [\"{}\"]\n\
+         [esedo]\ndirectory_file = \"participants.json\"\ndirectory_route = \"{ROUTE}\"\n",
+        signing.keystore.display(),
+        signing.password_file.as_ref().expect("file").display(),
+        rig.pki_dir.display(),
+        rig.emulator_cert.display(),
+    );
+    let config_path = dir.path().join("qaqpa.toml");
+    std::fs::write(&config_path, config).expect("config");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_qaqpa"))
+        .args(["esedo", "sync-participants", "--config"])
+        .arg(&config_path)
+        .output()
+        .await
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 participants saved"), "{stdout}");
+    assert!(stderr.contains("participants fetched"), "{stderr}");
+    let saved = qaqpa_adapter_esedo::Directory::load(&dir.path().join("participants.json"))
+        .expect("saved directory");
+    assert_eq!(saved.search("акимат").len(), 1);
+}
