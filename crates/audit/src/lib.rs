@@ -58,6 +58,13 @@ pub struct AuditConfig {
     pub mask_iins: bool,
     #[serde(default)]
     pub retention: Retention,
+    /// Where [`Auditor::archive`] writes the gzip JSON-lines archive files.
+    #[serde(default = "default_archive_dir")]
+    pub archive_dir: PathBuf,
+}
+
+fn default_archive_dir() -> PathBuf {
+    PathBuf::from("audit-archive")
 }
 
 fn default_spool_dir() -> PathBuf {
@@ -87,6 +94,7 @@ impl Default for AuditConfig {
             facility: default_facility(),
             mask_iins: true,
             retention: Retention::default(),
+            archive_dir: default_archive_dir(),
         }
     }
 }
@@ -142,6 +150,8 @@ const STORE_BATCH: usize = 512;
 
 struct Inner {
     mask_iins: bool,
+    retention: Retention,
+    archive_dir: PathBuf,
     sinks: Vec<SyslogSink>,
     store: Option<Arc<dyn AuditStore>>,
     store_tx: Option<mpsc::Sender<StoreMsg>>,
@@ -198,6 +208,8 @@ impl Auditor {
         Ok(Auditor {
             inner: Arc::new(Inner {
                 mask_iins: config.mask_iins,
+                retention: config.retention,
+                archive_dir: config.archive_dir.clone(),
                 sinks,
                 store,
                 store_tx,
@@ -286,6 +298,20 @@ impl Auditor {
         }
     }
 
+    /// Runs retention on the journal with the configured settings: records older than
+    /// `online_months` go to `archive_dir`, archive files older than `keep_years` are deleted.
+    /// Meant to run daily; `Ok(default)` without a store.
+    pub async fn archive(&self, now: time::OffsetDateTime) -> Result<ArchiveReport, StoreError> {
+        match &self.inner.store {
+            Some(store) => {
+                store
+                    .archive(now, &self.inner.archive_dir, self.inner.retention)
+                    .await
+            }
+            None => Ok(ArchiveReport::default()),
+        }
+    }
+
     /// The journal, for queries, verification and archiving.
     pub fn store(&self) -> Option<&Arc<dyn AuditStore>> {
         self.inner.store.as_ref()
@@ -331,6 +357,21 @@ async fn store_writer(
                     appended.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     backoff.reset();
                     break;
+                }
+                Err(StoreError::Json(e)) => {
+                    // An event that cannot be serialised (e.g. a year beyond 9999) would block
+                    // the journal for ever: leave it out, count it, keep the rest.
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    let before = batch.len();
+                    batch.retain(|ev| serde_json::to_string(ev).is_ok());
+                    let bad = before - batch.len();
+                    dropped.fetch_add(bad as u64, Ordering::Relaxed);
+                    tracing::error!(error = %e, events = bad, "audit events not serialisable: not journalled");
+                    if bad == 0 {
+                        ok = false;
+                        dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        break;
+                    }
                 }
                 Err(e) => {
                     failures.fetch_add(1, Ordering::Relaxed);

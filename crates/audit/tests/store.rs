@@ -567,3 +567,34 @@ async fn auditor_journals_masked_events_and_flush_waits_for_the_store() {
     let report = auditor.shutdown(std::time::Duration::from_secs(5)).await;
     assert!(report.stored, "{report:?}");
 }
+
+#[tokio::test]
+async fn an_event_the_journal_cannot_serialise_is_counted_and_does_not_block_the_rest() {
+    let dir = TempDir::new("qaqpa-audit-poison").expect("dir");
+    let store: Arc<dyn AuditStore> = Arc::new(SqliteAuditStore::open(dir.path()).expect("open"));
+    let config = AuditConfig {
+        spool_dir: dir.path().join("spool"),
+        archive_dir: dir.path().join("archive"),
+        ..AuditConfig::default()
+    };
+    let auditor = Auditor::new(&config, Some(store.clone())).expect("auditor");
+    auditor.record(AuditEvent::auth_ok("api", "key-1"));
+    // RFC 3339 has no offset seconds: this one cannot be serialised.
+    let odd = time::UtcOffset::from_hms(5, 0, 30).expect("offset");
+    auditor
+        .record(AuditEvent::auth_ok("api", "key-2").at(OffsetDateTime::now_utc().to_offset(odd)));
+    auditor.record(AuditEvent::auth_ok("api", "key-3"));
+    let report = auditor.flush().await;
+    assert!(report.stored, "{report:?}");
+    let stats = auditor.store_stats();
+    assert_eq!((stats.appended, stats.dropped), (2, 1), "{stats:?}");
+    assert_ok(&store.verify().await.expect("verify"), 2, 1, 2);
+    // Retention through the facade uses the configured directory.
+    let later = OffsetDateTime::now_utc() + Duration::days(200);
+    let archived = auditor.archive(later).await.expect("archive");
+    assert_eq!(archived.archived, 2);
+    assert!(archived
+        .file
+        .expect("file")
+        .starts_with(dir.path().join("archive")));
+}
