@@ -2,8 +2,10 @@
 //! octet counting, `LEN SP MSG`), each run by a tokio task fed by a bounded channel so that
 //! [`SyslogSink::record`] never waits.
 //!
-//! Delivery is at least once, in order as far as one sink goes:
-//! * when the receiver is down, or the channel is full, formatted lines go to a spool directory
+//! Delivery is at least once, in recording order as far as one sink goes:
+//! * a burst that fills the channel waits in an in-memory overflow queue (bounded in events),
+//!   emptied by the task after the channel, so `record` never does I/O;
+//! * when the receiver is down, formatted lines go (from the task only) to a spool directory
 //!   of append-only segment files, bounded in bytes; they are sent first when the receiver is
 //!   back, and the files are removed once sent. A spool left by a previous run is sent too.
 //! * lines beyond the bound are dropped and counted; the count is sent as an `AUDIT_DROPPED`
@@ -493,11 +495,20 @@ enum Msg {
     Shutdown(Instant, oneshot::Sender<bool>),
 }
 
+/// Events recorded while the channel was full, in order, waiting for the task (which is the
+/// only writer of the spool, so the spool stays in recording order).
+struct Overflow {
+    queue: VecDeque<Arc<AuditEvent>>,
+    /// The task has stopped: callers spool directly.
+    closed: bool,
+}
+
 struct Shared {
     url: String,
     formatter: Formatter,
     source: String,
     spool: Mutex<Spool>,
+    overflow: Mutex<Overflow>,
     sent: AtomicU64,
     spooled: AtomicU64,
     dropped: AtomicU64,
@@ -510,6 +521,15 @@ struct Shared {
 impl Shared {
     fn spool(&self) -> MutexGuard<'_, Spool> {
         self.spool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn overflow(&self) -> MutexGuard<'_, Overflow> {
+        self.overflow.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn drop_events(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+        self.unreported_drops.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Spools lines (the spool lock held by the caller), counting the dropped ones.
@@ -542,6 +562,8 @@ pub struct SyslogSink {
 
 /// Channel capacity of a sink.
 pub const CHANNEL_CAPACITY: usize = 8192;
+/// Events held in memory once the channel is full, before they count as dropped.
+pub const OVERFLOW_CAPACITY: usize = 65_536;
 const BATCH: usize = 256;
 
 impl SyslogSink {
@@ -569,6 +591,10 @@ impl SyslogSink {
             formatter,
             source: source.to_owned(),
             spool: Mutex::new(spool),
+            overflow: Mutex::new(Overflow {
+                queue: VecDeque::new(),
+                closed: false,
+            }),
             sent: AtomicU64::new(0),
             spooled: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -598,11 +624,20 @@ impl SyslogSink {
         Ok(SyslogSink { shared, tx })
     }
 
-    /// Hands an event to the sink without waiting: into the channel, or into the spool when the
-    /// spool is in use or the channel is full (or counted as dropped when the spool is full).
+    /// Hands an event to the sink without waiting and without I/O: into the channel, or, while
+    /// the channel is full, into an in-memory overflow queue that the task empties in order
+    /// (beyond [`OVERFLOW_CAPACITY`] the event is counted as dropped). After shutdown, events
+    /// go straight to the spool.
     pub fn record(&self, event: Arc<AuditEvent>) {
-        let mut spool = self.shared.spool();
-        let event = if spool.is_empty() {
+        let mut overflow = self.shared.overflow();
+        if overflow.closed {
+            drop(overflow);
+            let line = self.shared.formatter.format(&event);
+            let mut spool = self.shared.spool();
+            self.shared.spool_lines(&mut spool, &[line]);
+            return;
+        }
+        let event = if overflow.queue.is_empty() {
             match self.tx.try_send(Msg::Event(event)) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(Msg::Event(e)))
@@ -612,8 +647,11 @@ impl SyslogSink {
         } else {
             event
         };
-        let line = self.shared.formatter.format(&event);
-        self.shared.spool_lines(&mut spool, &[line]);
+        if overflow.queue.len() >= OVERFLOW_CAPACITY {
+            self.shared.drop_events(1);
+        } else {
+            overflow.queue.push_back(event);
+        }
     }
 
     /// Waits until everything recorded before is sent, or a send attempt failed (then it is in
@@ -674,12 +712,22 @@ impl Task {
                 self.drain_spool(None).await;
             }
             self.report_drops().await;
-            let msg = if self.spool_is_empty() {
-                self.rx.recv().await
-            } else {
-                tokio::select! {
-                    m = self.rx.recv() => m,
-                    _ = tokio::time::sleep_until(self.next_attempt) => continue,
+            // The channel first (it holds the oldest events), then the overflow, then wait.
+            let msg = match self.rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if self.process_overflow(BATCH).await {
+                        continue;
+                    }
+                    if self.spool_is_empty() {
+                        self.rx.recv().await
+                    } else {
+                        tokio::select! {
+                            m = self.rx.recv() => m,
+                            _ = tokio::time::sleep_until(self.next_attempt) => continue,
+                        }
+                    }
                 }
             };
             let Some(msg) = msg else {
@@ -701,11 +749,7 @@ impl Task {
                             Err(_) => break,
                         }
                     }
-                    let lines: Vec<String> = batch
-                        .iter()
-                        .map(|e| self.shared.formatter.format(e))
-                        .collect();
-                    self.send_or_spool(lines).await;
+                    self.process(&batch).await;
                     match pending {
                         Some(Msg::Flush(reply)) => self.flush(reply).await,
                         Some(Msg::Shutdown(deadline, reply)) => {
@@ -730,7 +774,31 @@ impl Task {
         self.shared.spool().is_empty()
     }
 
+    async fn process(&mut self, events: &[Arc<AuditEvent>]) {
+        let lines: Vec<String> = events
+            .iter()
+            .map(|e| self.shared.formatter.format(e))
+            .collect();
+        self.send_or_spool(lines).await;
+    }
+
+    /// Sends or spools up to `max` events from the overflow queue; false if it was empty.
+    async fn process_overflow(&mut self, max: usize) -> bool {
+        let batch: Vec<Arc<AuditEvent>> = {
+            let mut overflow = self.shared.overflow();
+            let n = overflow.queue.len().min(max);
+            overflow.queue.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            return false;
+        }
+        self.process(&batch).await;
+        true
+    }
+
     async fn flush(&mut self, reply: oneshot::Sender<bool>) {
+        // Events that overflowed the channel were recorded before this flush too.
+        while self.process_overflow(BATCH).await {}
         if !self.spool_is_empty() && self.ensure_connected(true).await {
             self.drain_spool(None).await;
         }
@@ -750,6 +818,12 @@ impl Task {
                 }
             }
         }
+        let overflowed: Vec<Arc<AuditEvent>> = {
+            let mut overflow = self.shared.overflow();
+            overflow.closed = true;
+            overflow.queue.drain(..).collect()
+        };
+        rest.extend(overflowed.iter().map(|e| self.shared.formatter.format(e)));
         let mut sent_upto = 0usize;
         let work = async {
             if !self.spool_is_empty() && self.ensure_connected(true).await {

@@ -184,6 +184,14 @@ async fn tcp_receiver_killed_mid_load_and_restarted_loses_no_event() {
         lines.len()
     );
     assert_eq!(lines.len(), N + duplicates);
+    // Without the duplicates (first arrival of each id), the order is the recording order.
+    let mut first_seen = HashSet::new();
+    let order: Vec<String> = lines
+        .iter()
+        .filter_map(|l| line_id(l))
+        .filter(|id| first_seen.insert(id.clone()))
+        .collect();
+    assert!(order == ids, "events arrived out of order");
     assert!(stats.reconnects >= 1, "{stats:?}");
     assert!(
         stats.spooled > 0,
@@ -341,4 +349,40 @@ async fn shutdown_spools_what_it_cannot_send_and_the_next_run_sends_it() {
     assert_eq!(got, ids, "spooled events first, in order, then the new one");
     let report = auditor.shutdown(Duration::from_secs(5)).await;
     assert!(report.sent, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_larger_than_the_channel_arrives_complete_and_in_order() {
+    let dir = TempDir::new("qaqpa-audit-rsyslog-burst").expect("dir");
+    let port = free_tcp_port();
+    let ports = Ports {
+        tcp: Some(port),
+        ..Ports::default()
+    };
+    let out = dir.path().join("rsyslog");
+    std::fs::create_dir_all(&out).expect("out dir");
+    let _rsyslog = Rsyslog::start(&out, ports, None);
+    let auditor = Auditor::new(
+        &config(
+            &dir,
+            vec![fast(format!("tcp://127.0.0.1:{port}"))],
+            64 << 20,
+        ),
+        None,
+    )
+    .expect("auditor");
+    let n = qaqpa_audit::sink::CHANNEL_CAPACITY * 3;
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let e = AuditEvent::auth_ok("qaqpa-api", &format!("key-{i}"));
+        ids.push(e.id.to_string());
+        auditor.record(e);
+    }
+    assert!(auditor.flush().await.sent, "{:?}", auditor.sink_stats());
+    let lines = wait_for_lines(&out, "tcp", Duration::from_secs(30), |l| l.len() >= n).await;
+    let got: Vec<String> = lines.iter().filter_map(|l| line_id(l)).collect();
+    assert!(got == ids, "{} lines, not the recorded sequence", got.len());
+    let stats = auditor.sink_stats().remove(0);
+    assert_eq!((stats.sent, stats.dropped), (n as u64, 0), "{stats:?}");
+    auditor.shutdown(Duration::from_secs(5)).await;
 }
