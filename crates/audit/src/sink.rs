@@ -4,7 +4,8 @@
 //!
 //! Delivery is at least once, in recording order as far as one sink goes:
 //! * a burst that fills the channel waits in an in-memory overflow queue (bounded in events),
-//!   emptied by the task after the channel, so `record` never does I/O;
+//!   emptied by the task after the channel, so `record` never does I/O; a long backlog is
+//!   moved by the task to the spool (below) in one go;
 //! * when the receiver is down, formatted lines go (from the task only) to a spool directory
 //!   of append-only segment files, bounded in bytes; they are sent first when the receiver is
 //!   back, and the files are removed once sent. A spool left by a previous run is sent too.
@@ -564,6 +565,8 @@ pub struct SyslogSink {
 pub const CHANNEL_CAPACITY: usize = 8192;
 /// Events held in memory once the channel is full, before they count as dropped.
 pub const OVERFLOW_CAPACITY: usize = 65_536;
+/// An overflow backlog longer than this is moved to the spool at once.
+const SPILL_AT: usize = CHANNEL_CAPACITY;
 const BATCH: usize = 256;
 
 impl SyslogSink {
@@ -619,6 +622,7 @@ impl SyslogSink {
             replay_bytes: 0,
             replay_max: target.replay_bytes,
             must_replay: false,
+            deferred: VecDeque::new(),
         };
         tokio::spawn(task.run());
         Ok(SyslogSink { shared, tx })
@@ -703,17 +707,26 @@ struct Task {
     replay_bytes: u64,
     replay_max: u64,
     must_replay: bool,
+    /// Control messages taken from the channel by a spill, handled next.
+    deferred: VecDeque<Msg>,
 }
 
 impl Task {
     async fn run(mut self) {
         loop {
+            self.spill_if_backlogged();
             if !self.spool_is_empty() && self.ensure_connected(false).await {
                 self.drain_spool(None).await;
             }
             self.report_drops().await;
-            // The channel first (it holds the oldest events), then the overflow, then wait.
-            let msg = match self.rx.try_recv() {
+            // Deferred control messages, the channel (it holds the oldest events), then the
+            // overflow, then wait.
+            let msg = match self
+                .deferred
+                .pop_front()
+                .map(Ok)
+                .unwrap_or_else(|| self.rx.try_recv())
+            {
                 Ok(m) => Some(m),
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
                 Err(mpsc::error::TryRecvError::Empty) => {
@@ -794,6 +807,26 @@ impl Task {
         }
         self.process(&batch).await;
         true
+    }
+
+    /// When recording outpaces the receiver (an overflow backlog longer than [`SPILL_AT`]),
+    /// moves the channel's events and then the overflow's to the spool, in order, to be sent
+    /// from there. Control messages met in the channel are kept to be handled next.
+    fn spill_if_backlogged(&mut self) {
+        if self.shared.overflow().queue.len() <= SPILL_AT {
+            return;
+        }
+        let mut lines = Vec::new();
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Event(e) => lines.push(self.shared.formatter.format(&e)),
+                other => self.deferred.push_back(other),
+            }
+        }
+        let overflowed: Vec<Arc<AuditEvent>> = self.shared.overflow().queue.drain(..).collect();
+        lines.extend(overflowed.iter().map(|e| self.shared.formatter.format(e)));
+        let mut spool = self.shared.spool();
+        self.shared.spool_lines(&mut spool, &lines);
     }
 
     async fn flush(&mut self, reply: oneshot::Sender<bool>) {
@@ -947,6 +980,9 @@ impl Task {
         loop {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return;
+            }
+            if deadline.is_none() {
+                self.spill_if_backlogged();
             }
             let lines = match self.shared.spool().peek(256 << 10) {
                 Ok(lines) => lines,
