@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
@@ -176,8 +176,16 @@ impl PgAuditStore {
         );
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(std::time::Duration::from_secs(10)))
+            .create_timeout(Some(std::time::Duration::from_secs(10)))
             .build()
             .map_err(pool_err)?;
+        PgAuditStore::with_pool(pool).await
+    }
+
+    /// Uses an existing pool (e.g. the gateway store's) and creates or updates the schema.
+    pub async fn with_pool(pool: Pool) -> Result<PgAuditStore, StoreError> {
         let store = PgAuditStore { pool };
         store.migrate().await?;
         Ok(store)
