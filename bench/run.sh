@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Gateway benchmark over real sockets (see docs/BENCHMARKS.md for results and how to read them).
 #   bench/run.sh [sqlite|postgres] [seconds]
-# Starts the HTTP emulator and the release gateway on the chosen store, loads POST /v1/messages
-# with wrk (1 KiB documents, 64 connections), waits until every accepted message is delivered,
-# and prints accept rate, latency percentiles, delivery rate and peak RSS; then measures nginx
-# proxy_pass to the same emulator as the ceiling.
+# Starts the HTTP emulator and the release gateway on the chosen store, then measures:
+#   1. accept: wrk POSTs 1 KiB documents to /v1/messages (each 202 only once durably committed)
+#      to a gateway that only accepts ([engine] deliver = false): accept rate, p50/p99, RSS;
+#   2. deliver: a gateway on the same store with delivery on drains that backlog to the
+#      emulator: delivery rate from start to the last message received;
+#   3. both at once: accept under full concurrent delivery, on a fresh store;
+#   4. the ceiling: nginx proxy_pass to the same emulator under the same wrk load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STORE=${1:-sqlite}
@@ -39,34 +42,64 @@ if [ "$STORE" = postgres ]; then
 else
   STORE_CFG=$'[store]\nkind = "sqlite"\ndata_dir = "data"'
 fi
+write_config() { # $1 = deliver (true|false), $2 = data dir name
 cat > "$work/qaqpa.toml" <<C
 listen = "127.0.0.1:$GW_PORT"
 routes = "routes.toml"
-$STORE_CFG
+$(echo "$STORE_CFG" | sed "s/data_dir = \"data\"/data_dir = \"$2\"/")
 [api]
 rate_per_key = 1000000.0
 rate_burst = 1000000
+[engine]
+deliver = $1
 [log]
 filter = "warn"
 C
+}
 export QAQPA_WEBHOOK_SECRET="bench secret bench secret bench secret"
+start_gateway() {
+  target/release/qaqpa serve --config "$work/qaqpa.toml" & GW_PID=$!
+  until curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null; do sleep 0.1; done
+}
+stop_gateway() { kill $GW_PID; wait $GW_PID 2>/dev/null || true; }
+emulator_count() { curl -s "http://127.0.0.1:$((EMU_PORT + 10))/count"; }
+wait_delivered() { # $1 = how many in all; prints the end time
+  while :; do got=$(emulator_count); [ "$got" -ge "$1" ] && break; sleep 0.1; done
+  date +%s.%N
+}
+requests() { grep -o '[0-9]* requests in' "$1" | grep -o '^[0-9]*'; }
+
+write_config false data
 KEY=$(target/release/qaqpa keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
-target/release/qaqpa serve --config "$work/qaqpa.toml" & GW_PID=$!
-until curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null; do sleep 0.1; done
-echo "== accept: wrk -t2 -c$CONNS -d${SECS}s POST /v1/messages (1 KiB, durable), store=$STORE"
+start_gateway
+echo "== 1. accept only: wrk -t2 -c$CONNS -d${SECS}s POST /v1/messages (1 KiB, durable), store=$STORE, delivery off"
+QAQPA_API_KEY=$KEY wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/post.lua "http://127.0.0.1:$GW_PORT" | tee "$work/accept.txt"
+echo "peak RSS of the accepting gateway: $(grep VmHWM /proc/$GW_PID/status)"
+stop_gateway
+backlog=$(requests "$work/accept.txt")
+
+echo "== 2. deliver: a gateway with delivery on drains the $backlog accepted messages"
+write_config true data
+before=$(emulator_count)
 start=$(date +%s.%N)
-QAQPA_API_KEY=$KEY wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/post.lua "http://127.0.0.1:$GW_PORT" | tee "$work/wrk.txt"
-echo "== waiting for every accepted message to be delivered"
-total=$(grep -o '[0-9]* requests in' "$work/wrk.txt" | grep -o '^[0-9]*')
-while :; do
-  got=$(curl -s "http://127.0.0.1:$((EMU_PORT + 10))/count")
-  [ "$got" -ge "$total" ] && break
-  sleep 0.2
-done
-end=$(date +%s.%N)
-echo "delivered $got messages; end-to-end $(echo "$got / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s from first submit to last delivery"
+start_gateway
+end=$(wait_delivered $((before + backlog)))
+echo "delivered $backlog messages in $(echo "$end - $start" | bc -l | xargs printf '%.2f') s: $(echo "$backlog / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s"
+echo "peak RSS of the delivering gateway: $(grep VmHWM /proc/$GW_PID/status)"
+stop_gateway
+
+echo "== 3. both at once: accept while delivering, fresh store"
+write_config true data2
+KEY=$(target/release/qaqpa keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
+before=$(emulator_count)
+start_gateway
+start=$(date +%s.%N)
+QAQPA_API_KEY=$KEY wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/post.lua "http://127.0.0.1:$GW_PORT" | tee "$work/both.txt"
+total=$(requests "$work/both.txt")
+end=$(wait_delivered $((before + total)))
+echo "delivered $total messages; end-to-end $(echo "$total / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s from first submit to last delivery"
 echo "peak RSS of the gateway: $(grep VmHWM /proc/$GW_PID/status)"
-kill $GW_PID; wait $GW_PID 2>/dev/null || true
+stop_gateway
 echo "== baseline: nginx proxy_pass to the same emulator"
 cat > "$work/nginx.conf" <<N
 worker_processes 2;

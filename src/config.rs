@@ -207,6 +207,9 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     /// On shutdown, how long in-flight attempts may finish before they are released.
     pub shutdown_grace_secs: u64,
+    /// Run the delivery engine (and webhook dispatcher) in this process. With PostgreSQL,
+    /// replicas that only accept (`false`) and replicas that deliver can be scaled apart.
+    pub deliver: bool,
 }
 
 impl Default for EngineConfig {
@@ -218,6 +221,7 @@ impl Default for EngineConfig {
             poll_ms: 200,
             max_in_flight: 1024,
             shutdown_grace_secs: 20,
+            deliver: true,
         }
     }
 }

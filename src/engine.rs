@@ -96,14 +96,26 @@ impl Engine {
                 break;
             }
             // Never claim more than we can start: claimed messages are held under our lease.
-            let room = slots.available_permits().min(cfg.claim_batch as usize) as u32;
-            if room == 0 {
-                tokio::select! {
-                    p = slots.clone().acquire_owned() => drop(p),
-                    _ = shutdown.cancelled() => break,
+            // Wait until a quarter of a batch can start, so that claims (each one a write
+            // transaction) stay batched while a backlog drains instead of going one by one.
+            let batch = (cfg.claim_batch as usize).clamp(1, cfg.max_in_flight.max(1));
+            let min_room = (batch / 4).max(1) as u32;
+            let mut permits = tokio::select! {
+                p = slots.clone().acquire_many_owned(min_room) => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = shutdown.cancelled() => break,
+            };
+            let extra = slots
+                .available_permits()
+                .min(batch.saturating_sub(min_room as usize)) as u32;
+            if extra > 0 {
+                if let Ok(more) = slots.clone().try_acquire_many_owned(extra) {
+                    permits.merge(more);
                 }
-                continue;
             }
+            let room = permits.num_permits() as u32;
             let claimed = match self
                 .state
                 .store
@@ -118,7 +130,7 @@ impl Engine {
             };
             let n = claimed.len();
             for c in claimed {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
+                let Some(permit) = permits.split(1) else {
                     break;
                 };
                 let me = self.clone();
@@ -128,6 +140,8 @@ impl Engine {
                     drop(permit);
                 });
             }
+            // Permits not used by this claim go back.
+            drop(permits);
             if (n as u32) < room {
                 tokio::select! {
                     _ = self.state.engine_wake.notified() => {}

@@ -114,31 +114,37 @@ pub async fn run(
     let worker = worker_id(&state.cfg);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, worker = %worker, "qaqpa gateway listening");
-    let engine = crate::engine::Engine::new(state.clone(), worker.clone());
     let engine_stop = CancellationToken::new();
-    let engine_task = tokio::spawn(engine.run(engine_stop.clone()));
-    let hooks_task = tokio::spawn(crate::webhooks::run_dispatcher(
+    let mut tasks = Vec::new();
+    if state.cfg.engine.deliver {
+        let engine = crate::engine::Engine::new(state.clone(), worker.clone());
+        tasks.push(tokio::spawn(engine.run(engine_stop.clone())));
+        tasks.push(tokio::spawn(crate::webhooks::run_dispatcher(
+            state.clone(),
+            worker.clone(),
+            engine_stop.clone(),
+        )));
+    } else {
+        tracing::info!(
+            "delivery is off in this process ([engine] deliver = false): accepting only"
+        );
+    }
+    tasks.push(tokio::spawn(crate::engine::run_gauges(
         state.clone(),
-        worker.clone(),
         engine_stop.clone(),
-    ));
-    let gauges_task = tokio::spawn(crate::engine::run_gauges(
+    )));
+    tasks.push(tokio::spawn(crate::esedo::run_directory_sync(
         state.clone(),
         engine_stop.clone(),
-    ));
-    let directory_task = tokio::spawn(crate::esedo::run_directory_sync(
-        state.clone(),
-        engine_stop.clone(),
-    ));
+    )));
     let grace = Duration::from_secs(state.cfg.engine.shutdown_grace_secs);
     let app = crate::api::router(state);
     crate::api::serve(listener, app, shutdown.clone(), grace).await?;
     // The API no longer accepts; now stop claiming and let attempts in flight finish.
     engine_stop.cancel();
-    let _ = engine_task.await;
-    let _ = hooks_task.await;
-    let _ = gauges_task.await;
-    let _ = directory_task.await;
+    for task in tasks {
+        let _ = task.await;
+    }
     tracing::info!("qaqpa gateway stopped");
     Ok(())
 }

@@ -449,12 +449,20 @@ impl Store for PgStore {
         let c = self.client().await?;
         let st = c
             .prepare_cached(&format!(
-                "UPDATE messages SET status = 'delivering', lease_owner = $1, lease_until = $2, \
-                 updated_at = $3 WHERE id IN ( \
-                   SELECT id FROM messages \
-                   WHERE (status = 'queued' AND next_attempt_at <= $3) \
-                      OR (status = 'delivering' AND lease_until < $3) \
-                   ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                // Two index walks that stop at the limit (an OR of both would sort the whole
+                // backlog on every claim): expired leases first, then due messages.
+                "WITH expired AS ( \
+                   SELECT id FROM messages WHERE status = 'delivering' AND lease_until < $3 \
+                   ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED), \
+                 due AS ( \
+                   SELECT id FROM messages WHERE status = 'queued' AND next_attempt_at <= $3 \
+                   ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+                 picked AS ( \
+                   SELECT id FROM (SELECT id, 0 AS k FROM expired \
+                                   UNION ALL SELECT id, 1 AS k FROM due) p \
+                   ORDER BY k LIMIT $4) \
+                 UPDATE messages SET status = 'delivering', lease_owner = $1, lease_until = $2, \
+                 updated_at = $3 WHERE id IN (SELECT id FROM picked) \
                  RETURNING {MSG_COLS}"
             ))
             .await?;

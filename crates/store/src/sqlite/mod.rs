@@ -408,16 +408,27 @@ fn claim_due(
     limit: u32,
 ) -> Result<Vec<Claimed>, StoreError> {
     let now_us = to_micros(now);
-    let ids: Vec<String> = {
+    // Two index walks that stop at the limit (an OR of both would sort the whole backlog on
+    // every claim): first messages whose lease expired (a dead worker's), then due ones.
+    let mut ids: Vec<String> = {
         let mut st = conn.prepare_cached(
-            "SELECT id FROM messages \
-             WHERE (status = 'queued' AND next_attempt_at <= ?1) \
-                OR (status = 'delivering' AND lease_until < ?1) \
-             ORDER BY next_attempt_at, id LIMIT ?2",
+            "SELECT id FROM messages WHERE status = 'delivering' AND lease_until < ?1 \
+             ORDER BY lease_until LIMIT ?2",
         )?;
         let rows = st.query_map(params![now_us, limit], |r| r.get(0))?;
         rows.collect::<Result<_, _>>()?
     };
+    let left = limit.saturating_sub(ids.len() as u32);
+    if left > 0 {
+        let mut st = conn.prepare_cached(
+            "SELECT id FROM messages WHERE status = 'queued' AND next_attempt_at <= ?1 \
+             ORDER BY next_attempt_at LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![now_us, left], |r| r.get::<_, String>(0))?;
+        for id in rows {
+            ids.push(id?);
+        }
+    }
     let mut update = conn.prepare_cached(
         "UPDATE messages SET status = 'delivering', lease_owner = ?2, lease_until = ?3, \
          updated_at = ?4 WHERE id = ?1",
