@@ -153,7 +153,7 @@ async fn tcp_receiver_killed_mid_load_and_restarted_loses_no_event() {
     }
     // The receiver is back: flush until the spool is drained.
     let mut flushed = false;
-    for _ in 0..100 {
+    for _ in 0..400 {
         if auditor.flush().await.sent {
             flushed = true;
             break;
@@ -240,7 +240,7 @@ async fn full_spool_counts_drops_and_reports_them_when_the_receiver_returns() {
 
     let _rsyslog = Rsyslog::start(&out, ports, None);
     let mut flushed = false;
-    for _ in 0..100 {
+    for _ in 0..400 {
         if auditor.flush().await.sent {
             flushed = true;
             break;
@@ -336,7 +336,7 @@ async fn shutdown_spools_what_it_cannot_send_and_the_next_run_sends_it() {
     ids.push(after.id.to_string());
     auditor.record(after);
     let mut flushed = false;
-    for _ in 0..100 {
+    for _ in 0..400 {
         if auditor.flush().await.sent {
             flushed = true;
             break;
