@@ -106,26 +106,38 @@ async fn events_arrive_over_udp_tcp_and_tls_as_rfc5424_with_every_field() {
     auditor.shutdown(Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_receiver_killed_mid_load_and_restarted_loses_no_event() {
+/// Sends `N` events while the receiver is killed (SIGKILL) after 2 500 and restarted on the
+/// same port after 4 000; every event must arrive, in order once duplicates are set aside.
+async fn receiver_killed_mid_load_and_restarted_loses_no_event(tls: bool) {
     let dir = TempDir::new("qaqpa-audit-rsyslog-kill").expect("dir");
+    let certs = tls.then(|| make_certs(dir.path()));
     let port = free_tcp_port();
-    let ports = Ports {
-        tcp: Some(port),
-        ..Ports::default()
+    let (ports, input, target) = if tls {
+        (
+            Ports {
+                tls: Some(port),
+                ..Ports::default()
+            },
+            "tls",
+            SyslogTarget {
+                ca_file: certs.as_ref().map(|c| c.ca.clone()),
+                ..fast(format!("tls://localhost:{port}"))
+            },
+        )
+    } else {
+        (
+            Ports {
+                tcp: Some(port),
+                ..Ports::default()
+            },
+            "tcp",
+            fast(format!("tcp://127.0.0.1:{port}")),
+        )
     };
     let out = dir.path().join("rsyslog");
     std::fs::create_dir_all(&out).expect("out dir");
-    let rsyslog = Rsyslog::start(&out, ports, None);
-    let auditor = Auditor::new(
-        &config(
-            &dir,
-            vec![fast(format!("tcp://127.0.0.1:{port}"))],
-            64 << 20,
-        ),
-        None,
-    )
-    .expect("auditor");
+    let rsyslog = Rsyslog::start(&out, ports, certs.as_ref());
+    let auditor = Auditor::new(&config(&dir, vec![target], 64 << 20), None).expect("auditor");
     const N: usize = 5000;
     let mut ids = Vec::with_capacity(N);
     let mut rsyslog = Some(rsyslog);
@@ -138,7 +150,7 @@ async fn tcp_receiver_killed_mid_load_and_restarted_loses_no_event() {
             // Crash the receiver (SIGKILL) while a burst is in flight: once some lines have
             // been written out, the rest of the burst is in the sink's channel, the socket
             // buffers or rsyslog's queue.
-            wait_for_lines(&out, "tcp", Duration::from_secs(20), |l| l.len() >= 200).await;
+            wait_for_lines(&out, input, Duration::from_secs(20), |l| l.len() >= 200).await;
             if let Some(r) = rsyslog.take() {
                 r.kill();
             }
@@ -148,7 +160,7 @@ async fn tcp_receiver_killed_mid_load_and_restarted_loses_no_event() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         if i == 4000 {
-            rsyslog = Some(Rsyslog::start(&out, ports, None));
+            rsyslog = Some(Rsyslog::start(&out, ports, certs.as_ref()));
         }
     }
     // The receiver is back: flush until the spool is drained.
@@ -162,7 +174,7 @@ async fn tcp_receiver_killed_mid_load_and_restarted_loses_no_event() {
     }
     let stats = auditor.sink_stats().remove(0);
     assert!(flushed, "never drained: {stats:?}");
-    let lines = wait_for_lines(&out, "tcp", Duration::from_secs(30), |lines| {
+    let lines = wait_for_lines(&out, input, Duration::from_secs(30), |lines| {
         let got: HashSet<String> = lines.iter().filter_map(|l| line_id(l)).collect();
         ids.iter().all(|id| got.contains(id))
     })
@@ -180,7 +192,7 @@ async fn tcp_receiver_killed_mid_load_and_restarted_loses_no_event() {
     let duplicates: usize = counts.values().map(|c| c - 1).sum();
     let stats = auditor.sink_stats().remove(0);
     println!(
-        "{N} events, {} lines received, {duplicates} duplicates; stats {stats:?}",
+        "{input}: {N} events, {} lines received, {duplicates} duplicates; stats {stats:?}",
         lines.len()
     );
     assert_eq!(lines.len(), N + duplicates);
@@ -207,6 +219,16 @@ async fn tcp_receiver_killed_mid_load_and_restarted_loses_no_event() {
     assert_eq!(spool_files, 0, "no spool segment left");
     auditor.shutdown(Duration::from_secs(5)).await;
     drop(rsyslog);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_receiver_killed_mid_load_and_restarted_loses_no_event() {
+    receiver_killed_mid_load_and_restarted_loses_no_event(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_receiver_killed_mid_load_and_restarted_loses_no_event() {
+    receiver_killed_mid_load_and_restarted_loses_no_event(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
