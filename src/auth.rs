@@ -115,7 +115,7 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn key_id_of(token: &str) -> Option<&str> {
+pub fn key_id_of(token: &str) -> Option<&str> {
     let rest = token.strip_prefix("qk_")?;
     let (id, secret) = rest.split_once('.')?;
     if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) && !secret.is_empty() {
@@ -144,11 +144,17 @@ impl KeyVerifier {
 
     /// The caller a token belongs to; the error says what is wrong without echoing the token.
     pub async fn verify(&self, token: &str) -> Result<Caller, Problem> {
+        self.verify_fresh(token).await.map(|(caller, _)| caller)
+    }
+
+    /// As [`KeyVerifier::verify`], also telling whether the key was checked against the store
+    /// now (`true`) or found in the cache of recent verifications.
+    pub async fn verify_fresh(&self, token: &str) -> Result<(Caller, bool), Problem> {
         let hash = token_hash(token);
         if let Ok(cache) = self.cache.lock() {
             if let Some((caller, at)) = cache.get(&hash) {
                 if at.elapsed() < self.ttl {
-                    return Ok(caller.clone());
+                    return Ok((caller.clone(), false));
                 }
             }
         }
@@ -182,7 +188,7 @@ impl KeyVerifier {
             }
             cache.insert(hash, (caller.clone(), Instant::now()));
         }
-        Ok(caller)
+        Ok((caller, true))
     }
 }
 
@@ -190,19 +196,67 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let value = parts
+        let ip = crate::audit::client_ip(&parts.extensions);
+        let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| Problem::unauthorized("missing Authorization: Bearer <API key>"))?;
-        let text = value
-            .to_str()
-            .map_err(|_| Problem::unauthorized("the Authorization header is not ASCII"))?;
-        let token = text
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| Problem::unauthorized("expected Authorization: Bearer <API key>"))?
-            .trim();
-        let caller = state.keys.verify(token).await?;
+            .ok_or_else(|| Problem::unauthorized("missing Authorization: Bearer <API key>"))
+            .and_then(|value| {
+                value
+                    .to_str()
+                    .map_err(|_| Problem::unauthorized("the Authorization header is not ASCII"))
+            })
+            .and_then(|text| {
+                text.strip_prefix("Bearer ").map(str::trim).ok_or_else(|| {
+                    Problem::unauthorized("expected Authorization: Bearer <API key>")
+                })
+            });
+        let verified = match token {
+            Ok(token) => state
+                .keys
+                .verify_fresh(token)
+                .await
+                .map_err(|p| (p, key_id_of(token).map(str::to_string))),
+            Err(p) => Err((p, None)),
+        };
+        let caller = match verified {
+            Ok((caller, fresh)) => {
+                if fresh {
+                    let mut e = qaqpa_audit::AuditEvent::auth_ok(crate::audit::API, &caller.key_id)
+                        .account(caller.key_id.clone());
+                    if let Some(ip) = ip {
+                        e = e.client_ip(ip);
+                    }
+                    state.audit.record(e);
+                }
+                caller
+            }
+            Err((problem, key_id)) => {
+                // The key id is public; the secret never reaches the journal.
+                let mut e = qaqpa_audit::AuditEvent::auth_fail(
+                    crate::audit::API,
+                    key_id.as_deref(),
+                    &problem.detail,
+                );
+                if let Some(ip) = ip {
+                    e = e.client_ip(ip);
+                }
+                state.audit.record(e);
+                return Err(problem);
+            }
+        };
         if let Err(wait) = state.rate.check(&caller.key_id) {
+            let mut e = qaqpa_audit::AuditEvent::refused(
+                crate::audit::API,
+                qaqpa_audit::RefusalReason::RateLimited,
+                &format!("{} {}", parts.method, parts.uri.path()),
+                None,
+            )
+            .account(caller.key_id.clone());
+            if let Some(ip) = ip {
+                e = e.client_ip(ip);
+            }
+            state.audit.record(e);
             return Err(Problem::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 "rate-limited",

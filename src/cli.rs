@@ -55,6 +55,22 @@ pub enum Command {
     /// ЕСЭДО: the participants directory.
     #[command(subcommand)]
     Esedo(EsedoCommand),
+    /// The audit journal: read it, check its hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// The newest N events (oldest first).
+    Tail {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(short, default_value_t = 20)]
+        n: usize,
+    },
+    /// Walk the hash chain; exit 0 only when no record was changed or removed.
+    Verify(ConfigArg),
 }
 
 #[derive(Subcommand, Debug)]
@@ -229,6 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Messages(m) => messages(m).await,
+        Command::Audit(a) => audit_cmd(a).await,
         Command::Dlq(d) => dlq(d).await,
         Command::Keys(k) => keys(k).await,
         Command::Pki(_) | Command::Soap(_) => {
@@ -344,6 +361,59 @@ async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Journals one event from a command-line tool and waits until it is stored and sent.
+async fn journal(cfg: &Config, event: qaqpa_audit::AuditEvent) -> anyhow::Result<()> {
+    let auditor = crate::audit::start(cfg).await?;
+    let by = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    auditor.record(event.account(format!("os:{by}")));
+    let report = auditor.shutdown(std::time::Duration::from_secs(10)).await;
+    if !report.stored {
+        anyhow::bail!("the audit journal did not take the event in time");
+    }
+    Ok(())
+}
+
+async fn audit_cmd(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCommand::Tail { config, n } => {
+            let cfg = Config::load(&config.config)?;
+            let store = crate::audit::open_store(&cfg).await?;
+            let mut records = store
+                .tail(n)
+                .await
+                .map_err(|e| anyhow::anyhow!("audit journal: {e}"))?;
+            records.sort_by_key(|r| r.seq);
+            for r in records {
+                println!(
+                    "{:>8}  {}  {:<13}  {:<16}  {}",
+                    r.seq,
+                    qaqpa_audit::event::rfc3339(r.event.time),
+                    r.event.level.as_str(),
+                    r.event.kind.name(),
+                    r.event.description
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify(config) => {
+            let cfg = Config::load(&config.config)?;
+            let store = crate::audit::open_store(&cfg).await?;
+            let report = store
+                .verify()
+                .await
+                .map_err(|e| anyhow::anyhow!("audit journal: {e}"))?;
+            println!("{report}");
+            Ok(if matches!(report, qaqpa_audit::VerifyReport::Ok { .. }) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
 async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         KeysCommand::Create {
@@ -362,6 +432,16 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             let store = crate::gateway::open_store(&cfg).await?.0;
             let key = generate_key(&client, role, &label);
             store.create_api_key(key.record.clone()).await?;
+            journal(
+                &cfg,
+                qaqpa_audit::AuditEvent::account_change(
+                    crate::audit::CLI,
+                    qaqpa_audit::ChangeOp::Created,
+                    &key.record.key_id,
+                    None,
+                ),
+            )
+            .await?;
             println!("key id:  {}", key.record.key_id);
             println!("token:   {}", key.token);
             if let Ok(secret) = crate::gateway::webhook_secret(&cfg) {
@@ -402,6 +482,16 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 .revoke_api_key(&key_id, time::OffsetDateTime::now_utc())
                 .await?
             {
+                journal(
+                    &Config::load(&config.config)?,
+                    qaqpa_audit::AuditEvent::account_change(
+                        crate::audit::CLI,
+                        qaqpa_audit::ChangeOp::Deleted,
+                        &key_id,
+                        None,
+                    ),
+                )
+                .await?;
                 println!("key {key_id} revoked");
                 Ok(ExitCode::SUCCESS)
             } else {

@@ -35,6 +35,9 @@ pub struct Config {
     pub shep: ShepConfig,
     #[serde(default)]
     pub esedo: EsedoConfig,
+    /// The audit journal and the SIEM's syslog receivers.
+    #[serde(default)]
+    pub audit: qaqpa_audit::AuditConfig,
 }
 
 /// How the gateway judges certificates (CMS from the EDMS, signatures from targets).
@@ -281,6 +284,7 @@ impl Default for Config {
             pki: PkiConfig::default(),
             shep: ShepConfig::default(),
             esedo: EsedoConfig::default(),
+            audit: qaqpa_audit::AuditConfig::default(),
         }
     }
 }
@@ -319,6 +323,11 @@ impl Config {
         }
         if let Some(f) = &mut cfg.esedo.directory_file {
             rebase(f);
+        }
+        for target in &mut cfg.audit.syslog {
+            if let Some(ca) = &mut target.ca_file {
+                rebase(ca);
+            }
         }
         if let StoreConfig::Sqlite { data_dir } = &mut cfg.store {
             if data_dir.is_relative() {

@@ -282,6 +282,26 @@ impl Engine {
             ))),
         };
         let now = OffsetDateTime::now_utc();
+        self.state.audit.record(
+            qaqpa_audit::AuditEvent::exchange(
+                crate::audit::ENGINE,
+                qaqpa_audit::Exchange {
+                    direction: qaqpa_audit::Direction::Outbound,
+                    target: route.name.clone(),
+                    service_id: Some(rec.kind.clone()),
+                    message_id: Some(id.to_string()),
+                    request_out: Some(started),
+                    response_in: Some(now),
+                    request_in: None,
+                    response_out: None,
+                    request_bytes: None,
+                    response_bytes: None,
+                    result: exchange_result(&result),
+                },
+            )
+            .operation(started, now)
+            .transaction(rec.transaction_id.clone()),
+        );
         match result {
             Ok(delivered) => {
                 permit.success();
@@ -385,6 +405,7 @@ impl Engine {
         error: Option<String>,
         result: AttemptResult,
     ) -> bool {
+        let error_text = error.clone();
         let attempt = AttemptRecord {
             number: rec.attempt_log.len() as u32 + 1,
             worker: self.worker.clone(),
@@ -408,6 +429,29 @@ impl Engine {
                     }
                 }
                 if terminal {
+                    let stage = match outcome {
+                        "delivered" => Some(qaqpa_audit::LifecycleStage::Delivered),
+                        "failed" => Some(qaqpa_audit::LifecycleStage::Failed),
+                        "dead_letter" => Some(qaqpa_audit::LifecycleStage::DeadLettered),
+                        _ => None,
+                    };
+                    if let Some(stage) = stage {
+                        let detail = error_text.as_deref();
+                        self.state.audit.record(
+                            qaqpa_audit::AuditEvent::lifecycle(
+                                crate::audit::ENGINE,
+                                stage,
+                                &rec.id.to_string(),
+                                route.map(|r| r.name.as_str()),
+                                if stage == qaqpa_audit::LifecycleStage::Delivered {
+                                    None
+                                } else {
+                                    detail
+                                },
+                            )
+                            .transaction(rec.transaction_id.clone()),
+                        );
+                    }
                     tracing::debug!(message = %rec.id,
                         route = route.map(|r| r.name.as_str()).unwrap_or(""),
                         outcome, "message settled");
@@ -447,6 +491,16 @@ pub async fn apply_receipt(
     {
         Some(stored) => {
             if let Ok(Some(rec)) = state.store.get_message(None, id).await {
+                state.audit.record(
+                    qaqpa_audit::AuditEvent::lifecycle(
+                        crate::audit::ENGINE,
+                        qaqpa_audit::LifecycleStage::ReceiptApplied,
+                        &id.to_string(),
+                        Some(&rec.route),
+                        Some(&stored.receipt.kind),
+                    )
+                    .transaction(rec.transaction_id.clone()),
+                );
                 crate::webhooks::status_changed(state, &rec, Some(&stored)).await;
             }
             Ok(true)
@@ -455,6 +509,33 @@ pub async fn apply_receipt(
             tracing::debug!(message = %id, "repeated receipt ignored");
             Ok(false)
         }
+    }
+}
+
+/// How an attempt ended, as the exchange journal records it: the target's own code where it
+/// gave one (`http:200`, `shep:SCSE002`), else what stood in for an answer.
+fn exchange_result(result: &Result<qaqpa_core::Delivered, Failure>) -> qaqpa_audit::ExchangeResult {
+    use qaqpa_audit::ExchangeResult as R;
+    let from_code = |code: &str| -> Option<R> {
+        if let Some(n) = code
+            .strip_prefix("http:")
+            .or_else(|| code.strip_prefix("http_"))
+        {
+            return n.parse().ok().map(R::Http);
+        }
+        let shep = code.strip_prefix("shep:").unwrap_or(code);
+        shep.starts_with("SCS").then(|| R::Shep(shep.to_string()))
+    };
+    match result {
+        Ok(d) => d
+            .result_code
+            .as_deref()
+            .and_then(from_code)
+            .unwrap_or_else(|| R::Transport("delivered; the adapter gave no result code".into())),
+        Err(Failure::Permanent { code, reason }) => {
+            from_code(code).unwrap_or_else(|| R::Transport(format!("{code}: {reason}")))
+        }
+        Err(Failure::Retry { reason, .. }) => R::Transport(reason.clone()),
     }
 }
 

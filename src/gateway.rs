@@ -76,6 +76,37 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
     let registry = Registry::builtin(&cfg, &pki)?;
     let routes = load_routes(&cfg, &registry)?;
     let (store, blobs) = open_store(&cfg).await?;
+    let audit = crate::audit::start(&cfg).await?;
+    audit.record(qaqpa_audit::AuditEvent::config_change(
+        crate::audit::GATEWAY,
+        qaqpa_audit::ChangeOp::Created,
+        &format!(
+            "configuration loaded: {} routes, {} services from {}",
+            routes.routes.len(),
+            routes.services.len(),
+            cfg.routes.display()
+        ),
+    ));
+    if let Some(signing) = &cfg.signing {
+        if let Ok(p12) = std::fs::read(&signing.keystore) {
+            if let Ok(ks) = signing
+                .password()
+                .and_then(|pw| qaqpa_pki::Keystore::from_pkcs12(&p12, &pw).map_err(Into::into))
+            {
+                let cert = ks.certificate();
+                let not_after = time::OffsetDateTime::from_unix_timestamp(cert.not_after().0)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                if let Some(e) = qaqpa_audit::expiry_warning(
+                    &cert.subject().to_string(),
+                    &cert.serial_hex(),
+                    not_after,
+                    time::OffsetDateTime::now_utc(),
+                ) {
+                    audit.record(e.at(time::OffsetDateTime::now_utc()));
+                }
+            }
+        }
+    }
     Ok(AppState {
         keys: Arc::new(KeyVerifier::new(
             store.clone(),
@@ -92,6 +123,7 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
         webhook_signer: Arc::new(WebhookSigner::new(secret)),
         pki,
+        audit,
     })
 }
 
@@ -138,12 +170,20 @@ pub async fn run(
         engine_stop.clone(),
     )));
     let grace = Duration::from_secs(state.cfg.engine.shutdown_grace_secs);
+    let audit = state.audit.clone();
     let app = crate::api::router(state);
     crate::api::serve(listener, app, shutdown.clone(), grace).await?;
     // The API no longer accepts; now stop claiming and let attempts in flight finish.
     engine_stop.cancel();
     for task in tasks {
         let _ = task.await;
+    }
+    let flushed = audit.shutdown(Duration::from_secs(5)).await;
+    if !flushed.stored || !flushed.sent {
+        tracing::warn!(
+            ?flushed,
+            "audit events still pending at shutdown (the syslog spool keeps them)"
+        );
     }
     tracing::info!("qaqpa gateway stopped");
     Ok(())

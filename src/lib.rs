@@ -3,6 +3,7 @@
 //! through signed webhooks. See ARCHITECTURE.md for the map.
 pub mod adapters;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -25,6 +25,13 @@ pub struct SandboxArgs {
     /// Address of the HTTP target emulator.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub emulator_listen: SocketAddr,
+    /// Stream audit events to a syslog receiver: udp://HOST:PORT, tcp://HOST:PORT or
+    /// tls://HOST:PORT (TLS needs --syslog-ca).
+    #[arg(long, value_name = "URL")]
+    pub syslog: Option<String>,
+    /// CA certificate (PEM) the TLS syslog receiver's certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub syslog_ca: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     pub log_format: String,
@@ -69,6 +76,12 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         ..Config::default()
     };
     esedo.configure(&mut cfg, ESEDO_ROUTE);
+    if let Some(url) = &args.syslog {
+        let mut target: qaqpa_audit::SyslogTarget = toml::from_str(&format!("url = {url:?}"))
+            .map_err(|e| anyhow::anyhow!("--syslog {url}: {e}"))?;
+        target.ca_file = args.syslog_ca.clone();
+        cfg.audit.syslog.push(target);
+    }
     cfg.esedo.sync_interval_secs = 3600;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

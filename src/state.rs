@@ -30,6 +30,8 @@ pub struct AppState {
     /// Woken when a webhook event is queued.
     pub webhook_wake: Arc<Notify>,
     pub webhook_signer: Arc<WebhookSigner>,
+    /// The audit journal and SIEM feed.
+    pub audit: qaqpa_audit::Auditor,
     /// Trust anchors and revocation data for signature checks.
     pub pki: Arc<crate::pki::PkiService>,
 }

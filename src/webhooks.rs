@@ -270,6 +270,28 @@ async fn deliver_one(
             WebhookResult::RetryAt { at, error }
         }
     };
+    let stage = match &result {
+        WebhookResult::Delivered => Some(qaqpa_audit::LifecycleStage::WebhookDelivered),
+        WebhookResult::GaveUp { .. } => Some(qaqpa_audit::LifecycleStage::WebhookFailed),
+        WebhookResult::RetryAt { .. } => None,
+    };
+    if let Some(stage) = stage {
+        let subject = event
+            .message
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| event.id.to_string());
+        let mut e = qaqpa_audit::AuditEvent::lifecycle(
+            crate::audit::WEBHOOKS,
+            stage,
+            &subject,
+            None,
+            event.payload.get("event").and_then(|v| v.as_str()),
+        );
+        if let Some(t) = event.payload.get("transaction_id").and_then(|v| v.as_str()) {
+            e = e.transaction(t);
+        }
+        state.audit.record(e);
+    }
     if let Err(e) = state.store.finish_webhook(event.id, worker, result).await {
         tracing::warn!(event = %event.id, error = %e, "recording webhook result failed");
     }

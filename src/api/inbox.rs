@@ -74,7 +74,15 @@ pub async fn get_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<InboxItem>, Problem> {
-    Ok(Json(load(&state, &caller, &id).await?))
+    let item = load(&state, &caller, &id).await?;
+    crate::audit::object_read(
+        &state,
+        &caller,
+        qaqpa_audit::ObjectKind::InboxItem,
+        &item.id.to_string(),
+        Some(&item.transaction_id),
+    );
+    Ok(Json(item))
 }
 
 /// One attachment of an inbox item.
@@ -92,6 +100,13 @@ pub async fn attachment(
         .attachments
         .get(n)
         .ok_or_else(|| Problem::not_found(&format!("attachment {n} of inbox item {id}")))?;
+    crate::audit::object_read(
+        &state,
+        &caller,
+        qaqpa_audit::ObjectKind::Attachment,
+        &format!("inbox/{id}/attachments/{n}"),
+        Some(&item.transaction_id),
+    );
     stream_blob(&state, meta).await
 }
 

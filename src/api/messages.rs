@@ -487,6 +487,17 @@ pub(crate) async fn accept(
         .await?;
     match outcome {
         InsertOutcome::Inserted => {
+            state.audit.record(
+                qaqpa_audit::AuditEvent::lifecycle(
+                    crate::audit::API,
+                    qaqpa_audit::LifecycleStage::Accepted,
+                    &id.to_string(),
+                    Some(&route.name),
+                    None,
+                )
+                .account(caller.key_id.clone())
+                .transaction(id.to_string()),
+            );
             state.metrics.accepted(&route.name);
             state.engine_wake.notify_one();
             tracing::debug!(message = %id, route = %route.name, "accepted");
@@ -622,6 +633,13 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<MessageView>, Problem> {
     let rec = load(&state, &caller, &id).await?;
+    crate::audit::object_read(
+        &state,
+        &caller,
+        qaqpa_audit::ObjectKind::Message,
+        &rec.id.to_string(),
+        Some(&rec.transaction_id),
+    );
     let hooks = state
         .store
         .webhooks_for_message(rec.id)
@@ -773,6 +791,13 @@ pub async fn attachment(
         .attachments
         .get(n)
         .ok_or_else(|| Problem::not_found(&format!("attachment {n} of message {id}")))?;
+    crate::audit::object_read(
+        &state,
+        &caller,
+        qaqpa_audit::ObjectKind::Attachment,
+        &format!("{id}/attachments/{n}"),
+        Some(&rec.transaction_id),
+    );
     stream_blob(&state, meta).await
 }
 

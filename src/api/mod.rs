@@ -33,14 +33,14 @@ use crate::state::AppState;
         messages::submit, messages::list, messages::get_one, messages::attachment,
         messages::cancel, messages::retry,
         inbox::list, inbox::get_one, inbox::attachment, inbox::ack, inbox::reply,
-        calls::call, pki::cms_verify, pki::x509_info, push::push, crate::esedo::participants, healthz, readyz, metrics,
+        calls::call, pki::cms_verify, pki::x509_info, push::push, crate::esedo::participants, crate::audit::query, healthz, readyz, metrics,
     ),
     components(schemas(messages::SubmitMessage, messages::SubmitAttachment, messages::Accepted,
         messages::MessageView, messages::MessagePage, messages::WebhookView, inbox::InboxPage,
         inbox::Acked, inbox::Reply, crate::problem::Problem, crate::problem::FieldError,
         pki::CmsVerifyRequest, pki::Expectation, pki::CmsVerifyReport, pki::SignerView,
         pki::SubjectView, pki::CertificateView, pki::StatusView, pki::X509InfoRequest,
-        pki::X509Info, pki::X509Validation, crate::esedo::ParticipantPage)),
+        pki::X509Info, pki::X509Validation, crate::esedo::ParticipantPage, crate::audit::AuditPage)),
     modifiers(&SecurityAddon),
     tags((name = "messages", description = "Outgoing documents"),
          (name = "inbox", description = "Documents pushed to us"),
@@ -48,6 +48,7 @@ use crate::state::AppState;
          (name = "pki", description = "Signature and certificate checks"),
          (name = "targets", description = "Where target systems push to us"),
          (name = "esedo", description = "ЕСЭДО participants directory"),
+         (name = "admin", description = "The audit journal (admin and auditor roles)"),
          (name = "ops", description = "Health and metrics")),
 )]
 pub struct ApiDoc;
@@ -83,6 +84,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/pki/x509/info"),
     ("post", "/push/{route}"),
     ("get", "/v1/esedo/participants"),
+    ("get", "/v1/admin/audit"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -127,11 +129,59 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_json))
+        .route("/v1/admin/audit", get(crate::audit::query))
         // Bodies are limited per handler (JSON vs multipart), not by axum's default.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit_refusals,
+        ))
         .layer(axum::middleware::from_fn(limit_headers))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Journals refused requests (403, and 400/413/415/422 validation failures) with the caller's
+/// key id, address, the operation and its times; 401 and 429 are journalled where they arise.
+async fn audit_refusals(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = time::OffsetDateTime::now_utc();
+    let action = format!("{} {}", req.method(), req.uri().path());
+    let ip = crate::audit::client_ip(req.extensions());
+    let key_id = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix("Bearer "))
+        .and_then(|t| crate::auth::key_id_of(t.trim()))
+        .map(str::to_string);
+    let response = next.run(req).await;
+    let reason = match response.status() {
+        StatusCode::FORBIDDEN => Some(qaqpa_audit::RefusalReason::Unauthorized),
+        StatusCode::BAD_REQUEST
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::CONFLICT => Some(qaqpa_audit::RefusalReason::Validation),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        let detail = format!("HTTP {}", response.status().as_u16());
+        let mut e =
+            qaqpa_audit::AuditEvent::refused(crate::audit::API, reason, &action, Some(&detail))
+                .operation(started, time::OffsetDateTime::now_utc());
+        if let Some(k) = key_id {
+            e = e.account(k);
+        }
+        if let Some(ip) = ip {
+            e = e.client_ip(ip);
+        }
+        state.audit.record(e);
+    }
+    response
 }
 
 /// Total size of request headers accepted (names and values).

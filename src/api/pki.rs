@@ -355,6 +355,31 @@ pub async fn cms_verify(
         .map_err(|e| Problem::invalid("/cms", e.to_string()))?;
     tracing::info!(client = %caller.client, signers = report.signers.len(),
         valid = report.is_valid(), "CMS verified");
+    for s in &report.signers {
+        let signer = s
+            .subject
+            .as_ref()
+            .map(|i| {
+                format!(
+                    "{} IIN {} BIN {}",
+                    i.common_name.as_deref().unwrap_or("?"),
+                    i.iin.as_ref().map(|x| x.as_str()).unwrap_or("-"),
+                    i.bin.as_ref().map(|x| x.as_str()).unwrap_or("-"),
+                )
+            })
+            .unwrap_or_else(|| "unknown signer".into());
+        let reason = (!s.problems.is_empty()).then(|| s.problems.join("; "));
+        state.audit.record(
+            qaqpa_audit::AuditEvent::signature(
+                crate::audit::API,
+                s.is_valid(),
+                Some(&signer),
+                reason.as_deref(),
+                None,
+            )
+            .account(caller.key_id.clone()),
+        );
+    }
     Ok(Json(CmsVerifyReport {
         valid: report.is_valid(),
         signers: report.signers.iter().map(signer_view).collect(),

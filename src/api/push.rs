@@ -41,6 +41,7 @@ pub async fn push(
     let Some(adapter) = state.adapters.get(&route.adapter).cloned() else {
         return Problem::internal(format!("route '{}' has no adapter", route.name)).into_response();
     };
+    let client_ip = crate::audit::client_ip(req.extensions());
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -91,6 +92,29 @@ pub async fn push(
         }
     }
     let answer = adapter.answer_push(&inbound, &result);
+    let now = OffsetDateTime::now_utc();
+    let mut event = qaqpa_audit::AuditEvent::exchange(
+        crate::audit::PUSH,
+        qaqpa_audit::Exchange {
+            direction: qaqpa_audit::Direction::Inbound,
+            target: route.name.clone(),
+            service_id: Some(route.adapter.clone()),
+            message_id: None,
+            request_out: None,
+            response_in: None,
+            request_in: Some(inbound.received_at),
+            response_out: Some(now),
+            request_bytes: Some(inbound.body.len() as u64),
+            response_bytes: Some(answer.body.len() as u64),
+            result: qaqpa_audit::ExchangeResult::Http(answer.status),
+        },
+    )
+    .operation(inbound.received_at, now)
+    .transaction(transaction_id.clone());
+    if let Some(ip) = client_ip {
+        event = event.client_ip(ip);
+    }
+    state.audit.record(event);
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     Response::builder()
         .status(status)

@@ -271,8 +271,9 @@ impl EsedoAdapter {
             sender_org: Some(s.participant_id),
         };
         let message = card.to_message(metadata, file_ids, Some(&msg.signatures[1]));
-        self.send_esedo(&s, &message, &href, &activity, cx).await?;
+        let response = self.send_esedo(&s, &message, &href, &activity, cx).await?;
         Ok(Delivered {
+            result_code: Some(format!("shep:{}", response.info.status.code)),
             target_ref: Some(href.clone()),
             receipts: vec![receipts::sent_receipt(
                 &href,
@@ -301,8 +302,9 @@ impl EsedoAdapter {
         let message = decision.to_message(metadata, &now);
         // The ШЭП messageId is ours (one per receipt); the href names the letter.
         let id = msg.id.to_string();
-        self.send_esedo(&s, &message, &id, &activity, cx).await?;
+        let response = self.send_esedo(&s, &message, &id, &activity, cx).await?;
         Ok(Delivered {
+            result_code: Some(format!("shep:{}", response.info.status.code)),
             target_ref: Some(id.clone()),
             receipts: vec![receipts::sent_receipt(
                 &id,

@@ -209,6 +209,7 @@ pub fn classify(
         return Ok(Delivered {
             target_ref: target_ref(headers, body),
             receipts: Vec::new(),
+            result_code: Some(format!("http:{}", status.as_u16())),
         });
     }
     let text = body_text(status, body);

@@ -334,6 +334,7 @@ impl Adapter for ShepAdapter {
         let response = self.exchange(&settings, &request, cx).await?;
         let info = &response.info;
         Ok(Delivered {
+            result_code: Some(format!("shep:{}", info.status.code)),
             target_ref: Some(info.message_id.clone()),
             receipts: vec![Receipt {
                 kind: "answered".into(),

@@ -58,6 +58,9 @@ pub struct Delivered {
     pub target_ref: Option<String>,
     /// Receipts that came back with the answer itself.
     pub receipts: Vec<Receipt>,
+    /// The target's own result code, for the exchange journal: `http:200`, `shep:SCSS001`.
+    #[serde(default)]
+    pub result_code: Option<String>,
 }
 
 /// A synchronous call (`POST /v1/calls/{service}`).

@@ -1,0 +1,192 @@
+//! The gateway's side of the audit journal (crate `qaqpa-audit`): it opens the journal beside
+//! the message store (`audit.db` in the SQLite data directory, or the same PostgreSQL), starts
+//! the syslog sinks of `[audit]`, and names the services events come from. Handlers, the engine,
+//! the push endpoint and the webhook dispatcher record through [`AppState::audit`]; nothing here
+//! ever receives a secret, a document's content or personal data from a look-up.
+//!
+//! What is journalled: authentication (a key's first verification and every failure), refused
+//! requests, reads of messages, attachments, inbox items and the journal itself, every exchange
+//! with a target (and every push from one), each step of a message's life, API key changes,
+//! configuration loaded, signature verifications, and certificates that expire within 30 days.
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::Json;
+use qaqpa_audit::{AuditEvent, AuditFilter, AuditStore, Auditor, ObjectKind};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{Caller, Role};
+use crate::config::{Config, StoreConfig};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// Event sources (the tender's "source" field).
+pub const API: &str = "qaqpa-api";
+pub const ENGINE: &str = "qaqpa-engine";
+pub const PUSH: &str = "qaqpa-push";
+pub const WEBHOOKS: &str = "qaqpa-webhooks";
+pub const CLI: &str = "qaqpa-cli";
+pub const GATEWAY: &str = "qaqpa-gateway";
+
+/// Opens the journal store for `cfg`'s message store.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn AuditStore>> {
+    Ok(match &cfg.store {
+        StoreConfig::Sqlite { data_dir } => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", data_dir.display()))?;
+            Arc::new(
+                qaqpa_audit::SqliteAuditStore::open(data_dir)
+                    .map_err(|e| anyhow::anyhow!("audit journal in {}: {e}", data_dir.display()))?,
+            )
+        }
+        StoreConfig::Postgres { url_env, .. } => {
+            let url = std::env::var(url_env)
+                .map_err(|_| anyhow::anyhow!("${url_env} (the PostgreSQL URL) is not set"))?;
+            Arc::new(
+                qaqpa_audit::PgAuditStore::connect(&url, 4)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("audit journal in PostgreSQL: {e}"))?,
+            )
+        }
+    })
+}
+
+/// Starts the auditor: the journal plus the configured syslog receivers. Relative spool and
+/// archive directories live under the SQLite data directory (or the working directory).
+pub async fn start(cfg: &Config) -> anyhow::Result<Auditor> {
+    let mut audit_cfg = cfg.audit.clone();
+    let base = match &cfg.store {
+        StoreConfig::Sqlite { data_dir } => data_dir.clone(),
+        StoreConfig::Postgres { .. } => PathBuf::from("."),
+    };
+    for dir in [&mut audit_cfg.spool_dir, &mut audit_cfg.archive_dir] {
+        if dir.is_relative() {
+            *dir = base.join(&*dir);
+        }
+    }
+    let store = open_store(cfg).await?;
+    Auditor::new(&audit_cfg, Some(store)).map_err(|e| anyhow::anyhow!("audit: {e}"))
+}
+
+/// The client's IP, when the request carried one.
+pub fn client_ip(parts: &axum::http::Extensions) -> Option<IpAddr> {
+    parts.get::<crate::api::ClientAddr>().map(|a| a.0.ip())
+}
+
+/// Records that `caller` read an object.
+pub fn object_read(
+    state: &AppState,
+    caller: &Caller,
+    object: ObjectKind,
+    id: &str,
+    transaction: Option<&str>,
+) {
+    let mut e = AuditEvent::object_access(API, object, id).account(caller.key_id.clone());
+    if let Some(t) = transaction {
+        e = e.transaction(t);
+    }
+    state.audit.record(e);
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// From this time (RFC 3339).
+    pub from: Option<String>,
+    /// Before this time (RFC 3339).
+    pub to: Option<String>,
+    /// Only this account (API key id).
+    pub account: Option<String>,
+    /// Only this kind (syslog MSGID, e.g. EXCHANGE, AUTH_FAIL).
+    pub kind: Option<String>,
+    /// This level or worse: alert, critical, error, warning, notice, informational, debug.
+    pub min_level: Option<String>,
+    /// Only events of this transaction (a message's whole path).
+    pub transaction_id: Option<String>,
+    /// Only events about this target (route).
+    pub target: Option<String>,
+    /// Continue after this sequence number (from `next`).
+    pub cursor: Option<u64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// A page of the journal, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    #[schema(value_type = Vec<Object>)]
+    pub records: Vec<serde_json::Value>,
+    /// Pass as `cursor` for the next (older) page.
+    pub next: Option<u64>,
+}
+
+fn parse_time(s: Option<&str>, field: &str) -> Result<Option<time::OffsetDateTime>, Problem> {
+    s.map(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| Problem::invalid(format!("/{field}"), format!("not RFC 3339: {e}")))
+    })
+    .transpose()
+}
+
+/// Read the audit journal (administrators and auditors; every read is itself journalled).
+#[utoipa::path(get, operation_id = "admin_audit", path = "/v1/admin/audit", tag = "admin",
+    params(AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 403, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn query(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AuditPage>, Problem> {
+    caller.require(&[Role::Admin, Role::Auditor], "read the audit journal")?;
+    let Query(q) = query.map_err(crate::api::messages::query_problem)?;
+    let min_level = q
+        .min_level
+        .as_deref()
+        .map(|l| {
+            (1u8..=7)
+                .filter_map(qaqpa_audit::Level::from_severity)
+                .find(|level| level.as_str().eq_ignore_ascii_case(l))
+                .ok_or_else(|| Problem::invalid("/min_level", format!("unknown level '{l}'")))
+        })
+        .transpose()?;
+    let filter = AuditFilter {
+        from: parse_time(q.from.as_deref(), "from")?,
+        to: parse_time(q.to.as_deref(), "to")?,
+        account: q.account.clone(),
+        kind: q.kind.clone(),
+        min_level,
+        transaction_id: q.transaction_id.clone(),
+        target: q.target.clone(),
+    };
+    state.audit.record(
+        AuditEvent::object_access(API, ObjectKind::AuditJournal, "audit")
+            .account(caller.key_id.clone()),
+    );
+    let store = state
+        .audit
+        .store()
+        .ok_or_else(|| Problem::unavailable("the audit journal is not open"))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let page = store
+        .query(&filter, q.cursor, limit)
+        .await
+        .map_err(|e| Problem::unavailable(format!("audit journal: {e}")))?;
+    Ok(Json(AuditPage {
+        records: page
+            .records
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                // The syslog MSGID of the event, as the SIEM sees it.
+                v["name"] = serde_json::Value::String(r.event.kind.name().to_string());
+                v
+            })
+            .collect(),
+        next: page.next_cursor,
+    }))
+}

@@ -1,0 +1,356 @@
+//! The audit journal of the real `qaqpa` binary: every step of a message's path is journalled
+//! and streamed as RFC 5424 over TCP to a syslog receiver under one transaction id; refused and
+//! failed requests are journalled; only admins and auditors read the journal; `qaqpa audit
+//! verify` finds a changed record; and no API key secret, keystore password or document content
+//! reaches the journal, the syslog stream or the logs of the run.
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::HookSink;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+const SECRET: &str = "audit test master secret, long enough!";
+const KEYSTORE_PASSWORD: &str = "Kilt-7vQ-password-of-the-keystore";
+const DOC_MARKER: &str = "DOC-CONTENT-e1f0c4b2-never-in-the-journal";
+
+fn qaqpa() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qaqpa"));
+    c.env("QAQPA_WEBHOOK_SECRET", SECRET)
+        .env("QAQPA_AUDIT_TEST_KS_PASSWORD", KEYSTORE_PASSWORD);
+    c
+}
+
+fn create_key(config: &Path, client: &str, role: &str) -> String {
+    let out = qaqpa()
+        .args([
+            "keys", "create", "--client", client, "--role", role, "--config",
+        ])
+        .arg(config)
+        .output()
+        .expect("keys create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("token:").map(|t| t.trim().to_string()))
+        .expect("token printed")
+}
+
+/// A syslog receiver over TCP with octet-counting framing (RFC 6587), keeping every message.
+async fn syslog_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut r = BufReader::new(stream);
+                loop {
+                    let mut len = Vec::new();
+                    if r.read_until(b' ', &mut len).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let Ok(n) = String::from_utf8_lossy(&len).trim().parse::<usize>() else {
+                        return;
+                    };
+                    let mut msg = vec![0u8; n];
+                    if r.read_exact(&mut msg).await.is_err() {
+                        return;
+                    }
+                    sink.lock()
+                        .expect("lock")
+                        .push(String::from_utf8_lossy(&msg).into_owned());
+                }
+            });
+        }
+    });
+    (port, lines)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let emulator = qaqpa_adapter_http::Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let hooks = HookSink::start().await;
+    let (syslog_port, received) = syslog_receiver().await;
+    // A keystore the gateway opens at start-up with a password from the environment.
+    let pki_dir = dir.path().join("pki");
+    qaqpa_pki::testpki::TestPki::generate(&pki_dir).expect("test PKI");
+    let ks = qaqpa_pki::Keystore::from_pkcs12(
+        &std::fs::read(pki_dir.join("rsa_head_valid.p12")).expect("p12"),
+        qaqpa_pki::testpki::TEST_PASSWORD,
+    )
+    .expect("opens");
+    std::fs::write(
+        dir.path().join("signing.p12"),
+        ks.to_pkcs12(KEYSTORE_PASSWORD).expect("p12"),
+    )
+    .expect("write");
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("routes.toml"),
+        format!(
+            "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\n[route.settings]\nurl = \"{}/deliver\"\n",
+            emulator.url()
+        ),
+    )
+    .expect("routes");
+    let config = dir.path().join("qaqpa.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nroutes = \"routes.toml\"\n[store]\nkind = \"sqlite\"\ndata_dir = \"data\"\n\
+             [engine]\npoll_ms = 50\n[webhooks]\npoll_ms = 50\n[log]\nfilter = \"debug\"\n\
+             [signing]\nkeystore = \"signing.p12\"\npassword_env = \"QAQPA_AUDIT_TEST_KS_PASSWORD\"\n\
+             [[audit.syslog]]\nurl = \"tcp://127.0.0.1:{syslog_port}\"\n"
+        ),
+    )
+    .expect("config");
+    let client = create_key(&config, "edms-1", "client");
+    let admin = create_key(&config, "ops", "admin");
+    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+    let mut gateway = qaqpa()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("serve");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while http.get(format!("{url}/readyz")).send().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "gateway did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The path: accepted → exchange with the target → delivered → webhook delivered.
+    let accepted: Value = http
+        .post(format!("{url}/v1/messages"))
+        .bearer_auth(&client)
+        .json(
+            &json!({"kind": "http.post", "to": "echo-1", "document": {"text": DOC_MARKER},
+                      "callback_url": hooks.url()}),
+        )
+        .send()
+        .await
+        .expect("submit")
+        .json()
+        .await
+        .expect("json");
+    let id = accepted["id"].as_str().expect("id").to_string();
+    hooks.wait_for(1, Duration::from_secs(30)).await;
+    // Refusals: a wrong key, a client reading the journal, an invalid message.
+    let bad = http
+        .get(format!("{url}/v1/messages"))
+        .bearer_auth("qk_0123456789abcdef.not-the-secret")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bad.status(), 401);
+    let forbidden = http
+        .get(format!("{url}/v1/admin/audit"))
+        .bearer_auth(&client)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(forbidden.status(), 403);
+    let invalid = http
+        .post(format!("{url}/v1/messages"))
+        .bearer_auth(&client)
+        .json(&json!({"kind": "nope", "to": "x"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(invalid.status(), 422);
+
+    // The journal, read by an admin, shows the whole path under the message's transaction id.
+    let wanted = ["MSG_ACCEPTED", "EXCHANGE", "MSG_DELIVERED", "WEBHOOK_OK"];
+    let start = Instant::now();
+    let path = loop {
+        let page: Value = http
+            .get(format!("{url}/v1/admin/audit?transaction_id={id}&limit=50"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("audit")
+            .json()
+            .await
+            .expect("json");
+        let names: Vec<String> = page["records"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if wanted.iter().all(|k| names.iter().any(|x| x == k)) {
+            break page;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "journal lacks the path: {page:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(path.to_string().contains(&id));
+
+    // The same events arrive at the SIEM as RFC 5424 with the same transaction id.
+    let start = Instant::now();
+    loop {
+        let lines = received.lock().expect("lock").clone();
+        let parsed: Vec<_> = lines
+            .iter()
+            .map(|l| syslog_rfc5424::parse_message(l).expect("RFC 5424"))
+            .collect();
+        let on_path: Vec<&str> = parsed
+            .iter()
+            .filter(|m| {
+                m.sd.find_tuple("qaqpa@32473", "transaction_id")
+                    .is_some_and(|t| t.as_str() == id)
+            })
+            .filter_map(|m| m.msgid.as_deref())
+            .collect();
+        let refusals: Vec<&str> = parsed.iter().filter_map(|m| m.msgid.as_deref()).collect();
+        if wanted.iter().all(|k| on_path.contains(k))
+            && [
+                "AUTH_FAIL",
+                "ACCESS_DENIED",
+                "REJECTED",
+                "KEY_CREATED",
+                "OBJECT_ACCESS",
+            ]
+            .iter()
+            .all(|k| refusals.contains(k))
+        {
+            for m in &parsed {
+                for field in ["source", "level", "category", "description"] {
+                    assert!(
+                        m.sd.find_tuple("qaqpa@32473", field).is_some(),
+                        "{field} missing: {m:?}"
+                    );
+                }
+            }
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "syslog got {on_path:?} on the path and {refusals:?} overall"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Stop gracefully (the journal is flushed), then check the chain and tamper with it.
+    let _ = Command::new("kill")
+        .args(["-TERM", &gateway.id().to_string()])
+        .status();
+    let _ = gateway.wait();
+    let verify = qaqpa()
+        .args(["audit", "verify", "--config"])
+        .arg(&config)
+        .output()
+        .expect("verify");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    // No secret, password or document content anywhere the run wrote (the document lives in
+    // the message store and its blobs by design, and nowhere else).
+    let syslog_text = received.lock().expect("lock").join("\n");
+    let mut haystacks: Vec<(String, Vec<u8>)> =
+        vec![("syslog stream".into(), syslog_text.into_bytes())];
+    for f in files(dir.path()) {
+        let name = f.display().to_string();
+        if name.contains("/pki/") || name.ends_with("signing.p12") {
+            continue;
+        }
+        haystacks.push((name, std::fs::read(&f).expect("read")));
+    }
+    let secret_of = |t: &str| {
+        t.split_once('.')
+            .map(|(_, s)| s.to_string())
+            .expect("secret")
+    };
+    for (name, bytes) in &haystacks {
+        let text = String::from_utf8_lossy(bytes);
+        for s in [
+            secret_of(&client),
+            secret_of(&admin),
+            KEYSTORE_PASSWORD.to_string(),
+        ] {
+            assert!(!text.contains(&s), "a secret leaked into {name}");
+        }
+        let holds_documents = name.contains("/data/") && !name.contains("audit");
+        if !holds_documents {
+            assert!(
+                !text.contains(DOC_MARKER),
+                "document content leaked into {name}"
+            );
+        }
+    }
+    assert!(
+        haystacks.iter().any(|(n, _)| n.ends_with("audit.db")),
+        "the journal file was not found among {:?}",
+        haystacks.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+
+    // A changed record is found, with its sequence number.
+    let db = dir.path().join("data").join("audit.db");
+    let conn = rusqlite::Connection::open(&db).expect("open journal");
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET account = 'someone-else' WHERE seq = 2;",
+    )
+    .expect("tamper");
+    drop(conn);
+    let verify = qaqpa()
+        .args(["audit", "verify", "--config"])
+        .arg(&config)
+        .output()
+        .expect("verify");
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(!verify.status.success(), "{out}");
+    assert!(out.contains("seq 2"), "{out}");
+}
