@@ -8,6 +8,9 @@
 #      emulator: delivery rate from start to the last message received;
 #   3. both at once: accept under full concurrent delivery, on a fresh store;
 #   4. the ceiling: nginx proxy_pass to the same emulator under the same wrk load.
+# Knobs: CONNS (wrk connections, 64); SYSLOG=tcp streams the audit events to a local rsyslogd
+# over TCP and reports how many arrived per second; QAQPA_BIN runs that binary instead of
+# building this checkout (to compare two builds on one machine in one sitting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STORE=${1:-sqlite}
@@ -15,7 +18,9 @@ SECS=${2:-20}
 CONNS=${CONNS:-64}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light || apt-get install -y -qq nginx; }
-cargo build --release --quiet --bin qaqpa --example bench_emulator
+cargo build --release --quiet --example bench_emulator
+if [ -z "${QAQPA_BIN:-}" ]; then cargo build --release --quiet --bin qaqpa; fi
+QBIN=${QAQPA_BIN:-target/release/qaqpa}
 work=$(mktemp -d); chmod 755 "$work"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 EMU_PORT=18081; GW_PORT=18080; NGINX_PORT=18082
 target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" & EMU_PID=$!
@@ -42,6 +47,22 @@ if [ "$STORE" = postgres ]; then
 else
   STORE_CFG=$'[store]\nkind = "sqlite"\ndata_dir = "data"'
 fi
+AUDIT_CFG=""
+if [ "${SYSLOG:-}" = tcp ]; then
+  command -v rsyslogd >/dev/null || apt-get install -y -qq rsyslog
+  SYSLOG_PORT=18514; mkdir -p "$work/rsyslog"
+  cat > "$work/rsyslog/rsyslog.conf" <<S
+global(workDirectory="$work/rsyslog" maxMessageSize="64k")
+template(name="raw" type="string" string="%rawmsg%\n")
+module(load="imtcp" maxSessions="200")
+input(type="imtcp" address="127.0.0.1" port="$SYSLOG_PORT" ruleset="tcp")
+ruleset(name="tcp") { action(type="omfile" file="$work/rsyslog/events.log" template="raw") }
+S
+  /usr/sbin/rsyslogd -n -f "$work/rsyslog/rsyslog.conf" -i "$work/rsyslog/pid" &
+  until (exec 3<>/dev/tcp/127.0.0.1/$SYSLOG_PORT) 2>/dev/null; do sleep 0.1; done
+  AUDIT_CFG=$'[[audit.syslog]]\nurl = "tcp://127.0.0.1:'"$SYSLOG_PORT"'"'
+fi
+syslog_lines() { [ -f "$work/rsyslog/events.log" ] && wc -l < "$work/rsyslog/events.log" || echo 0; }
 write_config() { # $1 = deliver (true|false), $2 = data dir name
 cat > "$work/qaqpa.toml" <<C
 listen = "127.0.0.1:$GW_PORT"
@@ -54,11 +75,12 @@ rate_burst = 1000000
 deliver = $1
 [log]
 filter = "warn"
+$AUDIT_CFG
 C
 }
 export QAQPA_WEBHOOK_SECRET="bench secret bench secret bench secret"
 start_gateway() {
-  target/release/qaqpa serve --config "$work/qaqpa.toml" & GW_PID=$!
+  $QBIN serve --config "$work/qaqpa.toml" & GW_PID=$!
   until curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null; do sleep 0.1; done
 }
 stop_gateway() { kill $GW_PID; wait $GW_PID 2>/dev/null || true; }
@@ -70,7 +92,7 @@ wait_delivered() { # $1 = how many in all; prints the end time
 requests() { grep -o '[0-9]* requests in' "$1" | grep -o '^[0-9]*'; }
 
 write_config false data
-KEY=$(target/release/qaqpa keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
+KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
 start_gateway
 echo "== 1. accept only: wrk -t2 -c$CONNS -d${SECS}s POST /v1/messages (1 KiB, durable), store=$STORE, delivery off"
 QAQPA_API_KEY=$KEY wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/post.lua "http://127.0.0.1:$GW_PORT" | tee "$work/accept.txt"
@@ -88,9 +110,10 @@ echo "delivered $backlog messages in $(echo "$end - $start" | bc -l | xargs prin
 echo "peak RSS of the delivering gateway: $(grep VmHWM /proc/$GW_PID/status)"
 stop_gateway
 
+lines_before=$(syslog_lines)
 echo "== 3. both at once: accept while delivering, fresh store"
 write_config true data2
-KEY=$(target/release/qaqpa keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
+KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
 before=$(emulator_count)
 start_gateway
 start=$(date +%s.%N)
@@ -99,6 +122,13 @@ total=$(requests "$work/both.txt")
 end=$(wait_delivered $((before + total)))
 echo "delivered $total messages; end-to-end $(echo "$total / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s from first submit to last delivery"
 echo "peak RSS of the gateway: $(grep VmHWM /proc/$GW_PID/status)"
+if [ "${SYSLOG:-}" = tcp ]; then
+  # Wait until the receiver's file stops growing, then count what arrived during phase 3.
+  prev=-1; while :; do cur=$(syslog_lines); [ "$cur" = "$prev" ] && break; prev=$cur; sleep 1; done
+  syslog_end=$(date +%s.%N)
+  got=$((cur - lines_before))
+  echo "syslog: $got audit events reached rsyslogd over TCP during phase 3: $(echo "$got / ($end - $start)" | bc -l | xargs printf '%.0f') events/s over the phase ($(echo "$got / $total" | bc -l | xargs printf '%.1f') per message)"
+fi
 stop_gateway
 echo "== baseline: nginx proxy_pass to the same emulator"
 cat > "$work/nginx.conf" <<N

@@ -429,8 +429,9 @@ impl Engine {
                     }
                 }
                 if terminal {
+                    // A delivery is journalled by its successful EXCHANGE event (same message and
+                    // transaction); only the other endings get an event of their own.
                     let stage = match outcome {
-                        "delivered" => Some(qaqpa_audit::LifecycleStage::Delivered),
                         "failed" => Some(qaqpa_audit::LifecycleStage::Failed),
                         "dead_letter" => Some(qaqpa_audit::LifecycleStage::DeadLettered),
                         _ => None,

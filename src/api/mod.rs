@@ -133,7 +133,7 @@ pub fn router(state: AppState) -> Router {
         // Bodies are limited per handler (JSON vs multipart), not by axum's default.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.audit.clone(),
             audit_refusals,
         ))
         .layer(axum::middleware::from_fn(limit_headers))
@@ -144,20 +144,16 @@ pub fn router(state: AppState) -> Router {
 /// Journals refused requests (403, and 400/413/415/422 validation failures) with the caller's
 /// key id, address, the operation and its times; 401 and 429 are journalled where they arise.
 async fn audit_refusals(
-    State(state): State<AppState>,
+    State(audit): State<qaqpa_audit::Auditor>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    // Cheap copies only: the happy path records nothing.
     let started = time::OffsetDateTime::now_utc();
-    let action = format!("{} {}", req.method(), req.uri().path());
+    let method = req.method().clone();
+    let uri = req.uri().clone();
     let ip = crate::audit::client_ip(req.extensions());
-    let key_id = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| t.strip_prefix("Bearer "))
-        .and_then(|t| crate::auth::key_id_of(t.trim()))
-        .map(str::to_string);
+    let authorization = req.headers().get(header::AUTHORIZATION).cloned();
     let response = next.run(req).await;
     let reason = match response.status() {
         StatusCode::FORBIDDEN => Some(qaqpa_audit::RefusalReason::Unauthorized),
@@ -169,6 +165,13 @@ async fn audit_refusals(
         _ => None,
     };
     if let Some(reason) = reason {
+        let action = format!("{method} {}", uri.path());
+        let key_id = authorization
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.strip_prefix("Bearer "))
+            .and_then(|t| crate::auth::key_id_of(t.trim()))
+            .map(str::to_string);
         let detail = format!("HTTP {}", response.status().as_u16());
         let mut e =
             qaqpa_audit::AuditEvent::refused(crate::audit::API, reason, &action, Some(&detail))
@@ -179,7 +182,7 @@ async fn audit_refusals(
         if let Some(ip) = ip {
             e = e.client_ip(ip);
         }
-        state.audit.record(e);
+        audit.record(e);
     }
     response
 }

@@ -538,6 +538,23 @@ pub fn mask_iin(iin: &str) -> String {
 }
 
 /// Masks every run of exactly 12 ASCII digits (an IIN or BIN) in `text`.
+/// Whether `text` holds a run of exactly 12 ASCII digits (what [`mask_iins_in`] masks); lets
+/// the common case of nothing to mask skip the copy.
+fn has_iin_run(text: &str) -> bool {
+    let mut run = 0usize;
+    for b in text.bytes() {
+        if b.is_ascii_digit() {
+            run += 1;
+        } else {
+            if run == 12 {
+                return true;
+            }
+            run = 0;
+        }
+    }
+    run == 12
+}
+
 pub fn mask_iins_in(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
@@ -633,9 +650,13 @@ impl AuditEvent {
     /// Masks every 12-digit run (IIN/BIN) in the description and the kind's free-text fields
     /// (signer, subject, reasons, details).
     pub fn mask_iins(&mut self) {
-        self.description = mask_iins_in(&self.description);
+        if has_iin_run(&self.description) {
+            self.description = mask_iins_in(&self.description);
+        }
         for s in self.kind.texts_mut() {
-            *s = mask_iins_in(s);
+            if has_iin_run(s) {
+                *s = mask_iins_in(s);
+            }
         }
     }
 

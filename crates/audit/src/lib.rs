@@ -147,6 +147,8 @@ enum StoreMsg {
 /// Capacity of the store writer's queue.
 pub const STORE_QUEUE: usize = 65_536;
 const STORE_BATCH: usize = 512;
+/// Longest an event waits for company before its batch is written to the journal.
+const STORE_LINGER: Duration = Duration::from_millis(25);
 
 struct Inner {
     mask_iins: bool,
@@ -335,19 +337,34 @@ async fn store_writer(
         let mut batch = Vec::new();
         let mut stop = false;
         let mut msg = Some(first);
+        // Events trickle in one per request: linger briefly so one transaction carries many
+        // (each commit rewrites the touched pages of the table and its indexes). A flush or a
+        // shutdown ends the wait at once.
+        let linger_until = tokio::time::Instant::now() + STORE_LINGER;
+        let mut urgent = false;
         while let Some(m) = msg.take() {
             match m {
                 StoreMsg::Event(e) => batch.push(Arc::unwrap_or_clone(e)),
-                StoreMsg::Flush(reply) => replies.push(reply),
+                StoreMsg::Flush(reply) => {
+                    replies.push(reply);
+                    urgent = true;
+                }
                 StoreMsg::Shutdown(until, reply) => {
                     deadline = Some(until);
                     replies.push(reply);
                     stop = true;
+                    urgent = true;
                     rx.close();
                 }
             }
             if batch.len() < STORE_BATCH {
                 msg = rx.try_recv().ok();
+                if msg.is_none() && !urgent && !stop {
+                    msg = tokio::time::timeout_at(linger_until, rx.recv())
+                        .await
+                        .ok()
+                        .flatten();
+                }
             }
         }
         let mut ok = true;
