@@ -87,26 +87,7 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
             cfg.routes.display()
         ),
     ));
-    if let Some(signing) = &cfg.signing {
-        if let Ok(p12) = std::fs::read(&signing.keystore) {
-            if let Ok(ks) = signing
-                .password()
-                .and_then(|pw| qaqpa_pki::Keystore::from_pkcs12(&p12, &pw).map_err(Into::into))
-            {
-                let cert = ks.certificate();
-                let not_after = time::OffsetDateTime::from_unix_timestamp(cert.not_after().0)
-                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-                if let Some(e) = qaqpa_audit::expiry_warning(
-                    &cert.subject().to_string(),
-                    &cert.serial_hex(),
-                    not_after,
-                    time::OffsetDateTime::now_utc(),
-                ) {
-                    audit.record(e.at(time::OffsetDateTime::now_utc()));
-                }
-            }
-        }
-    }
+    check_certificate_expiry(&cfg, &audit);
     Ok(AppState {
         keys: Arc::new(KeyVerifier::new(
             store.clone(),
@@ -125,6 +106,53 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
         pki,
         audit,
     })
+}
+
+/// Journals a warning when the gateway's signing certificate expires within 30 days.
+fn check_certificate_expiry(cfg: &Config, audit: &qaqpa_audit::Auditor) {
+    let Some(signing) = &cfg.signing else {
+        return;
+    };
+    let Ok(p12) = std::fs::read(&signing.keystore) else {
+        return;
+    };
+    let Ok(ks) = signing
+        .password()
+        .and_then(|pw| qaqpa_pki::Keystore::from_pkcs12(&p12, &pw).map_err(Into::into))
+    else {
+        return;
+    };
+    let cert = ks.certificate();
+    let not_after = time::OffsetDateTime::from_unix_timestamp(cert.not_after().0)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    if let Some(e) = qaqpa_audit::expiry_warning(
+        &cert.subject().to_string(),
+        &cert.serial_hex(),
+        not_after,
+        time::OffsetDateTime::now_utc(),
+    ) {
+        audit.record(e);
+    }
+}
+
+/// Once a day: archive journal records past the online window (and delete archives past the
+/// retention), and check the signing certificate's expiry again.
+async fn run_audit_maintenance(state: AppState, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match state.audit.archive(time::OffsetDateTime::now_utc()).await {
+            Ok(r) if r.archived > 0 => tracing::info!(archived = r.archived,
+                file = ?r.file, deleted = r.deleted_files.len(), "audit journal archived"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "audit journal archiving failed; will retry tomorrow")
+            }
+        }
+        check_certificate_expiry(&state.cfg, &state.audit);
+    }
 }
 
 /// This process's name in leases: the configured one, or host name and pid.
@@ -162,6 +190,10 @@ pub async fn run(
         );
     }
     tasks.push(tokio::spawn(crate::engine::run_gauges(
+        state.clone(),
+        engine_stop.clone(),
+    )));
+    tasks.push(tokio::spawn(run_audit_maintenance(
         state.clone(),
         engine_stop.clone(),
     )));

@@ -296,6 +296,17 @@ async fn bad_letters_get_a_precise_422_before_anything_is_sent() {
             "/attachments",
         ),
         (
+            "a 20 MB file",
+            {
+                let mut v = r.letter("rsa_head_valid.p12", "rsa_employee_valid.p12", false);
+                let big = vec![b'%'; 20 * 1024 * 1024];
+                v["attachments"] = json!([v["attachments"][0].clone(), {
+                    "name": "scan.pdf", "content_type": "application/pdf", "content": b64(&big)}]);
+                v
+            },
+            "/attachments/1",
+        ),
+        (
             "a 31-character file name",
             {
                 let mut v = r.letter("rsa_head_valid.p12", "rsa_employee_valid.p12", false);
