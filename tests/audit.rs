@@ -79,6 +79,16 @@ async fn syslog_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
     (port, lines)
 }
 
+/// The gateway process, killed if the test fails before stopping it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -146,13 +156,15 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     let client = create_key(&config, "edms-1", "client");
     let admin = create_key(&config, "ops", "admin");
     let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
-    let mut gateway = qaqpa()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::from(log.try_clone().expect("log")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("serve");
+    let mut gateway = KillOnDrop(
+        qaqpa()
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("serve"),
+    );
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let start = Instant::now();
@@ -283,9 +295,9 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
 
     // Stop gracefully (the journal is flushed), then check the chain and tamper with it.
     let _ = Command::new("kill")
-        .args(["-TERM", &gateway.id().to_string()])
+        .args(["-TERM", &gateway.0.id().to_string()])
         .status();
-    let _ = gateway.wait();
+    let _ = gateway.0.wait();
     let verify = qaqpa()
         .args(["audit", "verify", "--config"])
         .arg(&config)
