@@ -1,18 +1,19 @@
 //! The audit journal of the real `qaqpa` binary: every step of a message's path is journalled
-//! and streamed as RFC 5424 over TCP to a syslog receiver under one transaction id; refused and
+//! and streamed as RFC 5424 over TLS to a real rsyslogd under one transaction id; refused and
 //! failed requests are journalled; only admins and auditors read the journal; `qaqpa audit
 //! verify` finds a changed record; and no API key secret, keystore password or document content
 //! reaches the journal, the syslog stream or the logs of the run.
 mod common;
+// The audit crate's rsyslogd harness (a daemon of the test's own, TLS certificates by openssl).
+#[path = "../crates/audit/tests/common/mod.rs"]
+mod rsyslog;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::HookSink;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 const SECRET: &str = "audit test master secret, long enough!";
 const KEYSTORE_PASSWORD: &str = "Kilt-7vQ-password-of-the-keystore";
@@ -42,41 +43,6 @@ fn create_key(config: &Path, client: &str, role: &str) -> String {
         .lines()
         .find_map(|l| l.strip_prefix("token:").map(|t| t.trim().to_string()))
         .expect("token printed")
-}
-
-/// A syslog receiver over TCP with octet-counting framing (RFC 6587), keeping every message.
-async fn syslog_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let sink = sink.clone();
-            tokio::spawn(async move {
-                let mut r = BufReader::new(stream);
-                loop {
-                    let mut len = Vec::new();
-                    if r.read_until(b' ', &mut len).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let Ok(n) = String::from_utf8_lossy(&len).trim().parse::<usize>() else {
-                        return;
-                    };
-                    let mut msg = vec![0u8; n];
-                    if r.read_exact(&mut msg).await.is_err() {
-                        return;
-                    }
-                    sink.lock()
-                        .expect("lock")
-                        .push(String::from_utf8_lossy(&msg).into_owned());
-                }
-            });
-        }
-    });
-    (port, lines)
 }
 
 /// The gateway process, killed if the test fails before stopping it.
@@ -119,7 +85,20 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
         .await
         .expect("emulator");
     let hooks = HookSink::start().await;
-    let (syslog_port, received) = syslog_receiver().await;
+    std::fs::create_dir_all(dir.path().join("certs")).expect("certs dir");
+    let certs = rsyslog::make_certs(&dir.path().join("certs"));
+    let syslog_port = rsyslog::free_tcp_port();
+    let syslog_dir = dir.path().join("rsyslog");
+    std::fs::create_dir_all(&syslog_dir).expect("rsyslog dir");
+    let _receiver = rsyslog::Rsyslog::start(
+        &syslog_dir,
+        rsyslog::Ports {
+            tls: Some(syslog_port),
+            ..Default::default()
+        },
+        Some(&certs),
+    );
+    let received = || rsyslog::Rsyslog::lines(&syslog_dir, "tls");
     // A keystore the gateway opens at start-up with a password from the environment.
     let pki_dir = dir.path().join("pki");
     qaqpa_pki::testpki::TestPki::generate(&pki_dir).expect("test PKI");
@@ -149,7 +128,8 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
             "listen = \"127.0.0.1:{port}\"\nroutes = \"routes.toml\"\n[store]\nkind = \"sqlite\"\ndata_dir = \"data\"\n\
              [engine]\npoll_ms = 50\n[webhooks]\npoll_ms = 50\n[log]\nfilter = \"debug\"\n\
              [signing]\nkeystore = \"signing.p12\"\npassword_env = \"QAQPA_AUDIT_TEST_KS_PASSWORD\"\n\
-             [[audit.syslog]]\nurl = \"tcp://127.0.0.1:{syslog_port}\"\n"
+             [[audit.syslog]]\nurl = \"tls://localhost:{syslog_port}\"\nca_file = \"{}\"\n",
+            certs.ca.display()
         ),
     )
     .expect("config");
@@ -251,7 +231,7 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     // The same events arrive at the SIEM as RFC 5424 with the same transaction id.
     let start = Instant::now();
     loop {
-        let lines = received.lock().expect("lock").clone();
+        let lines = received();
         let parsed: Vec<_> = lines
             .iter()
             .map(|l| syslog_rfc5424::parse_message(l).expect("RFC 5424"))
@@ -311,12 +291,12 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
 
     // No secret, password or document content anywhere the run wrote (the document lives in
     // the message store and its blobs by design, and nowhere else).
-    let syslog_text = received.lock().expect("lock").join("\n");
+    let syslog_text = received().join("\n");
     let mut haystacks: Vec<(String, Vec<u8>)> =
         vec![("syslog stream".into(), syslog_text.into_bytes())];
     for f in files(dir.path()) {
         let name = f.display().to_string();
-        if name.contains("/pki/") || name.ends_with("signing.p12") {
+        if name.contains("/pki/") || name.contains("/certs/") || name.ends_with("signing.p12") {
             continue;
         }
         haystacks.push((name, std::fs::read(&f).expect("read")));
