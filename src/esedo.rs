@@ -46,16 +46,13 @@ pub async fn sync_directory(
         .ok_or_else(|| anyhow::anyhow!("esedo.directory_route: no esedo route '{route_name}'"))?;
     let settings = EsedoSettings::from_table(&route.settings_table())
         .map_err(|e| anyhow::anyhow!("route '{route_name}': settings.{e}"))?;
-    let mut config =
-        qaqpa_shep::ClientConfig::new(settings.endpoint.clone()).with_timeout(settings.timeout());
-    if let Some(signer) = registry.shep_signer.clone() {
-        config = config.with_signer(signer);
-    }
-    if let Some(verifier) = registry.shep_verifier.clone() {
-        config = config.with_verifier(verifier);
-    }
-    let client = qaqpa_shep::SyncChannelClient::new(config)
-        .map_err(|e| anyhow::anyhow!("ШЭП client: {e}"))?;
+    let client = qaqpa_shep::SyncClientPool::new(
+        registry.shep_signer.clone(),
+        registry.shep_verifier.clone(),
+        1,
+    )
+    .get(&settings.endpoint, settings.timeout())
+    .map_err(|e| anyhow::anyhow!("ШЭП client: {e}"))?;
     let directory = qaqpa_adapter_esedo::directory::sync_participants(&client, &settings, progress)
         .await
         .map_err(|e| anyhow::anyhow!("directory sync failed: {e}"))?;

@@ -21,8 +21,7 @@ pub mod receipts;
 pub mod settings;
 pub mod signatures;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,8 +34,8 @@ use qaqpa_core::{
 };
 use qaqpa_shep::server::read_sync_request;
 use qaqpa_shep::{
-    ClientConfig, EnvelopeSigner, EnvelopeVerifier, SenderInfo, SessionId, ShepError, Status,
-    SyncChannelClient, SyncRequest, SyncResponse, XmlLimits,
+    EnvelopeSigner, EnvelopeVerifier, SenderInfo, SessionId, ShepError, Status, SyncChannelClient,
+    SyncClientPool, SyncRequest, SyncResponse, XmlLimits,
 };
 use serde_json::json;
 
@@ -61,7 +60,8 @@ pub struct EsedoAdapter {
     verifier: Option<Arc<dyn EnvelopeVerifier>>,
     cms: Option<Arc<CmsVerifier>>,
     directory: Option<Arc<RwLock<Directory>>>,
-    clients: Mutex<HashMap<(String, Duration), SyncChannelClient>>,
+    /// HTTP clients by (endpoint, timeout): connection pools, not message state.
+    clients: SyncClientPool,
 }
 
 impl EsedoAdapter {
@@ -74,11 +74,11 @@ impl EsedoAdapter {
         cms: Option<Arc<CmsVerifier>>,
     ) -> Self {
         Self {
+            clients: SyncClientPool::new(signer.clone(), verifier.clone(), 64),
             signer,
             verifier,
             cms,
             directory: None,
-            clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -90,25 +90,9 @@ impl EsedoAdapter {
     }
 
     fn client(&self, s: &EsedoSettings, timeout: Duration) -> Result<SyncChannelClient, Failure> {
-        let key = (s.endpoint.clone(), timeout);
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&key) {
-            return Ok(c.clone());
-        }
-        let mut config = ClientConfig::new(s.endpoint.clone()).with_timeout(timeout);
-        if let Some(signer) = &self.signer {
-            config = config.with_signer(signer.clone());
-        }
-        if let Some(v) = &self.verifier {
-            config = config.with_verifier(v.clone());
-        }
-        let client = SyncChannelClient::new(config)
-            .map_err(|e| Failure::permanent("ESEDO_CONFIG", e.to_string()))?;
-        if clients.len() > 64 {
-            clients.clear();
-        }
-        clients.insert(key, client.clone());
-        Ok(client)
+        self.clients
+            .get(&s.endpoint, timeout)
+            .map_err(|e| Failure::permanent("ESEDO_CONFIG", e.to_string()))
     }
 
     async fn exchange(

@@ -4,8 +4,8 @@
 //! `Failure` by the rules of `qaqpa_shep::classify`. It keeps no state about messages between
 //! attempts, and never stores, caches or logs the data of synchronous calls.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,8 +17,8 @@ use qaqpa_core::{
 use qaqpa_shep::classify::RetryReason;
 use qaqpa_shep::server::read_sync_request;
 use qaqpa_shep::{
-    ClientConfig, EnvelopeSigner, EnvelopeVerifier, MessageData, Property, SenderInfo, ShepError,
-    SyncChannelClient, SyncRequest, SyncResponse, XmlLimits,
+    EnvelopeSigner, EnvelopeVerifier, MessageData, Property, SenderInfo, ShepError,
+    SyncChannelClient, SyncClientPool, SyncRequest, SyncResponse, XmlLimits,
 };
 use serde::Deserialize;
 
@@ -141,10 +141,9 @@ impl Payload {
 
 /// The generic ШЭП adapter. One instance serves every route whose adapter is `shep`.
 pub struct ShepAdapter {
-    signer: Option<Arc<dyn EnvelopeSigner>>,
     verifier: Option<Arc<dyn EnvelopeVerifier>>,
     /// HTTP clients by (endpoint, timeout): connection pools, not message state.
-    clients: Mutex<HashMap<(String, Duration), SyncChannelClient>>,
+    clients: SyncClientPool,
 }
 
 impl Default for ShepAdapter {
@@ -160,9 +159,8 @@ impl ShepAdapter {
         verifier: Option<Arc<dyn EnvelopeVerifier>>,
     ) -> Self {
         Self {
-            signer,
+            clients: SyncClientPool::new(signer, verifier.clone(), 256),
             verifier,
-            clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -171,26 +169,9 @@ impl ShepAdapter {
         settings: &ShepSettings,
         timeout: Duration,
     ) -> Result<SyncChannelClient, Failure> {
-        let key = (settings.endpoint.clone(), timeout);
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&key) {
-            return Ok(c.clone());
-        }
-        let mut config = ClientConfig::new(settings.endpoint.clone()).with_timeout(timeout);
-        if let Some(s) = &self.signer {
-            config = config.with_signer(s.clone());
-        }
-        if let Some(v) = &self.verifier {
-            config = config.with_verifier(v.clone());
-        }
-        let client = SyncChannelClient::new(config)
-            .map_err(|e| Failure::permanent("SHEP_CONFIG", e.to_string()))?;
-        // Bounded: one entry per (endpoint, timeout) pair actually used.
-        if clients.len() > 256 {
-            clients.clear();
-        }
-        clients.insert(key, client.clone());
-        Ok(client)
+        self.clients
+            .get(&settings.endpoint, timeout)
+            .map_err(|e| Failure::permanent("SHEP_CONFIG", e.to_string()))
     }
 
     /// Builds the SendMessage for `payload` under `settings`.

@@ -386,3 +386,51 @@ impl AsyncChannelClient {
             .await
     }
 }
+
+/// SyncChannel clients by (endpoint, timeout), all signing and verifying with the same keys: one
+/// per adapter (or tool), so HTTP connections are reused across messages. Holds connection pools
+/// only, never message state; bounded to the (endpoint, timeout) pairs actually used.
+pub struct SyncClientPool {
+    signer: Option<Arc<dyn EnvelopeSigner>>,
+    verifier: Option<Arc<dyn EnvelopeVerifier>>,
+    clients: std::sync::Mutex<std::collections::HashMap<(String, Duration), SyncChannelClient>>,
+    /// Most (endpoint, timeout) pairs kept before the pool starts afresh.
+    max_clients: usize,
+}
+
+impl SyncClientPool {
+    pub fn new(
+        signer: Option<Arc<dyn EnvelopeSigner>>,
+        verifier: Option<Arc<dyn EnvelopeVerifier>>,
+        max_clients: usize,
+    ) -> Self {
+        Self {
+            signer,
+            verifier,
+            clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+            max_clients: max_clients.max(1),
+        }
+    }
+
+    /// The client for `endpoint` with this whole-exchange `timeout`.
+    pub fn get(&self, endpoint: &str, timeout: Duration) -> Result<SyncChannelClient, ShepError> {
+        let key = (endpoint.to_owned(), timeout);
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut config = ClientConfig::new(endpoint).with_timeout(timeout);
+        if let Some(s) = &self.signer {
+            config = config.with_signer(s.clone());
+        }
+        if let Some(v) = &self.verifier {
+            config = config.with_verifier(v.clone());
+        }
+        let client = SyncChannelClient::new(config)?;
+        if clients.len() > self.max_clients {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
