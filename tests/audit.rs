@@ -332,8 +332,26 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     // A changed record is found, with its sequence number.
     let db = dir.path().join("data").join("audit.db");
     let conn = rusqlite::Connection::open(&db).expect("open journal");
-    conn.execute_batch(
-        "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET account = 'someone-else' WHERE seq = 2;",
+    conn.execute_batch("DROP TRIGGER audit_block_no_update;")
+        .expect("drop trigger");
+    let (first, records): (i64, String) = conn
+        .query_row(
+            "SELECT first_seq, records FROM audit_block WHERE first_seq <= 2 AND last_seq >= 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the block holding seq 2");
+    let changed: String = records
+        .lines()
+        .map(|l| match l.starts_with("2 ") {
+            true => l.replacen("\"source\":\"qaqpa-", "\"source\":\"elsewhere-", 1),
+            false => l.to_owned(),
+        } + "\n")
+        .collect();
+    assert_ne!(changed, records, "record 2 was changed");
+    conn.execute(
+        "UPDATE audit_block SET records = ?1 WHERE first_seq = ?2",
+        rusqlite::params![changed, first],
     )
     .expect("tamper");
     drop(conn);

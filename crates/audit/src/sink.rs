@@ -568,6 +568,9 @@ pub const OVERFLOW_CAPACITY: usize = 65_536;
 /// An overflow backlog longer than this is moved to the spool at once.
 const SPILL_AT: usize = CHANNEL_CAPACITY;
 const BATCH: usize = 256;
+/// Longest an event waits for company before its batch is written: one write (and one wake-up
+/// of the receiver) per batch instead of per event, at a delay the SOC does not notice.
+const LINGER: Duration = Duration::from_millis(10);
 
 impl SyslogSink {
     /// Starts the sink's task (must be called inside a tokio runtime). The spool lives in
@@ -752,14 +755,25 @@ impl Task {
                 Msg::Event(first) => {
                     let mut batch = vec![first];
                     let mut pending: Option<Msg> = None;
+                    let linger_until = Instant::now() + LINGER;
                     while batch.len() < BATCH {
-                        match self.rx.try_recv() {
-                            Ok(Msg::Event(e)) => batch.push(e),
-                            Ok(other) => {
+                        let next = match self.rx.try_recv() {
+                            Ok(m) => Some(m),
+                            Err(mpsc::error::TryRecvError::Disconnected) => None,
+                            Err(mpsc::error::TryRecvError::Empty) => {
+                                tokio::time::timeout_at(linger_until, self.rx.recv())
+                                    .await
+                                    .ok()
+                                    .flatten()
+                            }
+                        };
+                        match next {
+                            Some(Msg::Event(e)) => batch.push(e),
+                            Some(other) => {
                                 pending = Some(other);
                                 break;
                             }
-                            Err(_) => break,
+                            None => break,
                         }
                     }
                     self.process(&batch).await;

@@ -4,13 +4,15 @@
 //! `hash = hex(SHA-256(prev_hash as 64 ASCII hex digits ‖ seq as 8 bytes big-endian ‖ body))`,
 //! where `body` is the event's JSON exactly as stored (the struct's fixed field order; the text
 //! is kept, never re-serialised, so the hash stays verifiable whatever the code becomes). The
-//! first record's `prev_hash` is 64 zeros. The columns used for queries (time, account, kind,
-//! severity, transaction id, target, id) are copies of fields of the body; `verify` checks them
-//! too.
+//! first record's `prev_hash` is 64 zeros. What queries look records up by (time, account,
+//! kind, severity, transaction id, target) is derived from the body, and `verify` checks it
+//! against the body too: on PostgreSQL these are columns of a row per record (`audit_log`); on
+//! SQLite a row holds a whole append of records and `audit_key` names the rows holding each
+//! transaction, account, kind, target and severity (see [`SqliteAuditStore`] for why).
 //!
-//! Append-only in the database: triggers refuse UPDATE of `audit_log` and DELETE of any row
-//! above the archive anchor. `audit_head` (last seq and hash, only moving forward) makes a
-//! deletion at the end detectable; `audit_anchor` (last archived seq and hash, only moving
+//! Append-only in the database: triggers refuse UPDATE of the record tables and DELETE of any
+//! record above the archive anchor. `audit_head` (last seq and hash, only moving forward) makes
+//! a deletion at the end detectable; `audit_anchor` (last archived seq and hash, only moving
 //! forward and never past the head) is written by [`AuditStore::archive`] before it deletes,
 //! which is the one path that deletes; `audit_archive` lists archived ranges and cannot be
 //! changed. Someone who can disable triggers *and* recompute every hash after a change is not

@@ -71,13 +71,90 @@ impl Backend {
     async fn tamper(&self, sql: &str) {
         let wrapped = match self {
             Backend::Sqlite(_) => format!(
-                "DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete; {sql}"
+                "DROP TRIGGER IF EXISTS audit_block_no_update; DROP TRIGGER IF EXISTS audit_block_no_delete; \
+                 DROP TRIGGER IF EXISTS audit_key_no_delete; {sql}"
             ),
             Backend::Pg(_) => format!(
                 "ALTER TABLE audit_log DISABLE TRIGGER ALL; {sql}; ALTER TABLE audit_log ENABLE TRIGGER ALL;"
             ),
         };
         self.exec(&wrapped).await.expect("tampering SQL runs");
+    }
+
+    /// Changes records around the triggers: on PostgreSQL with `pg_sql`; on SQLite (a block of
+    /// records per row) by rewriting the lines of the blocks holding `seqs` with `edit`
+    /// (`None` drops the line).
+    async fn tamper_records(
+        &self,
+        pg_sql: &str,
+        seqs: std::ops::RangeInclusive<u64>,
+        edit: impl Fn(&str) -> Option<String>,
+    ) {
+        let Backend::Sqlite(dir) = self else {
+            return self.tamper(pg_sql).await;
+        };
+        let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");
+        conn.execute_batch("DROP TRIGGER IF EXISTS audit_block_no_update;")
+            .expect("drop trigger");
+        let blocks: Vec<(i64, String)> = conn
+            .prepare("SELECT first_seq, records FROM audit_block WHERE last_seq >= ?1 AND first_seq <= ?2")
+            .expect("prepare")
+            .query_map([*seqs.start() as i64, *seqs.end() as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert!(!blocks.is_empty(), "no block holds {seqs:?}");
+        for (first, records) in blocks {
+            let mut out = String::new();
+            for line in records.lines() {
+                let seq: u64 = line
+                    .split(' ')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("seq");
+                let new = if seqs.contains(&seq) {
+                    edit(line)
+                } else {
+                    Some(line.to_owned())
+                };
+                if let Some(l) = new {
+                    out.push_str(&l);
+                    out.push('\n');
+                }
+            }
+            conn.execute(
+                "UPDATE audit_block SET records = ?1 WHERE first_seq = ?2",
+                rusqlite::params![out, first],
+            )
+            .expect("rewrite block");
+        }
+    }
+
+    /// SQL that changes a record (seq 2) and must be refused by the triggers.
+    fn forbidden_changes(&self) -> Vec<&'static str> {
+        let mut sql = match self {
+            Backend::Sqlite(_) => vec![
+                "UPDATE audit_block SET records = '' WHERE first_seq = 1",
+                "DELETE FROM audit_block WHERE first_seq = 1",
+                "DELETE FROM audit_block",
+                "UPDATE audit_key SET key = 'x'",
+                "DELETE FROM audit_key",
+            ],
+            Backend::Pg(_) => vec![
+                "UPDATE audit_log SET account = 'x' WHERE seq = 2",
+                "DELETE FROM audit_log WHERE seq = 2",
+                "DELETE FROM audit_log",
+            ],
+        };
+        sql.extend([
+            "UPDATE audit_head SET last_seq = 2",
+            "DELETE FROM audit_head",
+            "UPDATE audit_anchor SET archived_seq = 5",
+            "DELETE FROM audit_anchor",
+        ]);
+        sql
     }
 }
 
@@ -130,13 +207,61 @@ async fn chain_verifies_after_appends(b: Backend) {
         tail[0].prev_hash, tail[1].hash,
         "each record links to the previous"
     );
+    // Pages run across the appends (blocks, on SQLite) without a gap or a repeat, and every
+    // record links to the one before it.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .query(&AuditFilter::default(), cursor, 7)
+            .await
+            .expect("page");
+        seen.extend(
+            page.records
+                .iter()
+                .map(|r| (r.seq, r.prev_hash.clone(), r.hash.clone())),
+        );
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=112).rev().collect::<Vec<_>>()
+    );
+    for pair in seen.windows(2) {
+        assert_eq!(
+            pair[0].1, pair[1].2,
+            "seq {} links to seq {}",
+            pair[0].0, pair[1].0
+        );
+    }
+    // A transaction is found in its own append, among the others.
+    let tx = store
+        .query(
+            &AuditFilter {
+                transaction_id: Some("tx-5".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .expect("query");
+    assert_eq!(
+        tx.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![6]
+    );
 }
 
 async fn changed_records_are_found_at_their_seq(b: Backend) {
     let store = b.open().await;
     append_n(store.as_ref(), 0, 20, OffsetDateTime::now_utc()).await;
-    b.tamper(
+    b.tamper_records(
         "UPDATE audit_log SET body = replace(body, 'bad secret', 'good secret') WHERE seq = 7",
+        7..=7,
+        |line| Some(line.replace("bad secret", "good secret")),
     )
     .await;
     assert_eq!(
@@ -147,9 +272,18 @@ async fn changed_records_are_found_at_their_seq(b: Backend) {
         store.verify().await.expect("verify").to_string(),
         "changed record at seq 7"
     );
-    // An indexed column changed without the body is a change too (and found first).
-    b.tamper("UPDATE audit_log SET account = 'someone-else' WHERE seq = 3")
-        .await;
+    // An indexed column changed without the body is a change too (and found first). On SQLite
+    // the index is `audit_key`: a record whose key is gone would be hidden from queries.
+    match &b {
+        Backend::Sqlite(_) => {
+            b.tamper("DELETE FROM audit_key WHERE key = 'a:key-2'")
+                .await
+        }
+        Backend::Pg(_) => {
+            b.tamper("UPDATE audit_log SET account = 'someone-else' WHERE seq = 3")
+                .await
+        }
+    }
     assert_eq!(
         store.verify().await.expect("verify"),
         VerifyReport::Changed { seq: 3 }
@@ -161,17 +295,20 @@ async fn deleted_records_are_found_after_the_last_good_seq(b: Backend, tail: boo
     append_n(store.as_ref(), 0, 20, OffsetDateTime::now_utc()).await;
     if tail {
         // The newest records: only the head bookkeeping can tell.
-        b.tamper("DELETE FROM audit_log WHERE seq >= 19").await;
+        b.tamper_records("DELETE FROM audit_log WHERE seq >= 19", 19..=20, |_| None)
+            .await;
         let report = store.verify().await.expect("verify");
         assert_eq!(report, VerifyReport::Missing { after_seq: 18 });
         assert_eq!(report.to_string(), "record(s) missing after seq 18");
     } else {
-        b.tamper("DELETE FROM audit_log WHERE seq = 12").await;
+        b.tamper_records("DELETE FROM audit_log WHERE seq = 12", 12..=12, |_| None)
+            .await;
         assert_eq!(
             store.verify().await.expect("verify"),
             VerifyReport::Missing { after_seq: 11 }
         );
-        b.tamper("DELETE FROM audit_log WHERE seq = 1").await;
+        b.tamper_records("DELETE FROM audit_log WHERE seq = 1", 1..=1, |_| None)
+            .await;
         assert_eq!(
             store.verify().await.expect("verify"),
             VerifyReport::Missing { after_seq: 0 }
@@ -182,15 +319,7 @@ async fn deleted_records_are_found_after_the_last_good_seq(b: Backend, tail: boo
 async fn triggers_refuse_update_and_delete(b: Backend) {
     let store = b.open().await;
     append_n(store.as_ref(), 0, 5, OffsetDateTime::now_utc()).await;
-    for sql in [
-        "UPDATE audit_log SET account = 'x' WHERE seq = 2",
-        "DELETE FROM audit_log WHERE seq = 2",
-        "DELETE FROM audit_log",
-        "UPDATE audit_head SET last_seq = 2",
-        "DELETE FROM audit_head",
-        "UPDATE audit_anchor SET archived_seq = 5",
-        "DELETE FROM audit_anchor",
-    ] {
+    for sql in b.forbidden_changes() {
         let err = b.exec(sql).await.expect_err(sql);
         assert!(
             err.contains("append-only")
@@ -274,10 +403,11 @@ async fn archive_moves_old_records_and_stays_verifiable(b: Backend) {
     append_n(store.as_ref(), 15, 3, now).await;
     assert_ok(&store.verify().await.expect("verify"), 8, 11, 18);
     // Deleting archived rows again, or below the anchor, is harmless; above it is refused.
-    assert!(b
-        .exec("DELETE FROM audit_log WHERE seq = 11")
-        .await
-        .is_err());
+    let delete_online = match &b {
+        Backend::Sqlite(_) => "DELETE FROM audit_block WHERE first_seq = 11",
+        Backend::Pg(_) => "DELETE FROM audit_log WHERE seq = 11",
+    };
+    assert!(b.exec(delete_online).await.is_err());
 
     // Tampering with the archive file is found.
     let pristine = std::fs::read(&file).expect("read");
@@ -597,4 +727,77 @@ async fn an_event_the_journal_cannot_serialise_is_counted_and_does_not_block_the
         .file
         .expect("file")
         .starts_with(dir.path().join("archive")));
+}
+
+#[tokio::test]
+async fn sqlite_journal_in_the_per_event_layout_is_moved_into_blocks() {
+    // A journal written by an earlier version: one `audit_log` row per event.
+    let dir = TempDir::new("qaqpa-audit-old-layout").expect("temp dir");
+    let now = OffsetDateTime::now_utc();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, time_us INTEGER NOT NULL,
+               account TEXT, kind TEXT NOT NULL, severity INTEGER NOT NULL, transaction_id TEXT,
+               target TEXT, body TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+             CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER NOT NULL,
+               last_hash TEXT NOT NULL);
+             CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+             BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
+        )
+        .expect("old schema");
+        let mut prev = qaqpa_audit::store::GENESIS_HASH.to_owned();
+        for seq in 1..=3u64 {
+            let e = event(seq as usize, now);
+            let body = serde_json::to_string(&e).expect("json");
+            let hash = qaqpa_audit::store::chain_hash(&prev, seq, &body);
+            conn.execute(
+                "INSERT INTO audit_log VALUES (?1, ?2, 0, ?3, 'AUTH_FAIL', 4, ?4, NULL, ?5, ?6, ?7)",
+                rusqlite::params![
+                    seq as i64,
+                    e.id.to_string(),
+                    e.account,
+                    e.transaction_id,
+                    body,
+                    prev,
+                    hash
+                ],
+            )
+            .expect("old row");
+            prev = hash;
+        }
+        conn.execute(
+            "INSERT INTO audit_head VALUES (1, 3, ?1)",
+            rusqlite::params![prev],
+        )
+        .expect("old head");
+    }
+    let store = SqliteAuditStore::open(dir.path()).expect("open");
+    assert_ok(&store.verify().await.expect("verify"), 3, 1, 3);
+    let found = store
+        .query(
+            &AuditFilter {
+                transaction_id: Some("tx-2".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .expect("query");
+    assert_eq!(
+        found.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert_eq!(append_n(&store, 4, 1, now).await, 4);
+    assert_ok(&store.verify().await.expect("verify"), 4, 1, 4);
+    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");
+    let old_tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'audit_log'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(old_tables, 0, "the per-event table is gone");
 }
