@@ -71,6 +71,35 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Auditor> {
     Auditor::new(&audit_cfg, Some(store)).map_err(|e| anyhow::anyhow!("audit: {e}"))
 }
 
+/// How an exchange ended, as the journal records it: the target's own code where it gave one
+/// (`http:200`, `shep:SCSE002`), else what stood in for an answer. `outcome` is the code of a
+/// delivery or a call that succeeded, or the failure.
+pub fn exchange_result(
+    outcome: Result<Option<&str>, &qaqpa_core::Failure>,
+) -> qaqpa_audit::ExchangeResult {
+    use qaqpa_audit::ExchangeResult as R;
+    use qaqpa_core::Failure;
+    let from_code = |code: &str| -> Option<R> {
+        if let Some(n) = code
+            .strip_prefix("http:")
+            .or_else(|| code.strip_prefix("http_"))
+        {
+            return n.parse().ok().map(R::Http);
+        }
+        let shep = code.strip_prefix("shep:").unwrap_or(code);
+        shep.starts_with("SCS").then(|| R::Shep(shep.to_string()))
+    };
+    match outcome {
+        Ok(code) => code
+            .and_then(from_code)
+            .unwrap_or_else(|| R::Transport("answered; the adapter gave no result code".into())),
+        Err(Failure::Permanent { code, reason }) => {
+            from_code(code).unwrap_or_else(|| R::Transport(format!("{code}: {reason}")))
+        }
+        Err(Failure::Retry { reason, .. }) => R::Transport(reason.clone()),
+    }
+}
+
 /// The client's IP, when the request carried one.
 pub fn client_ip(parts: &axum::http::Extensions) -> Option<IpAddr> {
     parts.get::<crate::api::ClientAddr>().map(|a| a.0.ip())

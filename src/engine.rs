@@ -296,7 +296,9 @@ impl Engine {
                     response_out: None,
                     request_bytes: None,
                     response_bytes: None,
-                    result: exchange_result(&result),
+                    result: crate::audit::exchange_result(
+                        result.as_ref().map(|d| d.result_code.as_deref()),
+                    ),
                 },
             )
             .operation(started, now)
@@ -510,33 +512,6 @@ pub async fn apply_receipt(
             tracing::debug!(message = %id, "repeated receipt ignored");
             Ok(false)
         }
-    }
-}
-
-/// How an attempt ended, as the exchange journal records it: the target's own code where it
-/// gave one (`http:200`, `shep:SCSE002`), else what stood in for an answer.
-fn exchange_result(result: &Result<qaqpa_core::Delivered, Failure>) -> qaqpa_audit::ExchangeResult {
-    use qaqpa_audit::ExchangeResult as R;
-    let from_code = |code: &str| -> Option<R> {
-        if let Some(n) = code
-            .strip_prefix("http:")
-            .or_else(|| code.strip_prefix("http_"))
-        {
-            return n.parse().ok().map(R::Http);
-        }
-        let shep = code.strip_prefix("shep:").unwrap_or(code);
-        shep.starts_with("SCS").then(|| R::Shep(shep.to_string()))
-    };
-    match result {
-        Ok(d) => d
-            .result_code
-            .as_deref()
-            .and_then(from_code)
-            .unwrap_or_else(|| R::Transport("delivered; the adapter gave no result code".into())),
-        Err(Failure::Permanent { code, reason }) => {
-            from_code(code).unwrap_or_else(|| R::Transport(format!("{code}: {reason}")))
-        }
-        Err(Failure::Retry { reason, .. }) => R::Transport(reason.clone()),
     }
 }
 

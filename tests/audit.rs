@@ -1,8 +1,10 @@
 //! The audit journal of the real `qaqpa` binary: every step of a message's path is journalled
 //! and streamed as RFC 5424 over TLS to a real rsyslogd under one transaction id; refused and
 //! failed requests are journalled; only admins and auditors read the journal; `qaqpa audit
-//! verify` finds a changed record; and no API key secret, keystore password or document content
-//! reaches the journal, the syslog stream or the logs of the run.
+//! verify` finds a changed record; a BMG-like person look-up through `/v1/calls` is journalled
+//! as an exchange by its metadata; and no API key secret, keystore password, document content
+//! or personal data from the look-up reaches the journal, the syslog stream or the logs of the
+//! run.
 mod common;
 // The audit crate's rsyslogd harness (a daemon of the test's own, TLS certificates by openssl).
 #[path = "../crates/audit/tests/common/mod.rs"]
@@ -18,6 +20,10 @@ use serde_json::{json, Value};
 const SECRET: &str = "audit test master secret, long enough!";
 const KEYSTORE_PASSWORD: &str = "Kilt-7vQ-password-of-the-keystore";
 const DOC_MARKER: &str = "DOC-CONTENT-e1f0c4b2-never-in-the-journal";
+/// What a BMG-like look-up answers about a person: personal data, never to be kept.
+const PERSON_IIN: &str = "880101300123";
+const PERSON_NAME: &str = "Жаксыбекова Айгерим Маратовна";
+const PERSON_ADDRESS: &str = "Астана, ул. Кенесары 40, кв. 17";
 
 fn qaqpa() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_qaqpa"));
@@ -85,6 +91,19 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
         .await
         .expect("emulator");
     let hooks = HookSink::start().await;
+    // A BMG-like person service behind the ШЭП emulator (SyncChannel).
+    let bmg = qaqpa_shep::emulator::ShepEmulator::builder()
+        .service("BMG_PERSON_INFO", |r: &qaqpa_shep::SyncRequest| {
+            let asked = r.data.as_ref().map(|d| d.as_text().to_owned()).unwrap_or_default();
+            qaqpa_shep::emulator::ServiceAnswer::Data(asked.contains(PERSON_IIN).then(|| {
+                qaqpa_shep::MessageData::text(format!(
+                    "<Person><IIN>{PERSON_IIN}</IIN><FIO>{PERSON_NAME}</FIO><Address>{PERSON_ADDRESS}</Address></Person>"
+                ))
+            }))
+        })
+        .start()
+        .await
+        .expect("ШЭП emulator");
     std::fs::create_dir_all(dir.path().join("certs")).expect("certs dir");
     let certs = rsyslog::make_certs(&dir.path().join("certs"));
     let syslog_port = rsyslog::free_tcp_port();
@@ -116,8 +135,11 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     std::fs::write(
         dir.path().join("routes.toml"),
         format!(
-            "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\n[route.settings]\nurl = \"{}/deliver\"\n",
-            emulator.url()
+            "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\n[route.settings]\nurl = \"{}/deliver\"\n\
+             [[service]]\nname = \"bmg-person\"\nadapter = \"shep\"\ntimeout_ms = 10000\n[service.settings]\n\
+             endpoint = \"{}\"\nservice_id = \"BMG_PERSON_INFO\"\nsender_id = \"qaqpa\"\ntimeout_secs = 10\nrequire_signed_pushes = false\n",
+            emulator.url(),
+            bmg.sync_url()
         ),
     )
     .expect("routes");
@@ -149,9 +171,11 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     let http = reqwest::Client::new();
     let start = Instant::now();
     while http.get(format!("{url}/readyz")).send().await.is_err() {
+        let exited = gateway.0.try_wait().ok().flatten().is_some();
         assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "gateway did not start"
+            !exited && start.elapsed() < Duration::from_secs(30),
+            "gateway did not start: {}",
+            std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -172,6 +196,24 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
         .expect("json");
     let id = accepted["id"].as_str().expect("id").to_string();
     hooks.wait_for(1, Duration::from_secs(30)).await;
+    // A person look-up: the answer reaches the caller, and only its metadata is journalled.
+    let person: Value = http
+        .post(format!("{url}/v1/calls/bmg-person"))
+        .bearer_auth(&client)
+        .json(&json!({"data": format!("<IIN>{PERSON_IIN}</IIN>")}))
+        .send()
+        .await
+        .expect("call")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(person["status"]["code"], "SCSS001", "{person}");
+    assert!(
+        person["data"]
+            .as_str()
+            .is_some_and(|d| d.contains(PERSON_NAME)),
+        "{person}"
+    );
     // Refusals: a wrong key, a client reading the journal, an invalid message.
     let bad = http
         .get(format!("{url}/v1/messages"))
@@ -227,6 +269,37 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(path.to_string().contains(&id));
+    let start = Instant::now();
+    let calls: Value = loop {
+        let page: Value = http
+            .get(format!(
+                "{url}/v1/admin/audit?kind=EXCHANGE&target=bmg-person"
+            ))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("audit")
+            .json()
+            .await
+            .expect("json");
+        if page["records"].as_array().is_some_and(|r| !r.is_empty()) {
+            break page;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the call was not journalled: {page:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let call = &calls["records"][0]["event"];
+    assert_eq!(call["kind"]["service_id"], "bmg-person", "{calls:#}");
+    assert_eq!(call["kind"]["result"]["shep"], "SCSS001", "{calls:#}");
+    assert!(
+        call["kind"]["response_bytes"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{calls:#}"
+    );
 
     // The same events arrive at the SIEM as RFC 5424 with the same transaction id.
     let start = Instant::now();
@@ -314,6 +387,9 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
             KEYSTORE_PASSWORD.to_string(),
         ] {
             assert!(!text.contains(&s), "a secret leaked into {name}");
+        }
+        for p in [PERSON_IIN, PERSON_NAME, PERSON_ADDRESS] {
+            assert!(!text.contains(p), "personal data ({p}) leaked into {name}");
         }
         let holds_documents = name.contains("/data/") && !name.contains("audit");
         if !holds_documents {

@@ -1,13 +1,16 @@
 //! `/v1/calls/{service}`: a synchronous look-up through an adapter (a company by BIN, a person
 //! through BMG) under a deadline. Only metadata (who, which service, how long, outcome) is logged;
-//! the request and the answer are never stored anywhere: they may hold personal data.
+//! the request and the answer are never stored anywhere: they may hold personal data. Each call
+//! is journalled as an EXCHANGE event with times, sizes and the target's result code.
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use qaqpa_audit::{AuditEvent, Direction, Exchange};
 use qaqpa_core::{Answer, Call, Cx, Failure};
+use time::OffsetDateTime;
 
 use crate::api::body::{check_depth, parse_json};
 use crate::auth::{Caller, Role};
@@ -49,6 +52,7 @@ pub async fn call(
     let timeout = Duration::from_millis(svc.timeout_ms);
     let settings = svc.settings_table();
     let started = Instant::now();
+    let asked = OffsetDateTime::now_utc();
     let transaction_id = qaqpa_core::MessageId::new().to_string();
     let cx = Cx {
         deadline: started + timeout,
@@ -75,8 +79,42 @@ pub async fn call(
     };
     tracing::info!(service = %service, client = %caller.client, transaction = %transaction_id,
         elapsed_ms = started.elapsed().as_millis() as u64, outcome, "synchronous call");
+    // The exchange journal gets the metadata only: never the parameters or the answer.
+    let answered = OffsetDateTime::now_utc();
+    let journal_result = match &result {
+        Ok(r) => crate::audit::exchange_result(r.as_ref().map(|a| a.result_code.as_deref())),
+        Err(_) => qaqpa_audit::ExchangeResult::Transport(format!(
+            "no answer within {} ms",
+            svc.timeout_ms
+        )),
+    };
+    let response_bytes = match &result {
+        Ok(Ok(a)) => serde_json::to_string(&a.body).ok().map(|t| t.len() as u64),
+        _ => None,
+    };
+    state.audit.record(
+        AuditEvent::exchange(
+            crate::audit::API,
+            Exchange {
+                direction: Direction::Outbound,
+                target: svc.name.clone(),
+                service_id: Some(service.clone()),
+                message_id: None,
+                request_out: Some(asked),
+                response_in: Some(answered),
+                request_in: None,
+                response_out: None,
+                request_bytes: Some(body.len() as u64),
+                response_bytes,
+                result: journal_result,
+            },
+        )
+        .account(caller.key_id.clone())
+        .operation(asked, answered)
+        .transaction(transaction_id.clone()),
+    );
     match result {
-        Ok(Ok(Answer { body })) => Ok(Json(body)),
+        Ok(Ok(Answer { body, .. })) => Ok(Json(body)),
         Ok(Err(Failure::Permanent { code, reason })) => Err(Problem::new(
             StatusCode::BAD_GATEWAY,
             "target-refused",

@@ -346,6 +346,7 @@ impl Adapter for ShepAdapter {
                 "status": { "code": info.status.code, "message": info.status.message },
                 "data": data_json(&response.data),
             }),
+            result_code: Some(format!("shep:{}", info.status.code)),
         })
     }
 

@@ -74,6 +74,10 @@ pub struct Call {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
     pub body: serde_json::Value,
+    /// The target's own result code where it gave one (`shep:SCSS001`, `http:200`), for the
+    /// exchange journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_code: Option<String>,
 }
 
 /// Something a target pushed to us (a receipt or a document), as raw bytes with its transport
