@@ -346,6 +346,48 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // Operators see the journal and the stream in /metrics.
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{prefix} not in /metrics:\n{metrics}"))
+    };
+    assert!(value("qaqpa_audit_journal_events_total{outcome=\"appended\"}") > 0.0);
+    assert_eq!(
+        value("qaqpa_audit_journal_events_total{outcome=\"dropped\"}"),
+        0.0
+    );
+    let sink = format!("tls://localhost:{syslog_port}");
+    assert!(
+        value(&format!(
+            "qaqpa_audit_syslog_lines_total{{target=\"{sink}\",outcome=\"sent\"}}"
+        )) > 0.0
+    );
+    assert_eq!(
+        value(&format!(
+            "qaqpa_audit_syslog_lines_total{{target=\"{sink}\",outcome=\"dropped\"}}"
+        )),
+        0.0
+    );
+    assert_eq!(
+        value(&format!(
+            "qaqpa_audit_syslog_connected{{target=\"{sink}\"}}"
+        )),
+        1.0
+    );
+
     // Stop gracefully (the journal is flushed), then check the chain and tamper with it.
     let _ = Command::new("kill")
         .args(["-TERM", &gateway.0.id().to_string()])

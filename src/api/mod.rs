@@ -254,6 +254,9 @@ pub async fn metrics(
             "read metrics",
         )?;
     }
+    state
+        .metrics
+        .observe_audit(state.audit.store_stats(), &state.audit.sink_stats());
     let text = state.metrics.render();
     Ok((
         StatusCode::OK,
