@@ -32,6 +32,39 @@ struct Rig {
     _dir: tempfile::TempDir,
 }
 
+/// The SIG_VERIFY events in the journal (of one transaction when given): valid, signer, reason.
+async fn journal_signatures(r: &Rig, transaction: Option<&str>) -> Vec<(bool, String, String)> {
+    let journal = r.gw.state.audit.store().expect("journal");
+    let page = journal
+        .query(
+            &qaqpa_audit::AuditFilter {
+                kind: Some("SIG_VERIFY".into()),
+                transaction_id: transaction.map(str::to_string),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .expect("query");
+    page.records
+        .into_iter()
+        .filter_map(|rec| match rec.event.kind {
+            qaqpa_audit::EventKind::SignatureVerify {
+                valid,
+                signer,
+                reason,
+                ..
+            } => Some((
+                valid,
+                signer.unwrap_or_default(),
+                reason.unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 async fn start() -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let rig = EsedoRig::start(dir.path(), Duration::ZERO)
@@ -117,6 +150,15 @@ async fn a_signed_letter_goes_out_and_every_receipt_reaches_the_card_and_the_web
         })
         .await;
     assert_eq!(view["status"], "delivered", "{view:#}");
+    // Both signatures were checked before the 202 and journalled as valid, with their signers,
+    // under the message's transaction.
+    assert!(r.gw.state.audit.flush().await.stored);
+    let sigs = journal_signatures(&r, Some(&id)).await;
+    assert_eq!(sigs.len(), 2, "{sigs:?}");
+    for (valid, signer, _) in &sigs {
+        assert!(valid, "{sigs:?}");
+        assert!(signer.contains("/signatures/"), "{sigs:?}");
+    }
     let card = &view["card"];
     assert!(card["sent_at"].is_string(), "{card:#}");
     assert!(card["delivered_at"].is_string(), "{card:#}");
@@ -360,6 +402,23 @@ async fn bad_letters_get_a_precise_422_before_anything_is_sent() {
         let at = p["errors"][0]["pointer"].as_str().unwrap_or("");
         assert!(at.starts_with(pointer), "{what}: pointer {at}: {p}");
     }
+    // The signatures refused were journalled as not valid, with the reason.
+    assert!(r.gw.state.audit.flush().await.stored);
+    let refused: Vec<String> = journal_signatures(&r, None)
+        .await
+        .into_iter()
+        .filter(|(valid, _, _)| !valid)
+        .map(|(_, _, reason)| reason)
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused.iter().all(|r| r.starts_with("/signatures/0: ")),
+        "{refused:?}"
+    );
+    assert!(
+        refused.iter().any(|r| r.to_lowercase().contains("revoked")),
+        "{refused:?}"
+    );
     // A BIN that is not the sender's: an organisation of another BIN signs as its head.
     let other = {
         let pki = r.rig.pki.pki();

@@ -462,10 +462,9 @@ pub(crate) async fn accept(
         attachments: &blob_source,
         transaction_id: &transaction_id,
     };
-    adapter
-        .admit(&outgoing, &cx)
-        .await
-        .map_err(|r| Problem::invalid(r.field, r.message))?;
+    let admitted = adapter.admit(&outgoing, &cx).await;
+    journal_signatures(state, caller, &id, &admitted);
+    admitted.map_err(|r| Problem::invalid(r.field, r.message))?;
     let outcome = state
         .store
         .insert_message(NewMessage {
@@ -907,5 +906,34 @@ pub async fn retry(
             "message {id} is {}; only dead_letter or failed messages can be retried",
             rec.status.as_str()
         )))
+    }
+}
+
+/// Journals the signatures the adapter checked while admitting message `id`: each valid one, and
+/// the one a rejection at `/signatures/N` names as not valid.
+fn journal_signatures(
+    state: &AppState,
+    caller: &Caller,
+    id: &MessageId,
+    admitted: &Result<qaqpa_core::Admitted, qaqpa_core::Rejection>,
+) {
+    let id = id.to_string();
+    let event = |valid: bool, signer: Option<&str>, reason: Option<&str>| {
+        qaqpa_audit::AuditEvent::signature(crate::audit::API, valid, signer, reason, Some(&id))
+            .account(caller.key_id.clone())
+            .transaction(id.clone())
+    };
+    match admitted {
+        Ok(a) => {
+            for v in &a.valid_signatures {
+                let signer = format!("{} {}", v.field, v.signer.as_deref().unwrap_or("-"));
+                state.audit.record(event(true, Some(&signer), None));
+            }
+        }
+        Err(r) if r.field.starts_with("/signatures") => {
+            let reason = format!("{}: {}", r.field, r.message);
+            state.audit.record(event(false, None, Some(&reason)));
+        }
+        Err(_) => {}
     }
 }

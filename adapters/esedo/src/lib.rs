@@ -29,8 +29,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use qaqpa_core::adapter::toml_value::Table;
 use qaqpa_core::{
-    Adapter, AttachmentMeta, Cx, Delivered, Failure, Inbound, Outgoing, PushAnswer, PushOutcome,
-    Receipt, Rejection,
+    Adapter, Admitted, AttachmentMeta, Cx, Delivered, Failure, Inbound, Outgoing, PushAnswer,
+    PushOutcome, Receipt, Rejection, SignatureVerdict,
 };
 use qaqpa_shep::server::read_sync_request;
 use qaqpa_shep::{
@@ -592,9 +592,9 @@ impl Adapter for EsedoAdapter {
         }
     }
 
-    async fn admit(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<(), Rejection> {
+    async fn admit(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<Admitted, Rejection> {
         if msg.kind != KIND_LETTER {
-            return Ok(());
+            return Ok(Admitted::default());
         }
         let s = EsedoSettings::from_table(cx.settings)?;
         self.validate_letter(msg, &s)?;
@@ -609,25 +609,30 @@ impl Adapter for EsedoAdapter {
             .read(0)
             .await
             .map_err(|e| Rejection::new("/attachments/0", e.to_string()))?;
-        cms.verify(
-            &msg.signatures[0],
-            Some(&main),
-            true,
-            SignatureRole::Head,
-            &s.sender_bin,
-        )
-        .await
-        .map_err(|e| Rejection::new("/signatures/0", e))?;
-        cms.verify(
-            &msg.signatures[1],
-            Some(&main),
-            false,
-            SignatureRole::Registration,
-            &s.sender_bin,
-        )
-        .await
-        .map_err(|e| Rejection::new("/signatures/1", e))?;
-        Ok(())
+        let mut admitted = Admitted::default();
+        for (n, must_cover, role) in [
+            (0, true, SignatureRole::Head),
+            (1, false, SignatureRole::Registration),
+        ] {
+            let field = format!("/signatures/{n}");
+            let signers = cms
+                .verify(
+                    &msg.signatures[n],
+                    Some(&main),
+                    must_cover,
+                    role,
+                    &s.sender_bin,
+                )
+                .await
+                .map_err(|e| Rejection::new(&field, e))?;
+            admitted
+                .valid_signatures
+                .extend(signers.iter().map(|v| SignatureVerdict {
+                    field: field.clone(),
+                    signer: Some(v.describe()),
+                }));
+        }
+        Ok(admitted)
     }
 
     async fn deliver(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<Delivered, Failure> {

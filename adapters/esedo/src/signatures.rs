@@ -63,6 +63,21 @@ pub struct SignerSummary {
     pub reason: Option<String>,
 }
 
+impl SignerSummary {
+    /// One line for the audit journal: name, masked IIN, BIN, organisation and role.
+    pub fn describe(&self) -> String {
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        format!(
+            "{} IIN {} BIN {} ({}) role {}",
+            or_dash(&self.name),
+            or_dash(&self.iin),
+            or_dash(&self.bin),
+            or_dash(&self.organisation),
+            or_dash(&self.role)
+        )
+    }
+}
+
 /// Verifies letters' CMS signatures. Built once by the gateway and shared.
 pub struct CmsVerifier {
     validator: Validator,

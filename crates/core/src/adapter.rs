@@ -70,6 +70,21 @@ pub struct Call {
     pub params: serde_json::Value,
 }
 
+/// What [`Adapter::admit`] checked and found good.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Admitted {
+    pub valid_signatures: Vec<SignatureVerdict>,
+}
+
+/// A signature checked during admission, for the audit journal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SignatureVerdict {
+    /// Where it is in the submitted message: `/signatures/0`.
+    pub field: String,
+    /// Who signed, as the adapter summarises the certificate (name, masked IIN, BIN, role).
+    pub signer: Option<String>,
+}
+
 /// A synchronous call's answer, returned to the caller and never stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
@@ -153,9 +168,11 @@ pub trait Adapter: Send + Sync {
     /// Deeper checks before the 202 that need the attachments' bytes or the network: signatures
     /// and full certificate validation (revocation included). Runs after [`Adapter::validate`],
     /// with the attachments already in the blob store; a rejection is a 422 naming the field.
-    async fn admit(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<(), Rejection> {
+    /// The signatures found valid are listed in [`Admitted`]; a rejection at `/signatures/N`
+    /// means signature N was checked and is not valid. The gateway journals both.
+    async fn admit(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<Admitted, Rejection> {
         let _ = (msg, cx);
-        Ok(())
+        Ok(Admitted::default())
     }
 
     /// One delivery attempt.

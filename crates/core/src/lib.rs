@@ -11,7 +11,8 @@ pub mod message;
 pub mod receipt;
 
 pub use adapter::{
-    Adapter, Answer, AttachmentSource, Call, Cx, Delivered, Inbound, PushAnswer, PushOutcome,
+    Adapter, Admitted, Answer, AttachmentSource, Call, Cx, Delivered, Inbound, PushAnswer,
+    PushOutcome, SignatureVerdict,
 };
 pub use failure::{Failure, Rejection};
 pub use ids::{ClientId, MessageId};
