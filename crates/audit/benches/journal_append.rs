@@ -1,6 +1,6 @@
 //! Benchmark: appending to the SQLite audit journal the way the gateway does under load — a
 //! message's accept and its exchange with the target, in batches of 256 — and what it costs
-//! in CPU per event (this thread's user + system time) and bytes on disk per event.
+//! in CPU per event (the process's user + system time) and bytes on disk per event.
 //! `QAQPA_AUDIT_BENCH_EVENTS` sets the count (default 200 000).
 //!
 //! `cargo bench -p qaqpa-audit --bench journal_append`
