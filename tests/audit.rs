@@ -68,6 +68,36 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Reads the journal as `admin` with `query` until `done` holds for the page (at most 30 s).
+async fn journal_until(
+    http: &reqwest::Client,
+    url: &str,
+    admin: &str,
+    query: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let page: Value = http
+            .get(format!("{url}/v1/admin/audit?{query}"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("audit")
+            .json()
+            .await
+            .expect("json");
+        if done(&page) {
+            return page;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the journal never showed what {query} looks for: {page:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Every file under `dir`, recursively.
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -240,57 +270,29 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
 
     // The journal, read by an admin, shows the whole path under the message's transaction id.
     let wanted = ["MSG_ACCEPTED", "EXCHANGE", "WEBHOOK_OK"];
-    let start = Instant::now();
-    let path = loop {
-        let page: Value = http
-            .get(format!("{url}/v1/admin/audit?transaction_id={id}&limit=50"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .expect("audit")
-            .json()
-            .await
-            .expect("json");
-        let names: Vec<String> = page["records"]
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .filter_map(|x| x["name"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if wanted.iter().all(|k| names.iter().any(|x| x == k)) {
-            break page;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "journal lacks the path: {page:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let path = journal_until(
+        &http,
+        &url,
+        &admin,
+        &format!("transaction_id={id}&limit=50"),
+        |page| {
+            let names: Vec<&str> = page["records"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|x| x["name"].as_str()).collect())
+                .unwrap_or_default();
+            wanted.iter().all(|k| names.contains(k))
+        },
+    )
+    .await;
     assert!(path.to_string().contains(&id));
-    let start = Instant::now();
-    let calls: Value = loop {
-        let page: Value = http
-            .get(format!(
-                "{url}/v1/admin/audit?kind=EXCHANGE&target=bmg-person"
-            ))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .expect("audit")
-            .json()
-            .await
-            .expect("json");
-        if page["records"].as_array().is_some_and(|r| !r.is_empty()) {
-            break page;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the call was not journalled: {page:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let calls = journal_until(
+        &http,
+        &url,
+        &admin,
+        "kind=EXCHANGE&target=bmg-person",
+        |page| page["records"].as_array().is_some_and(|r| !r.is_empty()),
+    )
+    .await;
     let call = &calls["records"][0]["event"];
     assert_eq!(call["kind"]["service_id"], "bmg-person", "{calls:#}");
     assert_eq!(call["kind"]["result"]["shep"], "SCSS001", "{calls:#}");

@@ -169,6 +169,16 @@ async fn append_n(store: &dyn AuditStore, from: usize, n: usize, time: OffsetDat
     store.append(&events).await.expect("append")
 }
 
+/// The seqs of a transaction's records, newest first.
+async fn seqs_of_transaction(store: &dyn AuditStore, tx: &str) -> Vec<u64> {
+    let filter = AuditFilter {
+        transaction_id: Some(tx.into()),
+        ..Default::default()
+    };
+    let page = store.query(&filter, None, 10).await.expect("query");
+    page.records.iter().map(|r| r.seq).collect()
+}
+
 fn assert_ok(report: &VerifyReport, count: u64, first: u64, last: u64) {
     match report {
         VerifyReport::Ok {
@@ -238,21 +248,7 @@ async fn chain_verifies_after_appends(b: Backend) {
         );
     }
     // A transaction is found in its own append, among the others.
-    let tx = store
-        .query(
-            &AuditFilter {
-                transaction_id: Some("tx-5".into()),
-                ..Default::default()
-            },
-            None,
-            10,
-        )
-        .await
-        .expect("query");
-    assert_eq!(
-        tx.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
-        vec![6]
-    );
+    assert_eq!(seqs_of_transaction(store.as_ref(), "tx-5").await, vec![6]);
 }
 
 async fn changed_records_are_found_at_their_seq(b: Backend) {
@@ -774,21 +770,7 @@ async fn sqlite_journal_in_the_per_event_layout_is_moved_into_blocks() {
     }
     let store = SqliteAuditStore::open(dir.path()).expect("open");
     assert_ok(&store.verify().await.expect("verify"), 3, 1, 3);
-    let found = store
-        .query(
-            &AuditFilter {
-                transaction_id: Some("tx-2".into()),
-                ..Default::default()
-            },
-            None,
-            10,
-        )
-        .await
-        .expect("query");
-    assert_eq!(
-        found.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
-        vec![2]
-    );
+    assert_eq!(seqs_of_transaction(&store, "tx-2").await, vec![2]);
     assert_eq!(append_n(&store, 4, 1, now).await, 4);
     assert_ok(&store.verify().await.expect("verify"), 4, 1, 4);
     let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");

@@ -207,14 +207,22 @@ fn insert_block(
     tx: &Connection,
     first_seq: u64,
     prev_hash: &str,
-    items: &[(String, i64, BTreeSet<String>)],
+    items: &[Prepared],
     hashes: Option<&[String]>,
 ) -> Result<String, StoreError> {
-    let mut records = String::with_capacity(items.iter().map(|(b, _, _)| b.len() + 90).sum());
+    let mut records = String::with_capacity(items.iter().map(|p| p.body.len() + 90).sum());
     let mut keys = BTreeSet::new();
     let mut hash = prev_hash.to_owned();
     let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
-    for (i, (body, time, item_keys)) in items.iter().enumerate() {
+    for (
+        i,
+        Prepared {
+            body,
+            time_us: time,
+            keys: item_keys,
+        },
+    ) in items.iter().enumerate()
+    {
         let seq = first_seq + i as u64;
         hash = match hashes {
             Some(h) => h[i].clone(),
@@ -293,7 +301,11 @@ fn migrate_per_event_layout(tx: &Connection) -> Result<(), StoreError> {
                     // Kept as it is: `verify` will report it.
                     Err(_) => 0,
                 };
-                (body.clone(), time, keys)
+                Prepared {
+                    body: body.clone(),
+                    time_us: time,
+                    keys,
+                }
             })
             .collect::<Vec<_>>();
         let hashes: Vec<String> = run.iter().map(|r| r.2.clone()).collect();
@@ -421,12 +433,8 @@ impl AuditStore for SqliteAuditStore {
             if prepared.is_empty() {
                 return Ok(seq);
             }
-            let items: Vec<(String, i64, BTreeSet<String>)> = prepared
-                .into_iter()
-                .map(|p| (p.body, p.time_us, p.keys))
-                .collect();
-            let last_hash = insert_block(&tx, seq + 1, &hash, &items, None)?;
-            let last_seq = seq + items.len() as u64;
+            let last_hash = insert_block(&tx, seq + 1, &hash, &prepared, None)?;
+            let last_seq = seq + prepared.len() as u64;
             tx.execute(
                 "UPDATE audit_head SET last_seq = ?1, last_hash = ?2 WHERE id = 1",
                 params![seq_i64(last_seq), last_hash],
