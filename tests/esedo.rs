@@ -295,6 +295,57 @@ async fn an_incoming_letter_lands_in_the_inbox_and_our_registration_goes_back() 
         .await
         .expect("file");
     assert_eq!(file.as_ref(), main.as_slice());
+    // Both signatures of the letter were journalled as valid, with their signers, under the
+    // push's transaction.
+    assert!(r.gw.state.audit.flush().await.stored);
+    let sigs = journal_signatures(&r, None).await;
+    let mut fields: Vec<&str> = sigs
+        .iter()
+        .map(|(valid, signer, _)| {
+            assert!(valid, "{sigs:?}");
+            signer.split(' ').next().unwrap_or("")
+        })
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["head", "registration"], "{sigs:?}");
+    assert!(
+        sigs.iter()
+            .all(|(_, s, _)| s.contains("700101******") || s.contains("900101******")),
+        "{sigs:?}"
+    );
+    // A letter whose head signature is a plain employee's is refused (SCSE002) and that
+    // signature is journalled as not valid.
+    let refused = r
+        .rig
+        .emulator
+        .send_incoming_letter(
+            &card,
+            vec![EmulatedFile {
+                name: "letter.pdf".into(),
+                mime: "application/pdf".into(),
+                content: main.clone(),
+            }],
+            &sign(&clerk),
+            &sign(&clerk),
+        )
+        .await;
+    assert!(
+        matches!(&refused.outcome, ShepOutcome::Permanent { code, .. } if code == "SCSE002"),
+        "{:?}",
+        refused.outcome
+    );
+    assert!(r.gw.state.audit.flush().await.stored);
+    let invalid: Vec<String> = journal_signatures(&r, None)
+        .await
+        .into_iter()
+        .filter(|(valid, _, _)| !valid)
+        .map(|(_, _, reason)| reason)
+        .collect();
+    assert_eq!(invalid.len(), 1, "{invalid:?}");
+    assert!(
+        invalid[0].starts_with("signature check failed (head)"),
+        "{invalid:?}"
+    );
     let hooks = r.hooks.wait_for(1, Duration::from_secs(30)).await;
     assert!(hooks
         .iter()

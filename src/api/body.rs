@@ -8,38 +8,45 @@ use crate::problem::Problem;
 /// skipped with their escapes, so brackets inside them do not count.
 pub fn check_depth(bytes: &[u8], max: usize) -> Result<(), Problem> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (offset, &b) in bytes.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    let mut at = 0usize;
+    while at < bytes.len() {
+        match bytes[at] {
+            // A string: jump to its closing quote (documents are mostly string content).
+            b'"' => {
+                at += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[at..]) {
+                        Some(k) if bytes[at + k] == b'\\' => at += k + 2,
+                        Some(k) => {
+                            at += k;
+                            break;
+                        }
+                        None => return Ok(()),
+                    }
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max {
                     return Err(Problem::bad_request(format!(
-                        "JSON nests deeper than {max} levels (at byte {offset})"
+                        "JSON nests deeper than {max} levels (at byte {at})"
                     )));
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        at += 1;
     }
     Ok(())
 }
 
 /// Parses JSON into `T`; a type error names its JSON pointer, a syntax error its line and column.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    // Parsed plainly first; only a body that fails is parsed again with its path tracked.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let inner = err.inner();
@@ -108,6 +115,11 @@ mod tests {
         assert!(check_depth(br#"{"a":[1,{"b":"[[[[[["}]}"#, 3).is_ok());
         assert!(check_depth(br#"[[[[1]]]]"#, 3).is_err());
         assert!(check_depth(br#"{"a":"\"[[[["}"#, 1).is_ok());
+        // An escaped backslash ends before the quote: the brackets after it count.
+        assert!(check_depth(br#"{"a":"x\\"}"#, 1).is_ok());
+        assert!(check_depth(br#"{"a":"x\\","b":[[1]]}"#, 2).is_err());
+        // An unterminated string hides nothing that follows it.
+        assert!(check_depth(br#"{"a":"[[[["#, 1).is_ok());
     }
 
     #[test]

@@ -917,6 +917,12 @@ fn journal_signatures(
     id: &MessageId,
     admitted: &Result<qaqpa_core::Admitted, qaqpa_core::Rejection>,
 ) {
+    if admitted
+        .as_ref()
+        .is_ok_and(|a| a.valid_signatures.is_empty())
+    {
+        return;
+    }
     let id = id.to_string();
     let event = |valid: bool, signer: Option<&str>, reason: Option<&str>| {
         qaqpa_audit::AuditEvent::signature(crate::audit::API, valid, signer, reason, Some(&id))

@@ -134,20 +134,41 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             state.audit.clone(),
-            audit_refusals,
+            guard,
         ))
-        .layer(axum::middleware::from_fn(limit_headers))
         .fallback(not_found)
         .with_state(state)
 }
 
-/// Journals refused requests (403, and 400/413/415/422 validation failures) with the caller's
-/// key id, address, the operation and its times; 401 and 429 are journalled where they arise.
-async fn audit_refusals(
+/// Total size of request headers accepted (names and values).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// In front of every route (one layer, as it runs on every request): refuses requests whose
+/// headers together exceed [`MAX_HEADER_BYTES`] (431) before any handler or authentication
+/// runs, and journals refused requests (403, and 400/409/413/415/422 validation failures) with
+/// the caller's key id, address, the operation and its times; 401 and 429 are journalled where
+/// they arise.
+async fn guard(
     State(audit): State<qaqpa_audit::Auditor>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if total > MAX_HEADER_BYTES {
+        return Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request headers too large",
+            format!(
+                "the request headers total {total} bytes; at most {MAX_HEADER_BYTES} are accepted"
+            ),
+        )
+        .into_response();
+    }
     // Cheap copies only: the happy path records nothing.
     let started = time::OffsetDateTime::now_utc();
     let method = req.method().clone();
@@ -185,31 +206,6 @@ async fn audit_refusals(
         audit.record(e);
     }
     response
-}
-
-/// Total size of request headers accepted (names and values).
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
-
-/// Refuses requests whose headers together exceed [`MAX_HEADER_BYTES`] (431), before any
-/// handler or authentication runs.
-async fn limit_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let total: usize = req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    if total > MAX_HEADER_BYTES {
-        return Problem::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers-too-large",
-            "Request headers too large",
-            format!(
-                "the request headers total {total} bytes; at most {MAX_HEADER_BYTES} are accepted"
-            ),
-        )
-        .into_response();
-    }
-    next.run(req).await
 }
 
 async fn not_found() -> Problem {

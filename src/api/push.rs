@@ -79,6 +79,7 @@ pub async fn push(
                 route.timeout_ms
             ))),
         };
+    journal_signatures(&state, &transaction_id, client_ip, &outcome);
     let result = match outcome {
         Ok(outcome) => store_outcome(&state, &route, &push_cfg, outcome, &transaction_id).await,
         Err(f) => Err(f),
@@ -123,6 +124,40 @@ pub async fn push(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// Journals the signatures the adapter checked in a push: each valid one of a document, or the
+/// one that was not valid and refused the push.
+fn journal_signatures(
+    state: &AppState,
+    transaction_id: &str,
+    client_ip: Option<std::net::IpAddr>,
+    outcome: &Result<PushOutcome, Failure>,
+) {
+    let event = |valid: bool, signer: Option<&str>, reason: Option<&str>| {
+        // No account: the push's exchange event, under the same transaction, names the target.
+        let mut e =
+            qaqpa_audit::AuditEvent::signature(crate::audit::PUSH, valid, signer, reason, None)
+                .transaction(transaction_id);
+        if let Some(ip) = client_ip {
+            e = e.client_ip(ip);
+        }
+        e
+    };
+    match outcome {
+        Ok(PushOutcome::Document { signatures, .. }) => {
+            for v in signatures {
+                let signer = format!("{} {}", v.field, v.signer.as_deref().unwrap_or("-"));
+                state.audit.record(event(true, Some(&signer), None));
+            }
+        }
+        Err(f) => {
+            if let Some(reason) = f.bad_signature_reason() {
+                state.audit.record(event(false, None, Some(reason)));
+            }
+        }
+        Ok(_) => {}
+    }
+}
+
 /// Makes what the push brought durable: a receipt on one of this route's messages, or a new
 /// inbox item (repeated pushes of the same document are stored once).
 async fn store_outcome(
@@ -160,6 +195,7 @@ async fn store_outcome(
             from,
             document,
             attachments,
+            ..
         } => {
             let mut metas = Vec::with_capacity(attachments.len());
             for (mut meta, bytes) in attachments {

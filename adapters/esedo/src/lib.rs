@@ -402,9 +402,10 @@ impl EsedoAdapter {
         let main =
             main.ok_or_else(|| Failure::permanent("SCSE002", "the letter has no main document"))?;
         let head = head_cms.ok_or_else(|| {
-            Failure::permanent(
+            Failure::bad_signature(
                 "SCSE002",
-                "signature check failed: the letter carries no signature of the main document",
+                "head",
+                "the letter carries no signature of the main document",
             )
         })?;
         let second = m
@@ -418,10 +419,10 @@ impl EsedoAdapter {
             })
             .transpose()?
             .ok_or_else(|| {
-                Failure::permanent(
+                Failure::bad_signature(
                     "SCSE002",
-                    "signature check failed: the letter carries no registration signature \
-                     (secondSignData)",
+                    "registration",
+                    "the letter carries no registration signature (secondSignData)",
                 )
             })?;
         // The sender's BIN: the directory's, else the head's certificate's.
@@ -434,18 +435,13 @@ impl EsedoAdapter {
         let bin = match known_bin {
             Some(b) => b,
             None => signer_bin(&head).ok_or_else(|| {
-                Failure::permanent(
-                    "SCSE002",
-                    "signature check failed: the head's certificate names no BIN",
-                )
+                Failure::bad_signature("SCSE002", "head", "the head's certificate names no BIN")
             })?,
         };
         let head_report = cms
             .verify(&head, Some(&main), true, SignatureRole::Head, &bin)
             .await
-            .map_err(|e| {
-                Failure::permanent("SCSE002", format!("signature check failed (head): {e}"))
-            })?;
+            .map_err(|e| Failure::bad_signature("SCSE002", "head", e))?;
         let second_report = cms
             .verify(
                 &second,
@@ -455,12 +451,7 @@ impl EsedoAdapter {
                 &bin,
             )
             .await
-            .map_err(|e| {
-                Failure::permanent(
-                    "SCSE002",
-                    format!("signature check failed (registration): {e}"),
-                )
-            })?;
+            .map_err(|e| Failure::bad_signature("SCSE002", "registration", e))?;
         let mut document = incoming_card(&m);
         if let Some(obj) = document.as_object_mut() {
             obj.insert("href".into(), json!(href));
@@ -478,12 +469,22 @@ impl EsedoAdapter {
         {
             tracing::warn!(href = %href, error = %e, "ХЭД confirm failed");
         }
+        let signatures = [("head", &head_report), ("registration", &second_report)]
+            .into_iter()
+            .flat_map(|(field, signers)| {
+                signers.iter().map(move |v| SignatureVerdict {
+                    field: field.to_owned(),
+                    signer: Some(v.describe()),
+                })
+            })
+            .collect();
         Ok(PushOutcome::Document {
             external_id: href,
             kind: KIND_LETTER.into(),
             from: from.to_string(),
             document,
             attachments: files,
+            signatures,
         })
     }
 }

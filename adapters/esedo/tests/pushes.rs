@@ -283,6 +283,7 @@ async fn an_incoming_signed_letter_becomes_a_document_and_our_registration_goes_
         from,
         document,
         attachments,
+        signatures,
     })) = seen.last().cloned()
     else {
         panic!("expected a document, got {seen:?}");
@@ -297,6 +298,16 @@ async fn an_incoming_signed_letter_becomes_a_document_and_our_registration_goes_
     assert_eq!(head_report["role"], "first head");
     assert_eq!(head_report["iin"], "123456******");
     assert_eq!(document["signatures"]["registration"][0]["valid"], true);
+    // The same two signatures, for the journal.
+    let fields: Vec<&str> = signatures.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["head", "registration"]);
+    assert!(
+        signatures[0]
+            .signer
+            .as_deref()
+            .is_some_and(|s| s.contains("123456******")),
+        "{signatures:?}"
+    );
     assert_eq!(attachments.len(), 3);
     assert_eq!(attachments[0].0.name, "letter.pdf");
     assert_eq!(attachments[0].1.as_ref(), main.as_slice());

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use qaqpa_core::adapter::toml_value::Table;
 use qaqpa_core::{
     Adapter, Answer, Call, Cx, Delivered, Failure, Inbound, Outgoing, PushOutcome, Receipt,
-    Rejection,
+    Rejection, SignatureVerdict,
 };
 use qaqpa_shep::classify::RetryReason;
 use qaqpa_shep::server::read_sync_request;
@@ -358,7 +358,7 @@ impl Adapter for ShepAdapter {
         let signer = match (&self.verifier, settings.require_signed_pushes) {
             (Some(v), _) => Some(
                 v.verify(text)
-                    .map_err(|e| Failure::permanent("SIGNATURE_INVALID", e.to_string()))?,
+                    .map_err(|e| Failure::bad_signature("SIGNATURE_INVALID", "ws-security", e))?,
             ),
             (None, true) => {
                 return Err(Failure::permanent(
@@ -389,6 +389,13 @@ impl Adapter for ShepAdapter {
                 "message_date": qaqpa_shep::types::format_datetime(info.message_date),
             }),
             attachments: Vec::new(),
+            signatures: signer
+                .iter()
+                .map(|v| SignatureVerdict {
+                    field: "ws-security".into(),
+                    signer: Some(v.subject.clone()),
+                })
+                .collect(),
         })
     }
 }

@@ -93,7 +93,7 @@ fn main() {
         let cpu0 = cpu_seconds();
         let start = Instant::now();
         for batch in all.chunks(256) {
-            store.append(batch).await.expect("append");
+            store.append(batch.into()).await.expect("append");
         }
         let secs = start.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu0;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 pub mod event;
 pub mod sink;
@@ -157,6 +157,8 @@ struct Inner {
     sinks: Vec<SyslogSink>,
     store: Option<Arc<dyn AuditStore>>,
     store_tx: Option<mpsc::Sender<StoreMsg>>,
+    /// Ends the store writer's linger at once (flush, shutdown).
+    store_hurry: Arc<Notify>,
     appended: Arc<AtomicU64>,
     store_dropped: Arc<AtomicU64>,
     store_failures: Arc<AtomicU64>,
@@ -196,11 +198,13 @@ impl Auditor {
         let appended = Arc::new(AtomicU64::new(0));
         let store_dropped = Arc::new(AtomicU64::new(0));
         let store_failures = Arc::new(AtomicU64::new(0));
+        let store_hurry = Arc::new(Notify::new());
         let store_tx = store.as_ref().map(|store| {
             let (tx, rx) = mpsc::channel(STORE_QUEUE);
             tokio::spawn(store_writer(
                 store.clone(),
                 rx,
+                store_hurry.clone(),
                 appended.clone(),
                 store_dropped.clone(),
                 store_failures.clone(),
@@ -215,6 +219,7 @@ impl Auditor {
                 sinks,
                 store,
                 store_tx,
+                store_hurry,
                 appended,
                 store_dropped,
                 store_failures,
@@ -247,7 +252,9 @@ impl Auditor {
         let stored = match &self.inner.store_tx {
             Some(tx) => {
                 let (reply, rx) = oneshot::channel();
-                tx.send(StoreMsg::Flush(reply)).await.is_ok() && rx.await.unwrap_or(false)
+                let sent = tx.send(StoreMsg::Flush(reply)).await.is_ok();
+                self.inner.store_hurry.notify_one();
+                sent && rx.await.unwrap_or(false)
             }
             None => true,
         };
@@ -266,9 +273,11 @@ impl Auditor {
             match &self.inner.store_tx {
                 Some(tx) => {
                     let (reply, rx) = oneshot::channel();
-                    match tokio::time::timeout_at(until, tx.send(StoreMsg::Shutdown(until, reply)))
-                        .await
-                    {
+                    let sent =
+                        tokio::time::timeout_at(until, tx.send(StoreMsg::Shutdown(until, reply)))
+                            .await;
+                    self.inner.store_hurry.notify_one();
+                    match sent {
                         Ok(Ok(())) => rx.await.unwrap_or(false),
                         _ => false,
                     }
@@ -320,9 +329,47 @@ impl Auditor {
     }
 }
 
+/// What the store writer collected for one append.
+#[derive(Default)]
+struct Collected {
+    events: Vec<AuditEvent>,
+    /// A flush or shutdown is waiting: no lingering.
+    urgent: bool,
+    /// A shutdown: the queue is closed, the writer stops after this append.
+    stop: bool,
+}
+
+impl Collected {
+    /// One message: an event joins the batch; a flush or shutdown asks for an answer once the
+    /// batch is written (and a shutdown closes the queue and sets the deadline).
+    fn take(
+        &mut self,
+        msg: StoreMsg,
+        replies: &mut Vec<oneshot::Sender<bool>>,
+        deadline: &mut Option<tokio::time::Instant>,
+        rx: &mut mpsc::Receiver<StoreMsg>,
+    ) {
+        match msg {
+            StoreMsg::Event(e) => self.events.push(Arc::unwrap_or_clone(e)),
+            StoreMsg::Flush(reply) => {
+                replies.push(reply);
+                self.urgent = true;
+            }
+            StoreMsg::Shutdown(until, reply) => {
+                *deadline = Some(until);
+                replies.push(reply);
+                self.stop = true;
+                self.urgent = true;
+                rx.close();
+            }
+        }
+    }
+}
+
 async fn store_writer(
     store: Arc<dyn AuditStore>,
     mut rx: mpsc::Receiver<StoreMsg>,
+    hurry: Arc<Notify>,
     appended: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
@@ -334,42 +381,29 @@ async fn store_writer(
         let Some(first) = rx.recv().await else {
             return;
         };
-        let mut batch = Vec::new();
-        let mut stop = false;
-        let mut msg = Some(first);
-        // Events trickle in one per request: linger briefly so one transaction carries many
-        // (each commit rewrites the touched pages of the table and its indexes). A flush or a
-        // shutdown ends the wait at once.
-        let linger_until = tokio::time::Instant::now() + STORE_LINGER;
-        let mut urgent = false;
-        while let Some(m) = msg.take() {
-            match m {
-                StoreMsg::Event(e) => batch.push(Arc::unwrap_or_clone(e)),
-                StoreMsg::Flush(reply) => {
-                    replies.push(reply);
-                    urgent = true;
-                }
-                StoreMsg::Shutdown(until, reply) => {
-                    deadline = Some(until);
-                    replies.push(reply);
-                    stop = true;
-                    urgent = true;
-                    rx.close();
-                }
-            }
-            if batch.len() < STORE_BATCH {
-                msg = rx.try_recv().ok();
-                if msg.is_none() && !urgent && !stop {
-                    msg = tokio::time::timeout_at(linger_until, rx.recv())
-                        .await
-                        .ok()
-                        .flatten();
-                }
+        let mut got = Collected::default();
+        got.take(first, &mut replies, &mut deadline, &mut rx);
+        // Events trickle in one per request: the writer sleeps through a short linger and then
+        // takes what came, so one transaction carries many events (each commit rewrites the
+        // touched pages) and senders never wake it one event at a time. A flush or a shutdown
+        // cuts the sleep short; a full batch already queued skips it.
+        if !got.urgent && rx.len() < STORE_BATCH {
+            tokio::select! {
+                _ = tokio::time::sleep(STORE_LINGER) => {}
+                _ = hurry.notified() => {}
             }
         }
+        while got.events.len() < STORE_BATCH {
+            match rx.try_recv() {
+                Ok(m) => got.take(m, &mut replies, &mut deadline, &mut rx),
+                Err(_) => break,
+            }
+        }
+        let Collected { events, stop, .. } = got;
+        let mut batch: Arc<[AuditEvent]> = events.into();
         let mut ok = true;
         while !batch.is_empty() {
-            match store.append(&batch).await {
+            match store.append(batch.clone()).await {
                 Ok(_) => {
                     appended.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     backoff.reset();
@@ -380,7 +414,11 @@ async fn store_writer(
                     // the journal for ever: leave it out, count it, keep the rest.
                     failures.fetch_add(1, Ordering::Relaxed);
                     let before = batch.len();
-                    batch.retain(|ev| serde_json::to_string(ev).is_ok());
+                    batch = batch
+                        .iter()
+                        .filter(|ev| serde_json::to_string(ev).is_ok())
+                        .cloned()
+                        .collect();
                     let bad = before - batch.len();
                     dropped.fetch_add(bad as u64, Ordering::Relaxed);
                     tracing::error!(error = %e, events = bad, "audit events not serialisable: not journalled");
@@ -407,7 +445,7 @@ async fn store_writer(
             // What is still queued after the shutdown message.
             while let Ok(m) = rx.try_recv() {
                 if let StoreMsg::Event(e) = m {
-                    let r = store.append(std::slice::from_ref(&*e)).await;
+                    let r = store.append(Arc::new([Arc::unwrap_or_clone(e)])).await;
                     if r.is_ok() {
                         appended.fetch_add(1, Ordering::Relaxed);
                     } else {

@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use tokio_rustls::rustls;
 
@@ -517,6 +517,8 @@ struct Shared {
     reconnects: AtomicU64,
     replayed: AtomicU64,
     connected: AtomicBool,
+    /// Ends the task's linger at once (flush, shutdown).
+    hurry: Notify,
 }
 
 impl Shared {
@@ -608,6 +610,7 @@ impl SyslogSink {
             reconnects: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
             connected: AtomicBool::new(false),
+            hurry: Notify::new(),
         });
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let task = Task {
@@ -668,6 +671,7 @@ impl SyslogSink {
         if self.tx.send(Msg::Flush(reply)).await.is_err() {
             return false;
         }
+        self.shared.hurry.notify_one();
         rx.await.unwrap_or(false)
     }
 
@@ -675,8 +679,10 @@ impl SyslogSink {
     /// whether everything was sent.
     pub async fn shutdown(&self, deadline: Instant) -> bool {
         let (reply, rx) = oneshot::channel();
-        match tokio::time::timeout_at(deadline, self.tx.send(Msg::Shutdown(deadline, reply))).await
-        {
+        let sent =
+            tokio::time::timeout_at(deadline, self.tx.send(Msg::Shutdown(deadline, reply))).await;
+        self.shared.hurry.notify_one();
+        match sent {
             Ok(Ok(())) => rx.await.unwrap_or(false),
             _ => false,
         }
@@ -755,25 +761,23 @@ impl Task {
                 Msg::Event(first) => {
                     let mut batch = vec![first];
                     let mut pending: Option<Msg> = None;
-                    let linger_until = Instant::now() + LINGER;
+                    // Sleep through the linger, then take what came: senders never wake the
+                    // task one event at a time. A flush or shutdown cuts the sleep short; a
+                    // full batch already queued skips it.
+                    if self.rx.len() < BATCH {
+                        tokio::select! {
+                            _ = tokio::time::sleep(LINGER) => {}
+                            _ = self.shared.hurry.notified() => {}
+                        }
+                    }
                     while batch.len() < BATCH {
-                        let next = match self.rx.try_recv() {
-                            Ok(m) => Some(m),
-                            Err(mpsc::error::TryRecvError::Disconnected) => None,
-                            Err(mpsc::error::TryRecvError::Empty) => {
-                                tokio::time::timeout_at(linger_until, self.rx.recv())
-                                    .await
-                                    .ok()
-                                    .flatten()
-                            }
-                        };
-                        match next {
-                            Some(Msg::Event(e)) => batch.push(e),
-                            Some(other) => {
+                        match self.rx.try_recv() {
+                            Ok(Msg::Event(e)) => batch.push(e),
+                            Ok(other) => {
                                 pending = Some(other);
                                 break;
                             }
-                            None => break,
+                            Err(_) => break,
                         }
                     }
                     self.process(&batch).await;

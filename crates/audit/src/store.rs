@@ -176,8 +176,9 @@ pub struct ArchiveReport {
 /// An append-only, hash-chained audit journal.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends events in order, as one transaction; returns the last seq.
-    async fn append(&self, events: &[AuditEvent]) -> Result<u64, StoreError>;
+    /// Appends events in order, as one transaction; returns the last seq. The events are shared
+    /// rather than borrowed so that a store may prepare them on a thread of its own.
+    async fn append(&self, events: Arc<[AuditEvent]>) -> Result<u64, StoreError>;
     /// Records matching `filter`, newest first, older than `cursor` (a seq) when given.
     async fn query(
         &self,
@@ -211,7 +212,10 @@ pub fn chain_hash(prev_hash: &str, seq: u64, body: &str) -> String {
     h.update(prev_hash.as_bytes());
     h.update(seq.to_be_bytes());
     h.update(body.as_bytes());
-    hex::encode(h.finalize())
+    let mut hex = [0u8; 64];
+    // 32 bytes always fit 64 hex digits, which are ASCII.
+    let _ = hex::encode_to_slice(h.finalize(), &mut hex);
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 /// A row as stored.
@@ -653,7 +657,7 @@ pub struct NullStore {
 
 #[async_trait]
 impl AuditStore for NullStore {
-    async fn append(&self, events: &[AuditEvent]) -> Result<u64, StoreError> {
+    async fn append(&self, events: Arc<[AuditEvent]>) -> Result<u64, StoreError> {
         let mut n = self.appended.lock().unwrap_or_else(|p| p.into_inner());
         *n += events.len() as u64;
         Ok(*n)

@@ -14,6 +14,8 @@
 //!   `"`, `=`, `\` or a control character is double-quoted, with `"` and `\` backslash-escaped
 //!   and line feed, carriage return and tab written as `\n`, `\r`, `\t` (other control
 //!   characters as `\u{XX}`); [`parse_msg`] reads it back.
+use std::borrow::Cow;
+
 use crate::event::{rfc3339, AuditEvent};
 
 /// The SD-ID of our structured-data element.
@@ -102,30 +104,58 @@ impl Formatter {
 
 /// Every field of an event in the order they are written: the common ones (always present,
 /// absent as empty), then the kind's own.
-pub fn fields(event: &AuditEvent) -> Vec<(&'static str, String)> {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let mut f = vec![
-        ("id", event.id.to_string()),
-        ("time", rfc3339(event.time)),
-        ("source", event.source.clone()),
+/// Values borrow from the event where they can: formatting runs once per event per receiver.
+pub fn fields(event: &AuditEvent) -> Vec<(&'static str, Cow<'_, str>)> {
+    fn opt(v: &Option<String>) -> Cow<'_, str> {
+        Cow::Borrowed(v.as_deref().unwrap_or_default())
+    }
+    let time = |t: Option<time::OffsetDateTime>| t.map(rfc3339).map(Cow::Owned).unwrap_or_default();
+    let mut f = Vec::with_capacity(24);
+    f.extend([
+        ("id", Cow::Owned(event.id.to_string())),
+        ("time", Cow::Owned(rfc3339(event.time))),
+        ("source", Cow::Borrowed(event.source.as_str())),
         ("account", opt(&event.account)),
         (
             "client_ip",
-            event.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            event
+                .client_ip
+                .map(|ip| Cow::Owned(ip.to_string()))
+                .unwrap_or_default(),
         ),
-        ("op_start", event.op_start.map(rfc3339).unwrap_or_default()),
-        ("op_end", event.op_end.map(rfc3339).unwrap_or_default()),
-        ("level", event.level.as_str().to_owned()),
-        ("category", event.category().as_str().to_owned()),
+        ("op_start", time(event.op_start)),
+        ("op_end", time(event.op_end)),
+        ("level", Cow::Borrowed(event.level.as_str())),
+        ("category", Cow::Borrowed(event.category().as_str())),
         ("transaction_id", opt(&event.transaction_id)),
-        ("kind", event.kind.name().to_owned()),
-        ("description", event.description.clone()),
-    ];
-    f.extend(event.kind.fields());
+        ("kind", Cow::Borrowed(event.kind.name())),
+        ("description", Cow::Borrowed(event.description.as_str())),
+    ]);
+    f.extend(
+        event
+            .kind
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k, Cow::Owned(v))),
+    );
     f
 }
 
+/// Whether `v` is printable ASCII without `"`, `\`, `]` (and without spaces and `=` when
+/// `in_msg`): such a value is written as it is, and most values (ids, names, times) are.
+fn plain(v: &str, in_msg: bool) -> bool {
+    v.bytes().all(|b| {
+        (0x20..0x7f).contains(&b)
+            && !matches!(b, b'"' | b'\\' | b']')
+            && !(in_msg && matches!(b, b' ' | b'='))
+    })
+}
+
 fn escape_sd_value(v: &str, out: &mut String) {
+    if plain(v, false) {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '"' | '\\' | ']' => {
@@ -141,6 +171,10 @@ fn escape_sd_value(v: &str, out: &mut String) {
 }
 
 fn write_msg_value(v: &str, out: &mut String) {
+    if !v.is_empty() && plain(v, true) {
+        out.push_str(v);
+        return;
+    }
     let needs_quotes = v.is_empty()
         || v.chars()
             .any(|c| c == ' ' || c == '"' || c == '=' || c == '\\' || c.is_control());

@@ -166,7 +166,7 @@ fn event(n: usize, time: OffsetDateTime) -> AuditEvent {
 
 async fn append_n(store: &dyn AuditStore, from: usize, n: usize, time: OffsetDateTime) -> u64 {
     let events: Vec<AuditEvent> = (from..from + n).map(|i| event(i, time)).collect();
-    store.append(&events).await.expect("append")
+    store.append(events.into()).await.expect("append")
 }
 
 /// The seqs of a transaction's records, newest first.
@@ -477,7 +477,7 @@ async fn queries_filter_and_paginate_newest_first(b: Backend) {
             .at(now - Duration::hours(1)),
         AuditEvent::account_change("api", ChangeOp::Created, "key-c", Some("admin")).at(now),
     ];
-    store.append(&events).await.expect("append");
+    store.append(events.clone().into()).await.expect("append");
     let seqs = |page: qaqpa_audit::Page| page.records.iter().map(|r| r.seq).collect::<Vec<_>>();
     let q = |f: AuditFilter| {
         let store = store.clone();

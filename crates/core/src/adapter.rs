@@ -76,10 +76,10 @@ pub struct Admitted {
     pub valid_signatures: Vec<SignatureVerdict>,
 }
 
-/// A signature checked during admission, for the audit journal.
+/// A signature checked and found valid (at admission, or in a push), for the audit journal.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SignatureVerdict {
-    /// Where it is in the submitted message: `/signatures/0`.
+    /// Where it is: `/signatures/0` in a submitted message, `head` or `ws-security` in a push.
     pub field: String,
     /// Who signed, as the adapter summarises the certificate (name, masked IIN, BIN, role).
     pub signer: Option<String>,
@@ -120,6 +120,10 @@ pub enum PushOutcome {
         from: String,
         document: serde_json::Value,
         attachments: Vec<(crate::message::AttachmentMeta, Bytes)>,
+        /// The signatures the adapter checked and found valid (of the document, of the
+        /// envelope); one that is not valid refuses the push with [`Failure::bad_signature`].
+        /// The gateway journals both.
+        signatures: Vec<SignatureVerdict>,
     },
     /// Understood, nothing to store (e.g. a ping).
     Nothing,

@@ -58,4 +58,26 @@ impl Failure {
     pub fn is_retry(&self) -> bool {
         matches!(self, Self::Retry { .. })
     }
+
+    /// A signature that was checked (or looked for) and is not valid, with the target's `code`:
+    /// permanent. `which` names the signature (`head`, `registration`). The gateway journals
+    /// such a failure as a signature verification that failed.
+    pub fn bad_signature(
+        code: impl Into<String>,
+        which: &str,
+        reason: impl std::fmt::Display,
+    ) -> Self {
+        Self::permanent(code, format!("{BAD_SIGNATURE} ({which}): {reason}"))
+    }
+
+    /// The reason, when this failure is a signature found not valid ([`Failure::bad_signature`]).
+    pub fn bad_signature_reason(&self) -> Option<&str> {
+        match self {
+            Self::Permanent { reason, .. } if reason.starts_with(BAD_SIGNATURE) => Some(reason),
+            _ => None,
+        }
+    }
 }
+
+/// How [`Failure::bad_signature`] reasons begin.
+const BAD_SIGNATURE: &str = "signature check failed";

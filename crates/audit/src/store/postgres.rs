@@ -3,6 +3,7 @@
 //! that keep them append-only, and appends serialised across processes by a transaction-level
 //! advisory lock plus the head row's lock, so several gateway processes build one chain.
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -204,7 +205,7 @@ impl PgAuditStore {
 
 #[async_trait]
 impl AuditStore for PgAuditStore {
-    async fn append(&self, events: &[AuditEvent]) -> Result<u64, StoreError> {
+    async fn append(&self, events: Arc<[AuditEvent]>) -> Result<u64, StoreError> {
         let mut client = self.pool.get().await.map_err(pool_err)?;
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
@@ -223,7 +224,7 @@ impl AuditStore for PgAuditStore {
             ))
             .await?;
         let mut rows = Vec::with_capacity(events.len());
-        for event in events {
+        for event in events.iter() {
             seq += 1;
             let row = Row::new(event, seq, &hash)?;
             hash = row.hash.clone();

@@ -425,7 +425,7 @@ pub fn assert_line_matches(line: &str, event: &AuditEvent, hostname: &str, app: 
     let parsed = parse_msg(&m.msg).unwrap_or_else(|| panic!("MSG not key=value: {line}"));
     let want: Vec<(String, String)> = expected
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .map(|(k, v)| ((*k).to_owned(), v.to_string()))
         .collect();
     assert_eq!(parsed, want, "MSG fields: {line}");
 }
