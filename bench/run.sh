@@ -63,6 +63,18 @@ S
   AUDIT_CFG=$'[[audit.syslog]]\nurl = "tcp://127.0.0.1:'"$SYSLOG_PORT"'"'
 fi
 syslog_lines() { [ -f "$work/rsyslog/events.log" ] && wc -l < "$work/rsyslog/events.log" || echo 0; }
+# CPU seconds (user + system) rsyslogd has used so far: the receiver shares the machine's two
+# cores with the gateway here, which a SOC's receiver would not.
+receiver_cpu() {
+  [ -f "$work/rsyslog/pid" ] || { echo 0; return; }
+  awk -v t="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); split($0, f, " "); print (f[12] + f[13]) / t}' "/proc/$(cat "$work/rsyslog/pid")/stat"
+}
+receiver_share() { # $1 = CPU seconds at the start, $2 = start time, $3 = end time
+  if [ "${SYSLOG:-}" = tcp ]; then
+    used=$(echo "$(receiver_cpu) - $1" | bc -l)
+    echo "rsyslogd used $(printf '%.2f' "$used") CPU-s in the phase: $(echo "100 * $used / (2 * ($3 - $2))" | bc -l | xargs printf '%.1f')% of the two cores"
+  fi
+}
 write_config() { # $1 = deliver (true|false), $2 = data dir name
 cat > "$work/qaqpa.toml" <<C
 listen = "127.0.0.1:$GW_PORT"
@@ -103,9 +115,11 @@ backlog=$(requests "$work/accept.txt")
 echo "== 2. deliver: a gateway with delivery on drains the $backlog accepted messages"
 write_config true data
 before=$(emulator_count)
+rcpu=$(receiver_cpu)
 start=$(date +%s.%N)
 start_gateway
 end=$(wait_delivered $((before + backlog)))
+receiver_share "$rcpu" "$start" "$end"
 echo "delivered $backlog messages in $(echo "$end - $start" | bc -l | xargs printf '%.2f') s: $(echo "$backlog / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s"
 echo "peak RSS of the delivering gateway: $(grep VmHWM /proc/$GW_PID/status)"
 stop_gateway
@@ -116,10 +130,12 @@ write_config true data2
 KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
 before=$(emulator_count)
 start_gateway
+rcpu=$(receiver_cpu)
 start=$(date +%s.%N)
 QAQPA_API_KEY=$KEY wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s bench/post.lua "http://127.0.0.1:$GW_PORT" | tee "$work/both.txt"
 total=$(requests "$work/both.txt")
 end=$(wait_delivered $((before + total)))
+receiver_share "$rcpu" "$start" "$end"
 echo "delivered $total messages; end-to-end $(echo "$total / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s from first submit to last delivery"
 echo "peak RSS of the gateway: $(grep VmHWM /proc/$GW_PID/status)"
 if [ "${SYSLOG:-}" = tcp ]; then

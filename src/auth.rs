@@ -131,6 +131,10 @@ pub struct KeyVerifier {
     store: Arc<dyn Store>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Caller, Instant)>>,
+    /// One store look-up at a time: when many connections start (or a cached key expires) at
+    /// once, the first looks the key up and the others find it cached, instead of each reading
+    /// the store on a blocking thread of its own (which cost threads, connections and memory).
+    lookups: tokio::sync::Mutex<()>,
 }
 
 impl KeyVerifier {
@@ -139,7 +143,14 @@ impl KeyVerifier {
             store,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            lookups: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn cached(&self, hash: &str) -> Option<Caller> {
+        let cache = self.cache.lock().ok()?;
+        let (caller, at) = cache.get(hash)?;
+        (at.elapsed() < self.ttl).then(|| caller.clone())
     }
 
     /// The caller a token belongs to; the error says what is wrong without echoing the token.
@@ -151,12 +162,12 @@ impl KeyVerifier {
     /// now (`true`) or found in the cache of recent verifications.
     pub async fn verify_fresh(&self, token: &str) -> Result<(Caller, bool), Problem> {
         let hash = token_hash(token);
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((caller, at)) = cache.get(&hash) {
-                if at.elapsed() < self.ttl {
-                    return Ok((caller.clone(), false));
-                }
-            }
+        if let Some(caller) = self.cached(&hash) {
+            return Ok((caller, false));
+        }
+        let _one_at_a_time = self.lookups.lock().await;
+        if let Some(caller) = self.cached(&hash) {
+            return Ok((caller, false));
         }
         let key_id = key_id_of(token).ok_or_else(|| {
             Problem::unauthorized("the API key is malformed (expected qk_<id>.<secret>)")
@@ -281,6 +292,38 @@ mod tests {
         assert!(!k.record.secret_hash.contains(&k.token));
         let other = generate_key("edms-1", Role::Client, "test");
         assert_ne!(k.token, other.token);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_uses_of_a_key_read_the_store_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store: Arc<dyn Store> = Arc::new(
+            qaqpa_store::sqlite::SqliteStore::open(dir.path(), Default::default()).expect("store"),
+        );
+        let key = generate_key("edms-1", Role::Client, "test");
+        store
+            .create_api_key(key.record.clone())
+            .await
+            .expect("key stored");
+        let verifier = Arc::new(KeyVerifier::new(store, Duration::from_secs(60)));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (v, token) = (verifier.clone(), key.token.clone());
+                tokio::spawn(async move { v.verify_fresh(&token).await })
+            })
+            .collect();
+        let mut fresh = 0;
+        for t in tasks {
+            let (caller, was_fresh) = t.await.expect("task").expect("verified");
+            assert_eq!(caller.key_id, key.record.key_id);
+            fresh += usize::from(was_fresh);
+        }
+        // One look-up in the store (and so one AUTH_OK in the journal); the rest were cached.
+        assert_eq!(fresh, 1);
+        assert!(verifier
+            .verify_fresh("qk_0123456789abcdef.nope")
+            .await
+            .is_err());
     }
 
     #[test]

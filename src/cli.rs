@@ -156,8 +156,11 @@ pub fn main() -> ExitCode {
         Command::Soap(cmd) => return qaqpa_soap::cli::run(cmd),
         other => Cli { command: other },
     };
+    // Blocking work (SQLite reads, blob files, CMS checks) is short; a small pool keeps a burst
+    // of it from starting dozens of threads, each holding its own allocator pages.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .build()
     {
         Ok(rt) => rt,
