@@ -1,28 +1,56 @@
 #!/usr/bin/env bash
-# CPU per accepted message, by thread, to compare two builds on a noisy machine:
-#   QAQPA_BIN=<binary> bench/cpu.sh [seconds]
-# Runs the accept phase of bench/run.sh (wrk -t2 -c64, 1 KiB documents, delivery off, SQLite)
-# and prints the accept rate and, per thread name, the CPU time (user + system, from
-# /proc/<pid>/task/*/stat) it spent per accepted message, plus wrk's own CPU per request.
-# Rates move with the machine's load; CPU per message moves much less, so run two builds
-# alternately a few times and compare these figures (see docs/BENCHMARKS.md).
+# CPU per message, by thread, to compare builds on a noisy machine:
+#   QAQPA_BIN=<binary> [PHASE=accept|drain] [SYSLOG=tcp] bench/cpu.sh [seconds]
+# accept (default): the accept phase of bench/run.sh (wrk -t2 -c64, 1 KiB documents, delivery
+#   off, SQLite) for `seconds`; CPU per accepted message.
+# drain: accepts for `seconds` with delivery off, then starts a gateway with delivery on and
+#   measures until the emulator has every message; CPU per delivered message.
+# Prints, per thread name, the CPU time (user + system, from /proc/<pid>/task/*/stat) spent per
+# message, the gateway's total, wrk's own CPU (accept) and rsyslogd's (SYSLOG=tcp: every audit
+# event is streamed to a local rsyslogd over TCP, as in bench/run.sh). Rates move with the
+# machine's load; CPU per message moves much less, so run builds alternately a few times and
+# compare these figures (see docs/BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
+PHASE=${PHASE:-accept}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
+cargo build --release --quiet --example bench_emulator
 if [ -z "${QAQPA_BIN:-}" ]; then cargo build --release --quiet --bin qaqpa; fi
 QBIN=${QAQPA_BIN:-target/release/qaqpa}
-work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-GW_PORT=18480
+work=$(mktemp -d); chmod 755 "$work"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+GW_PORT=18480; EMU_PORT=18481; SYSLOG_PORT=18614
+target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" >/dev/null &
 cat > "$work/routes.toml" <<R
 [[route]]
 name = "bench"
 adapter = "http"
 kinds = ["http.post"]
+timeout_ms = 10000
+[route.limits]
+concurrency = 256
+breaker_failures = 100000
 [route.settings]
-url = "http://127.0.0.1:9/deliver"
+url = "http://127.0.0.1:$EMU_PORT/deliver"
 R
+AUDIT_CFG=""; RSYSLOG_PID=""
+if [ "${SYSLOG:-}" = tcp ]; then
+  command -v rsyslogd >/dev/null || apt-get install -y -qq rsyslog
+  mkdir -p "$work/rsyslog"
+  cat > "$work/rsyslog/rsyslog.conf" <<S
+global(workDirectory="$work/rsyslog" maxMessageSize="64k")
+template(name="raw" type="string" string="%rawmsg%\n")
+module(load="imtcp" maxSessions="200")
+input(type="imtcp" address="127.0.0.1" port="$SYSLOG_PORT" ruleset="tcp")
+ruleset(name="tcp") { action(type="omfile" file="$work/rsyslog/events.log" template="raw") }
+S
+  /usr/sbin/rsyslogd -n -f "$work/rsyslog/rsyslog.conf" -i "$work/rsyslog/pid" &
+  RSYSLOG_PID=$!
+  until (exec 3<>/dev/tcp/127.0.0.1/$SYSLOG_PORT) 2>/dev/null; do sleep 0.1; done
+  AUDIT_CFG=$'[[audit.syslog]]\nurl = "tcp://127.0.0.1:'"$SYSLOG_PORT"'"'
+fi
+write_config() { # $1 = deliver (true|false)
 cat > "$work/qaqpa.toml" <<C
 listen = "127.0.0.1:$GW_PORT"
 routes = "routes.toml"
@@ -33,27 +61,57 @@ data_dir = "data"
 rate_per_key = 1000000.0
 rate_burst = 1000000
 [engine]
-deliver = false
+deliver = $1
 [log]
 filter = "warn"
+$AUDIT_CFG
 C
+}
 export QAQPA_WEBHOOK_SECRET="bench secret bench secret bench secret"
-KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
-$QBIN serve --config "$work/qaqpa.toml" & GW_PID=$!
-until curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null; do sleep 0.1; done
-# CPU ticks per thread name, summed over the threads of that name.
+start_gateway() {
+  $QBIN serve --config "$work/qaqpa.toml" & GW_PID=$!
+  until curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null; do sleep 0.1; done
+}
+# CPU ticks per thread name, summed over the threads of that name (plus rsyslogd's).
 ticks() {
-  cat /proc/$GW_PID/task/*/stat 2>/dev/null | awk '{
+  { cat /proc/$GW_PID/task/*/stat 2>/dev/null
+    if [ -n "$RSYSLOG_PID" ]; then
+      sed 's/^[0-9]* ([^)]*)/0 (receiver:rsyslogd)/' /proc/$RSYSLOG_PID/stat
+    fi
+  } | awk '{
     name = substr($0, index($0, "(") + 1); name = substr(name, 1, index(name, ")") - 1); gsub(/ /, "_", name)
     rest = substr($0, index($0, ") ") + 2); split(rest, f, " "); t[name] += f[12] + f[13]
   } END { for (n in t) print n, t[n] }' | sort
 }
+report() { # $1 = messages
+  join -a2 -e0 -o 0,1.2,2.2 "$work/before" "$work/after" |
+    awk -v n="$1" -v hz="$(getconf CLK_TCK)" '{
+      us = ($3 - $2) * 1e6 / hz / n
+      if ($1 ~ /^receiver:/) { recv = us; next }
+      total += us; printf "  %-18s %6.1f µs/msg\n", $1, us
+    } END { printf "  %-18s %6.1f µs/msg\n", "gateway total", total
+            if (recv != "") printf "  %-18s %6.1f µs/msg\n", "rsyslogd", recv }'
+}
+write_config false
+KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
+start_gateway
 ticks > "$work/before"
 out=$(QAQPA_API_KEY=$KEY /usr/bin/time -f "wrkcpu %U %S" wrk -t2 -c64 -d"${SECS}s" -s bench/post.lua "http://127.0.0.1:$GW_PORT" 2>&1)
 ticks > "$work/after"
 n=$(echo "$out" | awk '/requests in/ {print $1}')
-hz=$(getconf CLK_TCK)
-echo "accepted $n in ${SECS}s: $(echo "$out" | awk '/Requests\/sec/ {print $2}') msg/s"
-join -a2 -e0 -o 0,1.2,2.2 "$work/before" "$work/after" |
-  awk -v n="$n" -v hz="$hz" '{ us = ($3 - $2) * 1e6 / hz / n; total += us; printf "  %-18s %6.1f µs/msg\n", $1, us } END { printf "  %-18s %6.1f µs/msg\n", "gateway total", total }'
-echo "$out" | awk -v n="$n" '/wrkcpu/ { printf "  %-18s %6.1f µs/req\n", "wrk (load tool)", ($2 + $3) * 1e6 / n }'
+if [ "$PHASE" = accept ]; then
+  echo "accepted $n in ${SECS}s: $(echo "$out" | awk '/Requests\/sec/ {print $2}') msg/s"
+  report "$n"
+  echo "$out" | awk -v n="$n" '/wrkcpu/ { printf "  %-18s %6.1f µs/req\n", "wrk (load tool)", ($2 + $3) * 1e6 / n }'
+  exit 0
+fi
+kill $GW_PID; wait $GW_PID 2>/dev/null || true
+write_config true
+start=$(date +%s.%N)
+start_gateway
+ticks > "$work/before"
+while [ "$(curl -s "http://127.0.0.1:$((EMU_PORT + 10))/count")" -lt "$n" ]; do sleep 0.05; done
+ticks > "$work/after"
+end=$(date +%s.%N)
+echo "delivered $n in $(echo "$end - $start" | bc -l | xargs printf '%.1f') s: $(echo "$n / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s"
+report "$n"
