@@ -147,7 +147,8 @@ enum StoreMsg {
 /// Capacity of the store writer's queue.
 pub const STORE_QUEUE: usize = 65_536;
 const STORE_BATCH: usize = 512;
-/// Longest an event waits for company before its batch is written to the journal.
+/// How long the writer sleeps after an event arrives before it writes the batch (the events that
+/// came meanwhile join it).
 const STORE_LINGER: Duration = Duration::from_millis(25);
 
 struct Inner {

@@ -1,5 +1,6 @@
 //! The audit journal on SQLite: its own database file `audit.db` (WAL) in a given directory,
-//! one connection used from blocking threads, triggers that keep the journal append-only.
+//! one connection on a thread of its own (which also serialises and chains each batch), 16 KiB
+//! pages for a new file, triggers that keep the journal append-only.
 //!
 //! Layout: one row per *append* rather than per event, because a row per event (its B-tree
 //! entries, five secondary indexes and its share of every commit) cost ~16 µs of CPU per event
