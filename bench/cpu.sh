@@ -22,56 +22,10 @@ QBIN=${QAQPA_BIN:-target/release/qaqpa}
 work=$(mktemp -d); chmod 755 "$work"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 GW_PORT=18480; EMU_PORT=18481; SYSLOG_PORT=18614
 target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" >/dev/null &
-cat > "$work/routes.toml" <<R
-[[route]]
-name = "bench"
-adapter = "http"
-kinds = ["http.post"]
-timeout_ms = 10000
-[route.limits]
-concurrency = 256
-breaker_failures = 100000
-[route.settings]
-url = "http://127.0.0.1:$EMU_PORT/deliver"
-R
-AUDIT_CFG=""; RSYSLOG_PID=""
-if [ "${SYSLOG:-}" = tcp ]; then
-  command -v rsyslogd >/dev/null || apt-get install -y -qq rsyslog
-  mkdir -p "$work/rsyslog"
-  cat > "$work/rsyslog/rsyslog.conf" <<S
-global(workDirectory="$work/rsyslog" maxMessageSize="64k")
-template(name="raw" type="string" string="%rawmsg%\n")
-module(load="imtcp" maxSessions="200")
-input(type="imtcp" address="127.0.0.1" port="$SYSLOG_PORT" ruleset="tcp")
-ruleset(name="tcp") { action(type="omfile" file="$work/rsyslog/events.log" template="raw") }
-S
-  /usr/sbin/rsyslogd -n -f "$work/rsyslog/rsyslog.conf" -i "$work/rsyslog/pid" &
-  RSYSLOG_PID=$!
-  until (exec 3<>/dev/tcp/127.0.0.1/$SYSLOG_PORT) 2>/dev/null; do sleep 0.1; done
-  AUDIT_CFG=$'[[audit.syslog]]\nurl = "tcp://127.0.0.1:'"$SYSLOG_PORT"'"'
-fi
-write_config() { # $1 = deliver (true|false)
-cat > "$work/qaqpa.toml" <<C
-listen = "127.0.0.1:$GW_PORT"
-routes = "routes.toml"
-[store]
-kind = "sqlite"
-data_dir = "data"
-[api]
-rate_per_key = 1000000.0
-rate_burst = 1000000
-[engine]
-deliver = $1
-[log]
-filter = "warn"
-$AUDIT_CFG
-C
-}
-export QAQPA_WEBHOOK_SECRET="bench secret bench secret bench secret"
-start_gateway() {
-  $QBIN serve --config "$work/qaqpa.toml" & GW_PID=$!
-  until curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null; do sleep 0.1; done
-}
+. bench/lib.sh
+write_routes
+start_receiver "$SYSLOG_PORT"
+SQLITE=$'[store]\nkind = "sqlite"\ndata_dir = "data"'
 # CPU ticks per thread name, summed over the threads of that name (plus rsyslogd's).
 ticks() {
   { cat /proc/$GW_PID/task/*/stat 2>/dev/null
@@ -92,7 +46,7 @@ report() { # $1 = messages
     } END { printf "  %-18s %6.1f µs/msg\n", "gateway total", total
             if (recv != "") printf "  %-18s %6.1f µs/msg\n", "rsyslogd", recv }'
 }
-write_config false
+write_config false "$SQLITE"
 KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
 start_gateway
 ticks > "$work/before"
@@ -105,12 +59,12 @@ if [ "$PHASE" = accept ]; then
   echo "$out" | awk -v n="$n" '/wrkcpu/ { printf "  %-18s %6.1f µs/req\n", "wrk (load tool)", ($2 + $3) * 1e6 / n }'
   exit 0
 fi
-kill $GW_PID; wait $GW_PID 2>/dev/null || true
-write_config true
+stop_gateway
+write_config true "$SQLITE"
 start=$(date +%s.%N)
 start_gateway
 ticks > "$work/before"
-while [ "$(curl -s "http://127.0.0.1:$((EMU_PORT + 10))/count")" -lt "$n" ]; do sleep 0.05; done
+while [ "$(emulator_count)" -lt "$n" ]; do sleep 0.05; done
 ticks > "$work/after"
 end=$(date +%s.%N)
 echo "delivered $n in $(echo "$end - $start" | bc -l | xargs printf '%.1f') s: $(echo "$n / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s"

@@ -24,18 +24,8 @@ QBIN=${QAQPA_BIN:-target/release/qaqpa}
 work=$(mktemp -d); chmod 755 "$work"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 EMU_PORT=18081; GW_PORT=18080; NGINX_PORT=18082
 target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" & EMU_PID=$!
-cat > "$work/routes.toml" <<R
-[[route]]
-name = "bench"
-adapter = "http"
-kinds = ["http.post"]
-timeout_ms = 10000
-[route.limits]
-concurrency = 256
-breaker_failures = 100000
-[route.settings]
-url = "http://127.0.0.1:$EMU_PORT/deliver"
-R
+. bench/lib.sh
+write_routes
 if [ "$STORE" = postgres ]; then
   STORE_CFG=$'[store]\nkind = "postgres"\npool_size = 32'
   PGDIR="$work/pg"; mkdir -p "$PGDIR"; chown postgres "$PGDIR"
@@ -47,21 +37,7 @@ if [ "$STORE" = postgres ]; then
 else
   STORE_CFG=$'[store]\nkind = "sqlite"\ndata_dir = "data"'
 fi
-AUDIT_CFG=""
-if [ "${SYSLOG:-}" = tcp ]; then
-  command -v rsyslogd >/dev/null || apt-get install -y -qq rsyslog
-  SYSLOG_PORT=18514; mkdir -p "$work/rsyslog"
-  cat > "$work/rsyslog/rsyslog.conf" <<S
-global(workDirectory="$work/rsyslog" maxMessageSize="64k")
-template(name="raw" type="string" string="%rawmsg%\n")
-module(load="imtcp" maxSessions="200")
-input(type="imtcp" address="127.0.0.1" port="$SYSLOG_PORT" ruleset="tcp")
-ruleset(name="tcp") { action(type="omfile" file="$work/rsyslog/events.log" template="raw") }
-S
-  /usr/sbin/rsyslogd -n -f "$work/rsyslog/rsyslog.conf" -i "$work/rsyslog/pid" &
-  until (exec 3<>/dev/tcp/127.0.0.1/$SYSLOG_PORT) 2>/dev/null; do sleep 0.1; done
-  AUDIT_CFG=$'[[audit.syslog]]\nurl = "tcp://127.0.0.1:'"$SYSLOG_PORT"'"'
-fi
+start_receiver 18514
 syslog_lines() { [ -f "$work/rsyslog/events.log" ] && wc -l < "$work/rsyslog/events.log" || echo 0; }
 # CPU seconds (user + system) rsyslogd has used so far: the receiver shares the machine's two
 # cores with the gateway here, which a SOC's receiver would not.
@@ -75,35 +51,15 @@ receiver_share() { # $1 = CPU seconds at the start, $2 = start time, $3 = end ti
     echo "rsyslogd used $(printf '%.2f' "$used") CPU-s in the phase: $(echo "100 * $used / (2 * ($3 - $2))" | bc -l | xargs printf '%.1f')% of the two cores"
   fi
 }
-write_config() { # $1 = deliver (true|false), $2 = data dir name
-cat > "$work/qaqpa.toml" <<C
-listen = "127.0.0.1:$GW_PORT"
-routes = "routes.toml"
-$(echo "$STORE_CFG" | sed "s/data_dir = \"data\"/data_dir = \"$2\"/")
-[api]
-rate_per_key = 1000000.0
-rate_burst = 1000000
-[engine]
-deliver = $1
-[log]
-filter = "warn"
-$AUDIT_CFG
-C
-}
-export QAQPA_WEBHOOK_SECRET="bench secret bench secret bench secret"
-start_gateway() {
-  $QBIN serve --config "$work/qaqpa.toml" & GW_PID=$!
-  until curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null; do sleep 0.1; done
-}
-stop_gateway() { kill $GW_PID; wait $GW_PID 2>/dev/null || true; }
-emulator_count() { curl -s "http://127.0.0.1:$((EMU_PORT + 10))/count"; }
+# $1 = deliver (true|false), $2 = data directory name (SQLite)
+config() { write_config "$1" "$(echo "$STORE_CFG" | sed "s/data_dir = \"data\"/data_dir = \"$2\"/")"; }
 wait_delivered() { # $1 = how many in all; prints the end time
   while :; do got=$(emulator_count); [ "$got" -ge "$1" ] && break; sleep 0.1; done
   date +%s.%N
 }
 requests() { grep -o '[0-9]* requests in' "$1" | grep -o '^[0-9]*'; }
 
-write_config false data
+config false data
 KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
 start_gateway
 echo "== 1. accept only: wrk -t2 -c$CONNS -d${SECS}s POST /v1/messages (1 KiB, durable), store=$STORE, delivery off"
@@ -113,7 +69,7 @@ stop_gateway
 backlog=$(requests "$work/accept.txt")
 
 echo "== 2. deliver: a gateway with delivery on drains the $backlog accepted messages"
-write_config true data
+config true data
 before=$(emulator_count)
 rcpu=$(receiver_cpu)
 start=$(date +%s.%N)
@@ -126,7 +82,7 @@ stop_gateway
 
 lines_before=$(syslog_lines)
 echo "== 3. both at once: accept while delivering, fresh store"
-write_config true data2
+config true data2
 KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
 before=$(emulator_count)
 start_gateway

@@ -250,20 +250,22 @@ async fn an_incoming_letter_lands_in_the_inbox_and_our_registration_goes_back() 
         )
         .expect("signs")
     };
-    let sent = r
-        .rig
-        .emulator
-        .send_incoming_letter(
-            &card,
-            vec![EmulatedFile {
-                name: "letter.pdf".into(),
-                mime: "application/pdf".into(),
-                content: main.clone(),
-            }],
-            &sign(&head),
-            &sign(&clerk),
-        )
-        .await;
+    // The letter's main file, signed by `first` (as the head) and `second` (registration).
+    let send = |first: &Keystore, second: &Keystore| {
+        let files = vec![EmulatedFile {
+            name: "letter.pdf".into(),
+            mime: "application/pdf".into(),
+            content: main.clone(),
+        }];
+        let (first, second) = (sign(first), sign(second));
+        let (emulator, card) = (&r.rig.emulator, &card);
+        async move {
+            emulator
+                .send_incoming_letter(card, files, &first, &second)
+                .await
+        }
+    };
+    let sent = send(&head, &clerk).await;
     assert!(
         matches!(sent.outcome, ShepOutcome::Success { .. }),
         "{:?}",
@@ -315,20 +317,7 @@ async fn an_incoming_letter_lands_in_the_inbox_and_our_registration_goes_back() 
     );
     // A letter whose head signature is a plain employee's is refused (SCSE002) and that
     // signature is journalled as not valid.
-    let refused = r
-        .rig
-        .emulator
-        .send_incoming_letter(
-            &card,
-            vec![EmulatedFile {
-                name: "letter.pdf".into(),
-                mime: "application/pdf".into(),
-                content: main.clone(),
-            }],
-            &sign(&clerk),
-            &sign(&clerk),
-        )
-        .await;
+    let refused = send(&clerk, &clerk).await;
     assert!(
         matches!(&refused.outcome, ShepOutcome::Permanent { code, .. } if code == "SCSE002"),
         "{:?}",

@@ -932,8 +932,7 @@ fn journal_signatures(
     match admitted {
         Ok(a) => {
             for v in &a.valid_signatures {
-                let signer = format!("{} {}", v.field, v.signer.as_deref().unwrap_or("-"));
-                state.audit.record(event(true, Some(&signer), None));
+                state.audit.record(event(true, Some(&v.summary()), None));
             }
         }
         Err(r) if r.field.starts_with("/signatures") => {

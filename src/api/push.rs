@@ -145,8 +145,7 @@ fn journal_signatures(
     match outcome {
         Ok(PushOutcome::Document { signatures, .. }) => {
             for v in signatures {
-                let signer = format!("{} {}", v.field, v.signer.as_deref().unwrap_or("-"));
-                state.audit.record(event(true, Some(&signer), None));
+                state.audit.record(event(true, Some(&v.summary()), None));
             }
         }
         Err(f) => {

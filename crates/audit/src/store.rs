@@ -631,22 +631,29 @@ pub(crate) fn where_clause(
 }
 
 /// Builds a page from up to `limit + 1` rows, newest first.
-pub(crate) fn page(mut rows: Vec<Row>, limit: usize) -> Result<Page, StoreError> {
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+pub(crate) fn page(rows: Vec<Row>, limit: usize) -> Result<Page, StoreError> {
     let records = rows
         .iter()
+        .take(limit + 1)
         .map(Row::record)
         .collect::<Result<Vec<_>, _>>()?;
+    Ok(page_of(records, limit))
+}
+
+/// A page of at most `limit` records from up to `limit + 1`, newest first: one more than the
+/// limit means there is a next page, which starts below the last record kept.
+pub(crate) fn page_of(mut records: Vec<StoredRecord>, limit: usize) -> Page {
+    let more = records.len() > limit;
+    records.truncate(limit);
     let next_cursor = if more {
         records.last().map(|r| r.seq)
     } else {
         None
     };
-    Ok(Page {
+    Page {
         records,
         next_cursor,
-    })
+    }
 }
 
 /// A store that keeps nothing (tests, or a gateway run without a journal).

@@ -85,6 +85,13 @@ pub struct SignatureVerdict {
     pub signer: Option<String>,
 }
 
+impl SignatureVerdict {
+    /// One line for the audit journal: where the signature is, then who signed.
+    pub fn summary(&self) -> String {
+        format!("{} {}", self.field, self.signer.as_deref().unwrap_or("-"))
+    }
+}
+
 /// A synchronous call's answer, returned to the caller and never stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Answer {

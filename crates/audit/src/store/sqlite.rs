@@ -24,9 +24,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 
 use super::{
-    chain_hash, check_anchor, online_cutoff, prune_archives, time_us, ArchiveReport, ArchiveWriter,
-    ArchivedRange, AuditFilter, AuditStore, ChainWalk, Page, Retention, Row, StoreError,
-    StoredRecord, VerifyReport, GENESIS_HASH,
+    chain_hash, check_anchor, online_cutoff, page_of, prune_archives, time_us, ArchiveReport,
+    ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, ChainWalk, Page, Retention, Row,
+    StoreError, StoredRecord, VerifyReport, GENESIS_HASH,
 };
 use crate::event::AuditEvent;
 
@@ -545,17 +545,7 @@ impl AuditStore for SqliteAuditStore {
                     break;
                 }
             }
-            let more = records.len() > limit;
-            records.truncate(limit);
-            let next_cursor = if more {
-                records.last().map(|r| r.seq)
-            } else {
-                None
-            };
-            Ok(Page {
-                records,
-                next_cursor,
-            })
+            Ok(page_of(records, limit))
         })
         .await
     }

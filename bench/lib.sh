@@ -1,0 +1,65 @@
+# Shared by bench/run.sh and bench/cpu.sh (sourced, not run). Expects $work (a scratch
+# directory), $EMU_PORT and $GW_PORT, and $QBIN (the gateway binary).
+
+# routes.toml: one route for http.post to the bench emulator, limits out of the way.
+write_routes() {
+cat > "$work/routes.toml" <<R
+[[route]]
+name = "bench"
+adapter = "http"
+kinds = ["http.post"]
+timeout_ms = 10000
+[route.limits]
+concurrency = 256
+breaker_failures = 100000
+[route.settings]
+url = "http://127.0.0.1:$EMU_PORT/deliver"
+R
+}
+
+# When SYSLOG=tcp: starts a local rsyslogd that writes every line it gets over TCP on port $1
+# to $work/rsyslog/events.log, and sets AUDIT_CFG (the [[audit.syslog]] table for the gateway)
+# and RSYSLOG_PID. Otherwise both stay empty.
+AUDIT_CFG=""; RSYSLOG_PID=""
+start_receiver() {
+  [ "${SYSLOG:-}" = tcp ] || return 0
+  command -v rsyslogd >/dev/null || apt-get install -y -qq rsyslog
+  mkdir -p "$work/rsyslog"
+  cat > "$work/rsyslog/rsyslog.conf" <<S
+global(workDirectory="$work/rsyslog" maxMessageSize="64k")
+template(name="raw" type="string" string="%rawmsg%\n")
+module(load="imtcp" maxSessions="200")
+input(type="imtcp" address="127.0.0.1" port="$1" ruleset="tcp")
+ruleset(name="tcp") { action(type="omfile" file="$work/rsyslog/events.log" template="raw") }
+S
+  /usr/sbin/rsyslogd -n -f "$work/rsyslog/rsyslog.conf" -i "$work/rsyslog/pid" &
+  RSYSLOG_PID=$!
+  until (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; do sleep 0.1; done
+  AUDIT_CFG=$'[[audit.syslog]]\nurl = "tcp://127.0.0.1:'"$1"'"'
+}
+
+# qaqpa.toml: $1 = deliver (true|false), $2 = the [store] table. Rate limits out of the way,
+# warnings only, the audit receiver when there is one.
+write_config() {
+cat > "$work/qaqpa.toml" <<C
+listen = "127.0.0.1:$GW_PORT"
+routes = "routes.toml"
+$2
+[api]
+rate_per_key = 1000000.0
+rate_burst = 1000000
+[engine]
+deliver = $1
+[log]
+filter = "warn"
+$AUDIT_CFG
+C
+}
+
+export QAQPA_WEBHOOK_SECRET="bench secret bench secret bench secret"
+start_gateway() {
+  $QBIN serve --config "$work/qaqpa.toml" & GW_PID=$!
+  until curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null; do sleep 0.1; done
+}
+stop_gateway() { kill $GW_PID; wait $GW_PID 2>/dev/null || true; }
+emulator_count() { curl -s "http://127.0.0.1:$((EMU_PORT + 10))/count"; }
