@@ -10,6 +10,8 @@
 # event is streamed to a local rsyslogd over TCP, as in bench/run.sh). Rates move with the
 # machine's load; CPU per message moves much less, so run builds alternately a few times and
 # compare these figures (see docs/BENCHMARKS.md).
+# PERF=<file>: also records a `perf` profile (cpu-clock, DWARF call graphs, 499 Hz) of the
+# gateway over the measured phase, for `perf report -i <file> --comm <thread>`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -46,12 +48,22 @@ report() { # $1 = messages
     } END { printf "  %-18s %6.1f µs/msg\n", "gateway total", total
             if (recv != "") printf "  %-18s %6.1f µs/msg\n", "rsyslogd", recv }'
 }
+PERF_PID=""
+start_perf() {
+  [ -n "${PERF:-}" ] || return 0
+  perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$GW_PID" -o "$PERF" 2>/dev/null &
+  PERF_PID=$!
+  sleep 0.5 # perf attaches to every thread before the measured phase starts
+}
+stop_perf() { [ -z "$PERF_PID" ] || { kill -INT "$PERF_PID"; wait "$PERF_PID" || true; PERF_PID=""; }; }
 write_config false "$SQLITE"
 KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
 start_gateway
+[ "$PHASE" = drain ] || start_perf
 ticks > "$work/before"
 out=$(QAQPA_API_KEY=$KEY /usr/bin/time -f "wrkcpu %U %S" wrk -t2 -c64 -d"${SECS}s" -s bench/post.lua "http://127.0.0.1:$GW_PORT" 2>&1)
 ticks > "$work/after"
+stop_perf
 n=$(echo "$out" | awk '/requests in/ {print $1}')
 if [ "$PHASE" = accept ]; then
   echo "accepted $n in ${SECS}s: $(echo "$out" | awk '/Requests\/sec/ {print $2}') msg/s"
@@ -63,9 +75,11 @@ stop_gateway
 write_config true "$SQLITE"
 start=$(date +%s.%N)
 start_gateway
+start_perf
 ticks > "$work/before"
 while [ "$(emulator_count)" -lt "$n" ]; do sleep 0.05; done
 ticks > "$work/after"
+stop_perf
 end=$(date +%s.%N)
 echo "delivered $n in $(echo "$end - $start" | bc -l | xargs printf '%.1f') s: $(echo "$n / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s"
 report "$n"

@@ -241,9 +241,18 @@ pub(crate) fn time_us(t: OffsetDateTime) -> i64 {
 impl Row {
     /// The row for `event` appended after (`prev_seq`, `prev_hash`).
     pub fn new(event: &AuditEvent, seq: u64, prev_hash: &str) -> Result<Row, StoreError> {
-        let body = serde_json::to_string(event)?;
+        Ok(Row::with_body(
+            event,
+            serde_json::to_string(event)?,
+            seq,
+            prev_hash,
+        ))
+    }
+
+    /// The row for `event` whose stored text is `body`.
+    fn with_body(event: &AuditEvent, body: String, seq: u64, prev_hash: &str) -> Row {
         let hash = chain_hash(prev_hash, seq, &body);
-        Ok(Row {
+        Row {
             seq,
             id: event.id.to_string(),
             time_us: time_us(event.time),
@@ -255,7 +264,7 @@ impl Row {
             body,
             prev_hash: prev_hash.to_owned(),
             hash,
-        })
+        }
     }
 
     /// Whether the hash and the indexed columns match the body.
@@ -277,9 +286,13 @@ impl Row {
         }
     }
 
+    /// The row for a body as it was stored: its columns from the parsed event, its hash over
+    /// the stored text itself. Never over the event serialised again, so a record written by
+    /// an older version (another field order, `null`s, another time format) still verifies and
+    /// any change to the stored bytes shows.
     fn new_from_body(body: &str, seq: u64, prev_hash: &str) -> Option<Row> {
         let event: AuditEvent = serde_json::from_str(body).ok()?;
-        Row::new(&event, seq, prev_hash).ok()
+        Some(Row::with_body(&event, body.to_owned(), seq, prev_hash))
     }
 
     pub fn record(&self) -> Result<StoredRecord, StoreError> {

@@ -68,7 +68,11 @@ impl Formatter {
         line.push('<');
         line.push_str(&pri.to_string());
         line.push_str(">1 ");
-        line.push_str(&rfc3339(event.time));
+        // The header's TIMESTAMP is the event's `time` field, formatted once.
+        match fields.iter().find(|(k, _)| *k == "time") {
+            Some((_, t)) => line.push_str(t),
+            None => line.push_str(&rfc3339(event.time)),
+        }
         line.push(' ');
         line.push_str(&self.hostname);
         line.push(' ');

@@ -9,11 +9,18 @@
 //! record's `prev_hash` and the batch's time range. `audit_key` says which blocks hold which
 //! transaction, account, kind, target and severity (`t:`, `a:`, `k:`, `g:`, `s:` prefixes),
 //! deduplicated per block; queries walk the blocks it names, newest first, and filter the
-//! records exactly. The chain and its hashes are per record, exactly as on PostgreSQL, so
+//! records exactly. For time windows each block also keeps `upto_us`, the latest record time
+//! of it and every block before it (never decreasing, indexed), and `late_us`, how far its
+//! earliest record lies before the previous block's `upto_us`. A window ending at `to` starts
+//! its walk at the first block whose `upto_us` reaches `to` plus the greatest `late_us`
+//! (later blocks cannot hold a record before `to`) and stops at the first block whose
+//! `upto_us` is before `from`, so a window months back reads its own blocks, not every newer
+//! one. The chain and its hashes are per record, exactly as on PostgreSQL, so
 //! `verify` still names the record that changed; it also checks each block's time range and
 //! that every record's keys are in `audit_key` (a key removed would hide a record from
-//! queries). A journal written with the older per-event layout (`audit_log`) is moved into
-//! blocks when opened.
+//! queries) and each block's time bookkeeping. A journal written with the older per-event
+//! layout (`audit_log`) is moved into blocks when opened; blocks written before the time
+//! bookkeeping get it then too.
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -37,7 +44,9 @@ CREATE TABLE IF NOT EXISTS audit_block (
     prev_hash   TEXT NOT NULL,
     min_time_us INTEGER NOT NULL,
     max_time_us INTEGER NOT NULL,
-    records     TEXT NOT NULL
+    records     TEXT NOT NULL,
+    upto_us     INTEGER NOT NULL DEFAULT 0,
+    late_us     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS audit_key (
     key       TEXT NOT NULL,
@@ -68,8 +77,6 @@ CREATE TABLE IF NOT EXISTS audit_archive (
     archived_at     TEXT NOT NULL
 );
 
-CREATE TRIGGER IF NOT EXISTS audit_block_no_update BEFORE UPDATE ON audit_block
-BEGIN SELECT RAISE(ABORT, 'audit_block is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_block_no_delete BEFORE DELETE ON audit_block
 WHEN OLD.last_seq > (SELECT archived_seq FROM audit_anchor WHERE id = 1)
 BEGIN SELECT RAISE(ABORT, 'audit_block rows are only removed by archiving'); END;
@@ -96,6 +103,17 @@ BEGIN SELECT RAISE(ABORT, 'audit_archive is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_archive_no_delete BEFORE DELETE ON audit_archive
 BEGIN SELECT RAISE(ABORT, 'audit_archive is append-only'); END;
 "#;
+
+/// Indexes on the time bookkeeping, created once the columns exist (after
+/// [`add_time_bookkeeping`] on a journal from before them).
+const TIME_INDEXES: &str = r#"
+CREATE INDEX IF NOT EXISTS audit_block_upto ON audit_block (upto_us);
+CREATE INDEX IF NOT EXISTS audit_block_late ON audit_block (late_us);
+"#;
+
+const BLOCK_NO_UPDATE: &str =
+    "CREATE TRIGGER IF NOT EXISTS audit_block_no_update BEFORE UPDATE ON audit_block
+BEGIN SELECT RAISE(ABORT, 'audit_block is append-only'); END;";
 
 /// Work for the journal's thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -256,9 +274,31 @@ struct Block {
     min_time_us: i64,
     max_time_us: i64,
     records: String,
+    /// The latest record time of this block and all before it.
+    upto_us: i64,
+    /// How far this block's earliest record lies before the latest of the blocks before it
+    /// (0 when not before).
+    late_us: i64,
 }
 
-const BLOCK_COLUMNS: &str = "first_seq, last_seq, prev_hash, min_time_us, max_time_us, records";
+const BLOCK_COLUMNS: &str =
+    "first_seq, last_seq, prev_hash, min_time_us, max_time_us, records, upto_us, late_us";
+
+/// The time bookkeeping of a block with records from `min` to `max` after blocks whose latest
+/// record is at `upto_before` (`None`: no block before it is kept): `(upto_us, late_us)`.
+fn time_bookkeeping(upto_before: Option<i64>, min: i64, max: i64) -> (i64, i64) {
+    match upto_before {
+        Some(before) => (before.max(max), before.saturating_sub(min).max(0)),
+        None => (max, 0),
+    }
+}
+
+/// The latest record time of the last block kept.
+fn last_upto(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT upto_us FROM audit_block ORDER BY first_seq DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()
+}
 
 fn block_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Block> {
     Ok(Block {
@@ -268,6 +308,8 @@ fn block_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Block> {
         min_time_us: r.get(3)?,
         max_time_us: r.get(4)?,
         records: r.get(5)?,
+        upto_us: r.get(6)?,
+        late_us: r.get(7)?,
     })
 }
 
@@ -296,8 +338,9 @@ fn insert_block(
         max_time = max_time.max(time);
     }
     let last_seq = first_seq + batch.len() as u64 - 1;
+    let (upto, late) = time_bookkeeping(last_upto(tx)?, min_time, max_time);
     tx.prepare_cached(
-        "INSERT INTO audit_block (first_seq, last_seq, prev_hash, min_time_us, max_time_us, records) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO audit_block (first_seq, last_seq, prev_hash, min_time_us, max_time_us, records, upto_us, late_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         seq_i64(first_seq),
@@ -305,7 +348,9 @@ fn insert_block(
         prev_hash,
         min_time,
         max_time,
-        records
+        records,
+        upto,
+        late
     ])?;
     let mut insert = tx.prepare_cached("INSERT INTO audit_key (key, first_seq) VALUES (?1, ?2)")?;
     for key in &batch.keys {
@@ -362,6 +407,67 @@ fn migrate_per_event_layout(tx: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Blocks written before the time bookkeeping (`upto_us`, `late_us`) get it, computed in seq
+/// order; the append-only trigger steps aside for that one update.
+fn add_time_bookkeeping(tx: &Connection) -> Result<(), StoreError> {
+    let has_upto: bool = tx
+        .query_row(
+            "SELECT 1 FROM pragma_table_info('audit_block') WHERE name = 'upto_us'",
+            [],
+            |_| Ok(true),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if has_upto {
+        return Ok(());
+    }
+    tx.execute_batch(
+        "ALTER TABLE audit_block ADD COLUMN upto_us INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE audit_block ADD COLUMN late_us INTEGER NOT NULL DEFAULT 0;
+         DROP TRIGGER IF EXISTS audit_block_no_update;",
+    )?;
+    let times: Vec<(i64, i64, i64)> = {
+        let mut stmt = tx.prepare(
+            "SELECT first_seq, min_time_us, max_time_us FROM audit_block ORDER BY first_seq",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    let mut update =
+        tx.prepare("UPDATE audit_block SET upto_us = ?2, late_us = ?3 WHERE first_seq = ?1")?;
+    let mut before = None;
+    for (first_seq, min, max) in &times {
+        let (upto, late) = time_bookkeeping(before, *min, *max);
+        update.execute(params![first_seq, upto, late])?;
+        before = Some(upto);
+    }
+    tracing::info!(
+        blocks = times.len(),
+        "audit journal: time bookkeeping added to its blocks"
+    );
+    Ok(())
+}
+
+/// Where a walk newest first may start for records before `to`: the first block whose
+/// predecessors already reach `to` plus the greatest lateness of any block. No block after it
+/// can hold a record before `to` (its earliest record would be later than that lateness
+/// allows). `None`: every block may.
+fn last_block_before(conn: &Connection, to_us: i64) -> rusqlite::Result<Option<i64>> {
+    let late: i64 = conn.query_row(
+        "SELECT coalesce(max(late_us), 0) FROM audit_block",
+        [],
+        |r| r.get(0),
+    )?;
+    conn.query_row(
+        "SELECT first_seq FROM audit_block WHERE upto_us >= ?1 ORDER BY upto_us, first_seq LIMIT 1",
+        [to_us.saturating_add(late)],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 /// Whether `event` (at `seq`) is what `filter` asks for, below `cursor`.
 fn wanted(filter: &AuditFilter, cursor: Option<u64>, seq: u64, event: &AuditEvent) -> bool {
     cursor.is_none_or(|c| seq < c)
@@ -414,6 +520,9 @@ impl SqliteAuditStore {
         {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(SCHEMA)?;
+            add_time_bookkeeping(&tx)?;
+            tx.execute_batch(BLOCK_NO_UPDATE)?;
+            tx.execute_batch(TIME_INDEXES)?;
             migrate_per_event_layout(&tx)?;
             tx.commit()?;
         }
@@ -488,10 +597,19 @@ impl AuditStore for SqliteAuditStore {
     ) -> Result<Page, StoreError> {
         let filter = filter.clone();
         self.with(move |conn| {
-            let below = seq_i64(cursor.unwrap_or(u64::MAX));
+            let (from_us, to_us) = (filter.from.map(time_us), filter.to.map(time_us));
+            // Newest first from below the cursor, or from the last block that can hold a
+            // record before `to` (found through the time bookkeeping, not by walking the
+            // newer blocks).
+            let mut below = seq_i64(cursor.unwrap_or(u64::MAX));
+            if let Some(to) = to_us {
+                if let Some(last) = last_block_before(conn, to)? {
+                    below = below.min(last.saturating_add(1));
+                }
+            }
             let key = driving_key(&filter);
             let sql = match key {
-                Some(_) => "SELECT b.first_seq, b.last_seq, b.prev_hash, b.min_time_us, b.max_time_us, b.records \
+                Some(_) => "SELECT b.first_seq, b.last_seq, b.prev_hash, b.min_time_us, b.max_time_us, b.records, b.upto_us, b.late_us \
                      FROM audit_key k JOIN audit_block b ON b.first_seq = k.first_seq \
                      WHERE k.key = ?1 AND k.first_seq < ?2 ORDER BY k.first_seq DESC"
                     .to_owned(),
@@ -504,10 +622,13 @@ impl AuditStore for SqliteAuditStore {
                 Some(k) => stmt.query(params![k, below])?,
                 None => stmt.query(params![below])?,
             };
-            let (from_us, to_us) = (filter.from.map(time_us), filter.to.map(time_us));
             let mut records: Vec<StoredRecord> = Vec::new();
             while let Some(r) = rows.next()? {
                 let block = block_from(r)?;
+                // Neither this block nor any before it has a record from `from` on.
+                if from_us.is_some_and(|f| block.upto_us < f) {
+                    break;
+                }
                 if from_us.is_some_and(|f| block.max_time_us < f)
                     || to_us.is_some_and(|t| block.min_time_us >= t)
                 {
@@ -587,6 +708,7 @@ impl AuditStore for SqliteAuditStore {
                     "SELECT {BLOCK_COLUMNS} FROM audit_block ORDER BY first_seq"
                 ))?;
                 let mut rows = stmt.query([])?;
+                let mut upto_before: Option<i64> = None;
                 'blocks: while let Some(r) = rows.next()? {
                     let block = block_from(r)?;
                     let lines = match lines(&block.records) {
@@ -643,14 +765,27 @@ impl AuditStore for SqliteAuditStore {
                         }
                         Some(_) => {}
                     }
+                    // The time bookkeeping time-window queries skip blocks by: after the first
+                    // block kept, it follows from the block before; the first one's must at
+                    // least agree with itself (its predecessors may be archived).
+                    let bookkeeping = match upto_before {
+                        Some(_) => time_bookkeeping(upto_before, min_time, max_time),
+                        None if block.late_us > 0 => (
+                            block.late_us.saturating_add(min_time).max(max_time),
+                            block.late_us,
+                        ),
+                        None => (max_time, 0),
+                    };
                     if lines.first().map(|l| l.seq) != Some(block.first_seq)
                         || min_time != block.min_time_us
                         || max_time != block.max_time_us
+                        || (block.upto_us, block.late_us) != bookkeeping
                     {
                         return Ok(VerifyReport::Changed {
                             seq: block.first_seq,
                         });
                     }
+                    upto_before = Some(block.upto_us);
                 }
             }
             Ok(walk.finish(head_seq, &head_hash))
