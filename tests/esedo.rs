@@ -65,6 +65,16 @@ async fn journal_signatures(r: &Rig, transaction: Option<&str>) -> Vec<(bool, St
         .collect()
 }
 
+/// The reasons of the journalled signature checks that failed.
+async fn refused_signature_reasons(r: &Rig) -> Vec<String> {
+    journal_signatures(r, None)
+        .await
+        .into_iter()
+        .filter(|(valid, _, _)| !valid)
+        .map(|(_, _, reason)| reason)
+        .collect()
+}
+
 async fn start() -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let rig = EsedoRig::start(dir.path(), Duration::ZERO)
@@ -324,12 +334,7 @@ async fn an_incoming_letter_lands_in_the_inbox_and_our_registration_goes_back() 
         refused.outcome
     );
     assert!(r.gw.state.audit.flush().await.stored);
-    let invalid: Vec<String> = journal_signatures(&r, None)
-        .await
-        .into_iter()
-        .filter(|(valid, _, _)| !valid)
-        .map(|(_, _, reason)| reason)
-        .collect();
+    let invalid = refused_signature_reasons(&r).await;
     assert_eq!(invalid.len(), 1, "{invalid:?}");
     assert!(
         invalid[0].starts_with("signature check failed (head)"),
@@ -444,12 +449,7 @@ async fn bad_letters_get_a_precise_422_before_anything_is_sent() {
     }
     // The signatures refused were journalled as not valid, with the reason.
     assert!(r.gw.state.audit.flush().await.stored);
-    let refused: Vec<String> = journal_signatures(&r, None)
-        .await
-        .into_iter()
-        .filter(|(valid, _, _)| !valid)
-        .map(|(_, _, reason)| reason)
-        .collect();
+    let refused = refused_signature_reasons(&r).await;
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(
         refused.iter().all(|r| r.starts_with("/signatures/0: ")),

@@ -359,18 +359,18 @@ fn insert_block(
     Ok(hash)
 }
 
+/// Whether `sql` (a query without parameters) returns a row.
+fn exists(conn: &Connection, sql: &str) -> rusqlite::Result<bool> {
+    Ok(conn.query_row(sql, [], |_| Ok(())).optional()?.is_some())
+}
+
 /// Records written by the per-event layout of earlier versions (`audit_log`) go into blocks,
 /// their hashes unchanged (the chain formula is the same); then `audit_log` is dropped.
 fn migrate_per_event_layout(tx: &Connection) -> Result<(), StoreError> {
-    let old: bool = tx
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'",
-            [],
-            |_| Ok(true),
-        )
-        .optional()?
-        .unwrap_or(false);
-    if !old {
+    if !exists(
+        tx,
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'",
+    )? {
         return Ok(());
     }
     let rows: Vec<(u64, String, String, String)> = {
@@ -410,15 +410,10 @@ fn migrate_per_event_layout(tx: &Connection) -> Result<(), StoreError> {
 /// Blocks written before the time bookkeeping (`upto_us`, `late_us`) get it, computed in seq
 /// order; the append-only trigger steps aside for that one update.
 fn add_time_bookkeeping(tx: &Connection) -> Result<(), StoreError> {
-    let has_upto: bool = tx
-        .query_row(
-            "SELECT 1 FROM pragma_table_info('audit_block') WHERE name = 'upto_us'",
-            [],
-            |_| Ok(true),
-        )
-        .optional()?
-        .unwrap_or(false);
-    if has_upto {
+    if exists(
+        tx,
+        "SELECT 1 FROM pragma_table_info('audit_block') WHERE name = 'upto_us'",
+    )? {
         return Ok(());
     }
     tx.execute_batch(
