@@ -99,6 +99,18 @@ async fn journal_until(
 }
 
 /// Every file under `dir`, recursively.
+/// A journal block's text as stored: a zstd frame (decoded here with the `zstd` crate, not
+/// the journal's own code), or plain text in blocks from before compression.
+fn block_text(stored: rusqlite::types::Value) -> String {
+    match stored {
+        rusqlite::types::Value::Blob(frame) => {
+            String::from_utf8(zstd::decode_all(&frame[..]).expect("a zstd frame")).expect("UTF-8")
+        }
+        rusqlite::types::Value::Text(text) => text,
+        other => panic!("a block's records are {other:?}"),
+    }
+}
+
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -418,6 +430,22 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
         }
         haystacks.push((name, std::fs::read(&f).expect("read")));
     }
+    // The journal's blocks are compressed, so the file itself shows little: their text too.
+    let journal =
+        rusqlite::Connection::open(dir.path().join("data").join("audit.db")).expect("open journal");
+    let blocks: Vec<String> = journal
+        .prepare("SELECT records FROM audit_block")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .map(|v| block_text(v.expect("row")))
+        .collect();
+    assert!(!blocks.is_empty(), "the journal has blocks");
+    haystacks.push((
+        "audit.db blocks, decompressed".into(),
+        blocks.concat().into_bytes(),
+    ));
+    drop(journal);
     let secret_of = |t: &str| {
         t.split_once('.')
             .map(|(_, s)| s.to_string())
@@ -458,7 +486,7 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
         .query_row(
             "SELECT first_seq, records FROM audit_block WHERE first_seq <= 2 AND last_seq >= 2",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, block_text(r.get(1)?))),
         )
         .expect("the block holding seq 2");
     let changed: String = records
@@ -471,7 +499,10 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     assert_ne!(changed, records, "record 2 was changed");
     conn.execute(
         "UPDATE audit_block SET records = ?1 WHERE first_seq = ?2",
-        rusqlite::params![changed, first],
+        rusqlite::params![
+            zstd::encode_all(changed.as_bytes(), 1).expect("zstd"),
+            first
+        ],
     )
     .expect("tamper");
     drop(conn);

@@ -185,10 +185,16 @@ impl ExchangeResult {
 
     /// `shep:SCSS001`, `http:200`, `transport:<error>`.
     pub fn code(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for ExchangeResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ExchangeResult::Shep(code) => format!("shep:{code}"),
-            ExchangeResult::Http(status) => format!("http:{status}"),
-            ExchangeResult::Transport(error) => format!("transport:{error}"),
+            ExchangeResult::Shep(code) => write!(f, "shep:{code}"),
+            ExchangeResult::Http(status) => write!(f, "http:{status}"),
+            ExchangeResult::Transport(error) => write!(f, "transport:{error}"),
         }
     }
 }
@@ -205,28 +211,28 @@ pub struct Exchange {
     pub message_id: Option<String>,
     /// Outbound: when our request left.
     #[serde(
-        with = "time::serde::rfc3339::option",
+        with = "json_time::option",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub request_out: Option<OffsetDateTime>,
     /// Outbound: when the answer came in.
     #[serde(
-        with = "time::serde::rfc3339::option",
+        with = "json_time::option",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub response_in: Option<OffsetDateTime>,
     /// Inbound: when the pushed request came in.
     #[serde(
-        with = "time::serde::rfc3339::option",
+        with = "json_time::option",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub request_in: Option<OffsetDateTime>,
     /// Inbound: when our answer left.
     #[serde(
-        with = "time::serde::rfc3339::option",
+        with = "json_time::option",
         default,
         skip_serializing_if = "Option::is_none"
     )]
@@ -326,7 +332,7 @@ pub enum EventKind {
     CertExpiry {
         subject: String,
         serial: String,
-        #[serde(with = "time::serde::rfc3339")]
+        #[serde(with = "json_time")]
         not_after: OffsetDateTime,
         days_left: i64,
     },
@@ -386,43 +392,46 @@ impl EventKind {
     /// The kind's own fields as (name, value) pairs, in a fixed order; absent optional fields
     /// are left out. Names are ≤ 32 characters of `[a-z_]`.
     pub fn fields(&self) -> Vec<(&'static str, String)> {
-        let mut f: Vec<(&'static str, String)> = Vec::new();
-        let opt = |f: &mut Vec<(&'static str, String)>, k: &'static str, v: &Option<String>| {
+        let mut f = Fields::default();
+        self.write_fields(&mut f);
+        f.iter().map(|(k, v)| (k, v.to_owned())).collect()
+    }
+
+    /// [`EventKind::fields`] added to `f`, without an allocation per field.
+    pub fn write_fields(&self, f: &mut Fields) {
+        let opt = |f: &mut Fields, k: &'static str, v: &Option<String>| {
             if let Some(v) = v {
-                f.push((k, v.clone()));
+                f.str(k, v);
             }
         };
         match self {
-            EventKind::Login { user } | EventKind::Logout { user } => {
-                f.push(("user", user.clone()))
-            }
-            EventKind::AuthOk { key_id } => f.push(("key_id", key_id.clone())),
+            EventKind::Login { user } | EventKind::Logout { user } => f.str("user", user),
+            EventKind::AuthOk { key_id } => f.str("key_id", key_id),
             EventKind::AuthFail { key_id, reason } => {
-                opt(&mut f, "key_id", key_id);
-                f.push(("reason", reason.clone()));
+                opt(f, "key_id", key_id);
+                f.str("reason", reason);
             }
-            EventKind::Account { key_id, .. } => f.push(("key_id", key_id.clone())),
-            EventKind::Config { what, .. } => f.push(("what", what.clone())),
+            EventKind::Account { key_id, .. } => f.str("key_id", key_id),
+            EventKind::Config { what, .. } => f.str("what", what),
             EventKind::Refused { action, detail, .. } => {
-                f.push(("action", action.clone()));
-                opt(&mut f, "detail", detail);
+                f.str("action", action);
+                opt(f, "detail", detail);
             }
             EventKind::ObjectAccess { object, object_id } => {
-                f.push(("object", object.as_str().to_owned()));
-                f.push(("object_id", object_id.clone()));
+                f.str("object", object.as_str());
+                f.str("object_id", object_id);
             }
             EventKind::Exchange(x) => {
-                f.push((
+                f.str(
                     "direction",
                     match x.direction {
                         Direction::Outbound => "outbound",
                         Direction::Inbound => "inbound",
-                    }
-                    .to_owned(),
-                ));
-                f.push(("target", x.target.clone()));
-                opt(&mut f, "service_id", &x.service_id);
-                opt(&mut f, "message_id", &x.message_id);
+                    },
+                );
+                f.str("target", &x.target);
+                opt(f, "service_id", &x.service_id);
+                opt(f, "message_id", &x.message_id);
                 for (k, t) in [
                     ("request_out", x.request_out),
                     ("response_in", x.response_in),
@@ -430,16 +439,16 @@ impl EventKind {
                     ("response_out", x.response_out),
                 ] {
                     if let Some(t) = t {
-                        f.push((k, rfc3339(t)));
+                        f.time(k, t);
                     }
                 }
                 if let Some(n) = x.request_bytes {
-                    f.push(("request_bytes", n.to_string()));
+                    f.display("request_bytes", n);
                 }
                 if let Some(n) = x.response_bytes {
-                    f.push(("response_bytes", n.to_string()));
+                    f.display("response_bytes", n);
                 }
-                f.push(("result", x.result.code()));
+                f.display("result", &x.result);
             }
             EventKind::SignatureVerify {
                 valid,
@@ -447,10 +456,10 @@ impl EventKind {
                 reason,
                 message_id,
             } => {
-                f.push(("valid", valid.to_string()));
-                opt(&mut f, "signer", signer);
-                opt(&mut f, "reason", reason);
-                opt(&mut f, "message_id", message_id);
+                f.display("valid", valid);
+                opt(f, "signer", signer);
+                opt(f, "reason", reason);
+                opt(f, "message_id", message_id);
             }
             EventKind::CertExpiry {
                 subject,
@@ -458,10 +467,10 @@ impl EventKind {
                 not_after,
                 days_left,
             } => {
-                f.push(("subject", subject.clone()));
-                f.push(("serial", serial.clone()));
-                f.push(("not_after", rfc3339(*not_after)));
-                f.push(("days_left", days_left.to_string()));
+                f.str("subject", subject);
+                f.str("serial", serial);
+                f.time("not_after", *not_after);
+                f.display("days_left", days_left);
             }
             EventKind::Lifecycle {
                 message_id,
@@ -469,16 +478,15 @@ impl EventKind {
                 detail,
                 ..
             } => {
-                f.push(("message_id", message_id.clone()));
-                opt(&mut f, "target", target);
-                opt(&mut f, "detail", detail);
+                f.str("message_id", message_id);
+                opt(f, "target", target);
+                opt(f, "detail", detail);
             }
             EventKind::AuditDropped { count, sink } => {
-                f.push(("count", count.to_string()));
-                f.push(("sink", sink.clone()));
+                f.display("count", count);
+                f.str("sink", sink);
             }
         }
-        f
     }
 
     /// Every free-text field (the ones that may carry an IIN/BIN or be long).
@@ -519,7 +527,7 @@ impl EventKind {
 pub struct AuditEvent {
     /// UUIDv7, unique: receivers drop duplicates by it.
     pub id: Uuid,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "json_time")]
     pub time: OffsetDateTime,
     /// The service: `qaqpa-api`, `qaqpa-engine`, `adapter/esedo`…
     pub source: String,
@@ -529,13 +537,13 @@ pub struct AuditEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<IpAddr>,
     #[serde(
-        with = "time::serde::rfc3339::option",
+        with = "json_time::option",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub op_start: Option<OffsetDateTime>,
     #[serde(
-        with = "time::serde::rfc3339::option",
+        with = "json_time::option",
         default,
         skip_serializing_if = "Option::is_none"
     )]
@@ -546,6 +554,61 @@ pub struct AuditEvent {
     pub transaction_id: Option<String>,
     pub kind: EventKind,
     pub description: String,
+}
+
+/// Named field values written end to end into one buffer: what a syslog line is made of,
+/// without an allocation per field.
+#[derive(Debug, Default)]
+pub struct Fields {
+    text: String,
+    /// Per field: its name and where its value ends in `text`.
+    ends: Vec<(&'static str, usize)>,
+}
+
+impl Fields {
+    /// Empty, with room for a typical event.
+    pub fn new() -> Fields {
+        Fields {
+            text: String::with_capacity(512),
+            ends: Vec::with_capacity(24),
+        }
+    }
+
+    fn end(&mut self, name: &'static str) {
+        self.ends.push((name, self.text.len()));
+    }
+
+    pub fn str(&mut self, name: &'static str, value: &str) {
+        self.text.push_str(value);
+        self.end(name);
+    }
+
+    /// A time as [`rfc3339`] writes it.
+    pub fn time(&mut self, name: &'static str, value: OffsetDateTime) {
+        write_rfc3339(&mut self.text, value);
+        self.end(name);
+    }
+
+    pub fn display(&mut self, name: &'static str, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        let _ = write!(self.text, "{value}");
+        self.end(name);
+    }
+
+    /// The total length of the values.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// The fields in the order written.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name, end)| {
+            let value = &self.text[start..end];
+            start = end;
+            (name, value)
+        })
+    }
 }
 
 /// RFC 3339 with exactly six fractional digits and a numeric offset (RFC 5424's TIMESTAMP).
@@ -594,6 +657,118 @@ pub fn write_rfc3339(out: &mut String, t: OffsetDateTime) {
     digits(out, u32::from(off_h.unsigned_abs()), 2);
     out.push(':');
     digits(out, u32::from(off_m.unsigned_abs()), 2);
+}
+
+/// Times in the event JSON (the journal's record bodies): exactly what
+/// `time::serde::rfc3339` writes (nanoseconds without trailing zeros, `Z` for UTC, else a
+/// numeric offset), but into a buffer on the stack; an EXCHANGE record carries five. Reading
+/// is `time`'s. What RFC 3339 cannot say (a year beyond 9999, an offset with seconds) goes to
+/// `time`, which refuses it as before.
+pub(crate) mod json_time {
+    use serde::{Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    /// Longest: `9999-12-31T23:59:59.999999999+23:59`.
+    const MAX: usize = 35;
+
+    /// `t` as RFC 3339 in `buf`; `None` when RFC 3339 cannot say it.
+    pub(crate) fn write(buf: &mut [u8; MAX], t: OffsetDateTime) -> Option<usize> {
+        struct Out<'a> {
+            buf: &'a mut [u8; MAX],
+            n: usize,
+        }
+        impl Out<'_> {
+            fn digits(&mut self, v: u32, width: usize) {
+                let mut v = v;
+                for i in (0..width).rev() {
+                    self.buf[self.n + i] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                }
+                self.n += width;
+            }
+            fn byte(&mut self, b: u8) {
+                self.buf[self.n] = b;
+                self.n += 1;
+            }
+        }
+        let year = t.year();
+        let (off_h, off_m, off_s) = t.offset().as_hms();
+        if !(0..10_000).contains(&year) || off_h.unsigned_abs() > 23 || off_s != 0 {
+            return None;
+        }
+        let (h, m, sec, nanos) = t.to_hms_nano();
+        let mut out = Out { buf, n: 0 };
+        out.digits(year.unsigned_abs(), 4);
+        out.byte(b'-');
+        out.digits(u32::from(u8::from(t.month())), 2);
+        out.byte(b'-');
+        out.digits(u32::from(t.day()), 2);
+        out.byte(b'T');
+        out.digits(u32::from(h), 2);
+        out.byte(b':');
+        out.digits(u32::from(m), 2);
+        out.byte(b':');
+        out.digits(u32::from(sec), 2);
+        if nanos != 0 {
+            let (mut frac, mut width) = (nanos, 9);
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            out.byte(b'.');
+            out.digits(frac, width);
+        }
+        if t.offset().is_utc() {
+            out.byte(b'Z');
+        } else {
+            out.byte(if t.offset().is_negative() { b'-' } else { b'+' });
+            out.digits(u32::from(off_h.unsigned_abs()), 2);
+            out.byte(b':');
+            out.digits(u32::from(off_m.unsigned_abs()), 2);
+        }
+        Some(out.n)
+    }
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; MAX];
+        match write(&mut buf, *t).and_then(|n| std::str::from_utf8(&buf[..n]).ok()) {
+            Some(text) => s.serialize_str(text),
+            None => time::serde::rfc3339::serialize(t, s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        time::serde::rfc3339::deserialize(d)
+    }
+
+    pub mod option {
+        use serde::{Deserializer, Serializer};
+        use time::OffsetDateTime;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_some(&Wrapped(*t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            time::serde::rfc3339::option::deserialize(d)
+        }
+
+        struct Wrapped(OffsetDateTime);
+
+        impl serde::Serialize for Wrapped {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                super::serialize(&self.0, s)
+            }
+        }
+    }
 }
 
 /// `870101300123` → `8701******23`: the first four and last two digits stay.
@@ -1011,6 +1186,65 @@ pub fn expiry_warning(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_json_times_are_written_exactly_as_the_time_crate_writes_them() {
+        #[derive(serde::Serialize)]
+        struct Ours {
+            #[serde(with = "json_time")]
+            t: OffsetDateTime,
+            #[serde(with = "json_time::option")]
+            o: Option<OffsetDateTime>,
+        }
+        #[derive(serde::Serialize)]
+        struct Theirs {
+            #[serde(with = "time::serde::rfc3339")]
+            t: OffsetDateTime,
+            #[serde(with = "time::serde::rfc3339::option")]
+            o: Option<OffsetDateTime>,
+        }
+        let offsets = [
+            (0, 0),
+            (5, 0),
+            (6, 30),
+            (-3, -30),
+            (0, -30),
+            (-11, 0),
+            (23, 59),
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for i in 0..30_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            // Whole seconds, milliseconds, microseconds and nanoseconds (trailing zeros are
+            // left out), from 1970 to 9999.
+            let sub = match i % 4 {
+                0 => 0,
+                1 => (x % 1000) * 1_000_000,
+                2 => (x % 1_000_000) * 1000,
+                _ => x % 1_000_000_000,
+            };
+            let nanos = i128::from(x % 253_402_000_000) * 1_000_000_000 + i128::from(sub);
+            let (h, m) = offsets[i % offsets.len()];
+            let offset = time::UtcOffset::from_hms(h, m, 0).expect("offset");
+            let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+                continue;
+            };
+            let t = t.to_offset(offset);
+            let o = (i % 3 != 0).then_some(t);
+            let ours = serde_json::to_string(&Ours { t, o });
+            let theirs = serde_json::to_string(&Theirs { t, o });
+            match theirs {
+                Ok(theirs) => assert_eq!(ours.expect("ours formats"), theirs, "{t:?}"),
+                Err(_) => assert!(ours.is_err(), "{t:?} is refused by both"),
+            }
+        }
+        // Refused as before: an offset with seconds.
+        let odd = OffsetDateTime::UNIX_EPOCH
+            .to_offset(time::UtcOffset::from_hms(1, 2, 3).expect("offset"));
+        assert!(serde_json::to_string(&Ours { t: odd, o: None }).is_err());
+    }
 
     #[test]
     fn rfc3339_matches_the_time_crate_for_any_instant_and_offset() {

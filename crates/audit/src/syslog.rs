@@ -16,7 +16,7 @@
 //!   characters as `\u{XX}`); [`parse_msg`] reads it back.
 use std::borrow::Cow;
 
-use crate::event::{rfc3339, AuditEvent};
+use crate::event::{write_rfc3339, AuditEvent, Fields};
 
 /// The SD-ID of our structured-data element.
 pub const SD_ID: &str = "qaqpa@32473";
@@ -62,16 +62,22 @@ impl Formatter {
 
     /// The RFC 5424 line for `event`, without a trailing newline.
     pub fn format(&self, event: &AuditEvent) -> String {
+        use std::fmt::Write as _;
         let pri = u16::from(self.facility) * 8 + u16::from(event.level.severity());
-        let fields = fields(event);
-        let mut line = String::with_capacity(512);
-        line.push('<');
-        line.push_str(&pri.to_string());
-        line.push_str(">1 ");
-        // The header's TIMESTAMP is the event's `time` field, formatted once.
+        let mut fields = Fields::new();
+        write_fields(event, &mut fields);
+        // Every value is written twice (STRUCTURED-DATA and MSG); escapes are rare.
+        let mut line = String::with_capacity(
+            2 * fields.text_len()
+                + 40 * 24
+                + self.hostname.len()
+                + self.app_name.len()
+                + self.procid.len(),
+        );
+        let _ = write!(line, "<{pri}>1 ");
         match fields.iter().find(|(k, _)| *k == "time") {
             Some((_, t)) => line.push_str(t),
-            None => line.push_str(&rfc3339(event.time)),
+            None => write_rfc3339(&mut line, event.time),
         }
         line.push(' ');
         line.push_str(&self.hostname);
@@ -80,10 +86,15 @@ impl Formatter {
         line.push(' ');
         line.push_str(&self.procid);
         line.push(' ');
-        line.push_str(&header_field(event.kind.name(), 32));
+        let kind = event.kind.name();
+        if kind.len() <= 32 && kind.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+            line.push_str(kind);
+        } else {
+            line.push_str(&header_field(kind, 32));
+        }
         line.push_str(" [");
         line.push_str(SD_ID);
-        for (k, v) in &fields {
+        for (k, v) in fields.iter() {
             line.push(' ');
             line.push_str(k);
             line.push_str("=\"");
@@ -92,12 +103,10 @@ impl Formatter {
         }
         line.push_str("] ");
         line.push_str(BOM);
-        let mut first = true;
-        for (k, v) in &fields {
-            if !first {
+        for (i, (k, v)) in fields.iter().enumerate() {
+            if i > 0 {
                 line.push(' ');
             }
-            first = false;
             line.push_str(k);
             line.push('=');
             write_msg_value(v, &mut line);
@@ -108,41 +117,42 @@ impl Formatter {
 
 /// Every field of an event in the order they are written: the common ones (always present,
 /// absent as empty), then the kind's own.
-/// Values borrow from the event where they can: formatting runs once per event per receiver.
 pub fn fields(event: &AuditEvent) -> Vec<(&'static str, Cow<'_, str>)> {
-    fn opt(v: &Option<String>) -> Cow<'_, str> {
-        Cow::Borrowed(v.as_deref().unwrap_or_default())
+    let mut f = Fields::new();
+    write_fields(event, &mut f);
+    f.iter()
+        .map(|(k, v)| (k, Cow::Owned(v.to_owned())))
+        .collect()
+}
+
+/// [`fields`] written into one buffer (formatting runs once per event per receiver).
+fn write_fields(event: &AuditEvent, f: &mut Fields) {
+    fn opt(v: &Option<String>) -> &str {
+        v.as_deref().unwrap_or_default()
     }
-    let time = |t: Option<time::OffsetDateTime>| t.map(rfc3339).map(Cow::Owned).unwrap_or_default();
-    let mut f = Vec::with_capacity(24);
-    f.extend([
-        ("id", Cow::Owned(event.id.to_string())),
-        ("time", Cow::Owned(rfc3339(event.time))),
-        ("source", Cow::Borrowed(event.source.as_str())),
-        ("account", opt(&event.account)),
-        (
-            "client_ip",
-            event
-                .client_ip
-                .map(|ip| Cow::Owned(ip.to_string()))
-                .unwrap_or_default(),
-        ),
-        ("op_start", time(event.op_start)),
-        ("op_end", time(event.op_end)),
-        ("level", Cow::Borrowed(event.level.as_str())),
-        ("category", Cow::Borrowed(event.category().as_str())),
-        ("transaction_id", opt(&event.transaction_id)),
-        ("kind", Cow::Borrowed(event.kind.name())),
-        ("description", Cow::Borrowed(event.description.as_str())),
-    ]);
-    f.extend(
-        event
-            .kind
-            .fields()
-            .into_iter()
-            .map(|(k, v)| (k, Cow::Owned(v))),
-    );
-    f
+    let mut id = uuid::Uuid::encode_buffer();
+    f.str("id", event.id.hyphenated().encode_lower(&mut id));
+    f.time("time", event.time);
+    f.str("source", &event.source);
+    f.str("account", opt(&event.account));
+    match event.client_ip {
+        Some(ip) => f.display("client_ip", ip),
+        None => f.str("client_ip", ""),
+    }
+    match event.op_start {
+        Some(t) => f.time("op_start", t),
+        None => f.str("op_start", ""),
+    }
+    match event.op_end {
+        Some(t) => f.time("op_end", t),
+        None => f.str("op_end", ""),
+    }
+    f.str("level", event.level.as_str());
+    f.str("category", event.category().as_str());
+    f.str("transaction_id", opt(&event.transaction_id));
+    f.str("kind", event.kind.name());
+    f.str("description", &event.description);
+    event.kind.write_fields(f);
 }
 
 /// Whether `v` is printable ASCII without `"`, `\`, `]` (and without spaces and `=` when

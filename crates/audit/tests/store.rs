@@ -100,7 +100,7 @@ impl Backend {
             .prepare("SELECT first_seq, records FROM audit_block WHERE last_seq >= ?1 AND first_seq <= ?2")
             .expect("prepare")
             .query_map([*seqs.start() as i64, *seqs.end() as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get(0)?, block_text(r.get(1)?)))
             })
             .expect("query")
             .collect::<Result<_, _>>()
@@ -124,9 +124,11 @@ impl Backend {
                     out.push('\n');
                 }
             }
+            // Written back the way the journal writes blocks, so only the edit differs.
+            let frame = zstd::encode_all(out.as_bytes(), 1).expect("zstd");
             conn.execute(
                 "UPDATE audit_block SET records = ?1 WHERE first_seq = ?2",
-                rusqlite::params![out, first],
+                rusqlite::params![frame, first],
             )
             .expect("rewrite block");
         }
@@ -155,6 +157,18 @@ impl Backend {
             "DELETE FROM audit_anchor",
         ]);
         sql
+    }
+}
+
+/// A SQLite block's text as stored: a zstd frame (decoded with the `zstd` crate here, not the
+/// journal's own code), or plain text in blocks from before compression.
+fn block_text(stored: rusqlite::types::Value) -> String {
+    match stored {
+        rusqlite::types::Value::Blob(frame) => {
+            String::from_utf8(zstd::decode_all(&frame[..]).expect("a zstd frame")).expect("UTF-8")
+        }
+        rusqlite::types::Value::Text(text) => text,
+        other => panic!("a block's records are {other:?}"),
     }
 }
 
@@ -908,4 +922,103 @@ async fn sqlite_journal_from_before_the_time_bookkeeping_gets_it_when_opened() {
             .is_err(),
         "blocks are append-only again"
     );
+}
+
+#[tokio::test]
+async fn sqlite_blocks_are_stored_compressed_and_plain_text_blocks_from_before_still_read() {
+    let b = Backend::sqlite();
+    let store = b.open().await;
+    let now = OffsetDateTime::now_utc();
+    append_n(store.as_ref(), 0, 50, now).await;
+    append_n(store.as_ref(), 50, 50, now).await;
+    drop(store);
+    let Backend::Sqlite(dir) = &b else {
+        unreachable!()
+    };
+    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");
+    let stored: Vec<(i64, rusqlite::types::Value)> = conn
+        .prepare("SELECT first_seq, records FROM audit_block ORDER BY first_seq")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(stored.len(), 2, "one block per append");
+    let mut texts = Vec::new();
+    for (first, value) in &stored {
+        let rusqlite::types::Value::Blob(frame) = value else {
+            panic!("block {first} is stored as {value:?}, not compressed");
+        };
+        let text = block_text(value.clone());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 50);
+        assert!(
+            lines[0].starts_with(&format!("{first} ")),
+            "{first}: {}",
+            lines[0]
+        );
+        assert!(
+            frame.len() * 3 < text.len(),
+            "block {first}: {} bytes for {} bytes of text",
+            frame.len(),
+            text.len()
+        );
+        texts.push(text);
+    }
+    // The first block as an older version wrote it: plain text.
+    conn.execute_batch("DROP TRIGGER audit_block_no_update;")
+        .expect("drop trigger");
+    conn.execute(
+        "UPDATE audit_block SET records = ?1 WHERE first_seq = 1",
+        [&texts[0]],
+    )
+    .expect("back to text");
+    drop(conn);
+    let store = b.open().await;
+    assert_ok(&store.verify().await.expect("verify"), 100, 1, 100);
+    assert_eq!(seqs_of_transaction(store.as_ref(), "tx-7").await, vec![8]);
+    assert_eq!(seqs_of_transaction(store.as_ref(), "tx-77").await, vec![78]);
+}
+
+#[tokio::test]
+async fn sqlite_an_unreadable_block_is_reported_at_its_first_seq() {
+    // A frame cut short, a frame header claiming a terabyte of text with nothing after it, and
+    // bytes that are no frame at all.
+    let mut huge = vec![0x28, 0xb5, 0x2f, 0xfd, 0b1110_0000];
+    huge.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    let cut = zstd::encode_all(&b"11 x {}\n"[..], 1).expect("zstd")[..6].to_vec();
+    for frame in [cut, huge, b"not a frame".to_vec()] {
+        let b = Backend::sqlite();
+        let store = b.open().await;
+        let now = OffsetDateTime::now_utc();
+        append_n(store.as_ref(), 0, 10, now).await;
+        append_n(store.as_ref(), 10, 10, now).await;
+        append_n(store.as_ref(), 20, 10, now).await;
+        drop(store);
+        let Backend::Sqlite(dir) = &b else {
+            unreachable!()
+        };
+        let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");
+        conn.execute_batch("DROP TRIGGER audit_block_no_update;")
+            .expect("drop trigger");
+        conn.execute(
+            "UPDATE audit_block SET records = ?1 WHERE first_seq = 11",
+            [&frame],
+        )
+        .expect("damage");
+        drop(conn);
+        let store = b.open().await;
+        assert_eq!(
+            store.verify().await.expect("verify"),
+            VerifyReport::Changed { seq: 11 },
+            "{frame:?}"
+        );
+        let err = store
+            .query(&AuditFilter::default(), Some(20), 5)
+            .await
+            .expect_err("the damaged block is in the way");
+        assert!(err.to_string().contains("seq 11"), "{err}");
+        // Newer records read as before.
+        assert_eq!(seqs_of_transaction(store.as_ref(), "tx-25").await, vec![26]);
+    }
 }
