@@ -6,12 +6,12 @@
 //! entries, five secondary indexes and its share of every commit) cost ~16 µs of CPU per event
 //! and a quarter of the gateway's accept rate. `audit_block` holds a batch of consecutive
 //! records as text, one line per record: `<seq> <hash> <event JSON>\n`, stored as one zstd
-//! frame (level 1: a block shrinks 8–9 times, and the journal thread spends less CPU than on
-//! writing the text as it is; blocks written before compression are plain TEXT and read as
-//! they are), plus the first record's `prev_hash` and the batch's time range. `audit_key` says which blocks hold which
-//! transaction, account, kind, target and severity (`t:`, `a:`, `k:`, `g:`, `s:` prefixes),
-//! deduplicated per block; queries walk the blocks it names, newest first, and filter the
-//! records exactly. For time windows each block also keeps `upto_us`, the latest record time
+//! frame (level 1: a block shrinks 8–9 times for about the CPU SQLite saves on the pages it
+//! no longer writes; blocks written before compression are plain TEXT and read as they are),
+//! plus the first record's `prev_hash` and the batch's time range. `audit_key` says which
+//! blocks hold which transaction, account, kind, target and severity (`t:`, `a:`, `k:`,
+//! `g:`, `s:` prefixes), deduplicated per block; queries walk the blocks it names, newest
+//! first, and filter the records exactly. For time windows each block also keeps `upto_us`, the latest record time
 //! of it and every block before it (never decreasing, indexed), and `late_us`, how far its
 //! earliest record lies before the previous block's `upto_us`. A window ending at `to` starts
 //! its walk at the first block whose `upto_us` reaches `to` plus the greatest `late_us`
@@ -275,9 +275,9 @@ fn lines(records: &str) -> Result<Vec<Line<'_>>, usize> {
         .collect()
 }
 
-/// How hard block text is compressed: zstd's fastest level already makes a block of JSON
-/// records 8–9 times smaller, and the pages SQLite no longer writes (WAL and checkpoint) more
-/// than pay for the compression.
+/// How hard block text is compressed: zstd's level 1 already makes a block of JSON records
+/// 8–9 times smaller, and the pages SQLite no longer writes (WAL and checkpoint) pay for the
+/// compression (docs/BENCHMARKS.md).
 const BLOCK_ZSTD_LEVEL: i32 = 1;
 
 /// The most text one block may hold; a stored frame that claims more is damaged.
