@@ -389,15 +389,8 @@ impl EventKind {
         }
     }
 
-    /// The kind's own fields as (name, value) pairs, in a fixed order; absent optional fields
-    /// are left out. Names are ≤ 32 characters of `[a-z_]`.
-    pub fn fields(&self) -> Vec<(&'static str, String)> {
-        let mut f = Fields::default();
-        self.write_fields(&mut f);
-        f.iter().map(|(k, v)| (k, v.to_owned())).collect()
-    }
-
-    /// [`EventKind::fields`] added to `f`, without an allocation per field.
+    /// Adds the kind's own fields to `f` as (name, value) pairs, in a fixed order; absent
+    /// optional fields are left out. Names are ≤ 32 characters of `[a-z_]`.
     pub fn write_fields(&self, f: &mut Fields) {
         let opt = |f: &mut Fields, k: &'static str, v: &Option<String>| {
             if let Some(v) = v {
