@@ -7,7 +7,8 @@
 //! What is journalled: authentication (a key's first verification and every failure), refused
 //! requests, reads of messages, attachments, inbox items and the journal itself, every exchange
 //! with a target (and every push from one), each step of a message's life, API key changes,
-//! configuration loaded, signature verifications, and certificates that expire within 30 days.
+//! configuration loaded, signature verifications, certificates that expire within 30 days,
+//! and a previous run that ended without a clean stop ([`RunMarker`]).
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,14 +55,20 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn AuditStore>> {
     })
 }
 
+/// Where the journal's local files live: the SQLite data directory, or the working
+/// directory with PostgreSQL.
+fn local_dir(cfg: &Config) -> PathBuf {
+    match &cfg.store {
+        StoreConfig::Sqlite { data_dir } => data_dir.clone(),
+        StoreConfig::Postgres { .. } => PathBuf::from("."),
+    }
+}
+
 /// Starts the auditor: the journal plus the configured syslog receivers. Relative spool and
 /// archive directories live under the SQLite data directory (or the working directory).
 pub async fn start(cfg: &Config) -> anyhow::Result<Auditor> {
     let mut audit_cfg = cfg.audit.clone();
-    let base = match &cfg.store {
-        StoreConfig::Sqlite { data_dir } => data_dir.clone(),
-        StoreConfig::Postgres { .. } => PathBuf::from("."),
-    };
+    let base = local_dir(cfg);
     for dir in [&mut audit_cfg.spool_dir, &mut audit_cfg.archive_dir] {
         if dir.is_relative() {
             *dir = base.join(&*dir);
@@ -218,4 +225,60 @@ pub async fn query(
             .collect(),
         next: page.next_cursor,
     }))
+}
+
+/// `qaqpa.running` beside the journal's local files: written when the gateway starts, removed
+/// once a stop has journalled everything. Found at start, it means the run before ended
+/// without that (killed, crashed, power lost), so events it had not yet journalled (those of
+/// its last moments, which the journal writer batches for 25 ms) may be missing; the new run
+/// journals that as `UNCLEAN_STOP`, with the old run's pid and start time.
+pub struct RunMarker {
+    path: PathBuf,
+}
+
+impl RunMarker {
+    /// Reports an unclean end of the previous run, if the marker says so, and writes this
+    /// run's marker.
+    pub fn take(cfg: &Config, audit: &Auditor) -> RunMarker {
+        let path = local_dir(cfg).join("qaqpa.running");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let field = |name: &str| {
+                text.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .map(str::to_owned)
+            };
+            let pid = field("pid").and_then(|p| p.parse().ok());
+            let started = field("started").and_then(|t| {
+                time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
+            });
+            tracing::warn!(
+                marker = %path.display(),
+                previous_pid = ?pid,
+                "the previous run ended without a clean stop; audit events it had not yet journalled may be missing"
+            );
+            audit.record(AuditEvent::unclean_stop(GATEWAY, pid, started));
+        }
+        let text = format!(
+            "pid={} started={}\n",
+            std::process::id(),
+            qaqpa_audit::event::rfc3339(time::OffsetDateTime::now_utc())
+        );
+        let written = std::fs::File::create(&path).and_then(|mut f| {
+            use std::io::Write as _;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            tracing::warn!(marker = %path.display(), error = %e,
+                "cannot write the run marker: an unclean stop of this run will not be reported");
+        }
+        RunMarker { path }
+    }
+
+    /// The stop journalled everything: the next run starts clean.
+    pub fn remove(self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!(marker = %self.path.display(), error = %e, "cannot remove the run marker");
+        }
+    }
 }

@@ -172,6 +172,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let worker = worker_id(&state.cfg);
+    let marker = crate::audit::RunMarker::take(&state.cfg, &state.audit);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, worker = %worker, "qaqpa gateway listening");
     let engine_stop = CancellationToken::new();
@@ -211,6 +212,9 @@ pub async fn run(
         let _ = task.await;
     }
     let flushed = audit.shutdown(Duration::from_secs(5)).await;
+    if flushed.stored {
+        marker.remove();
+    }
     if !flushed.stored || !flushed.sent {
         tracing::warn!(
             ?flushed,

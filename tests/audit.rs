@@ -98,7 +98,6 @@ async fn journal_until(
     }
 }
 
-/// Every file under `dir`, recursively.
 /// A journal block's text as stored: a zstd frame (decoded here with the `zstd` crate, not
 /// the journal's own code), or plain text in blocks from before compression.
 fn block_text(stored: rusqlite::types::Value) -> String {
@@ -111,6 +110,7 @@ fn block_text(stored: rusqlite::types::Value) -> String {
     }
 }
 
+/// Every file under `dir`, recursively.
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -514,4 +514,103 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     let out = String::from_utf8_lossy(&verify.stdout);
     assert!(!verify.status.success(), "{out}");
     assert!(out.contains("seq 2"), "{out}");
+}
+
+/// Starts `qaqpa serve` on `config` (logging to `log`) and waits until it is ready.
+async fn serve_until_ready(config: &Path, url: &str, log: &Path) -> KillOnDrop {
+    let log_file = std::fs::File::create(log).expect("log");
+    let mut gateway = KillOnDrop(
+        qaqpa()
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::from(log_file.try_clone().expect("log")))
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("serve"),
+    );
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while http.get(format!("{url}/readyz")).send().await.is_err() {
+        let exited = gateway.0.try_wait().ok().flatten().is_some();
+        assert!(
+            !exited && start.elapsed() < Duration::from_secs(30),
+            "gateway did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gateway
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_without_a_clean_stop_is_journalled_by_the_next_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("routes.toml"),
+        "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\n[route.settings]\nurl = \"http://127.0.0.1:9/deliver\"\n",
+    )
+    .expect("routes");
+    let config = dir.path().join("qaqpa.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nroutes = \"routes.toml\"\n[store]\nkind = \"sqlite\"\ndata_dir = \"data\"\n\
+             [engine]\ndeliver = false\n"
+        ),
+    )
+    .expect("config");
+    let admin = create_key(&config, "ops", "admin");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let marker = dir.path().join("data").join("qaqpa.running");
+    let unclean = |page: &Value| -> Vec<Value> {
+        page["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter(|r| r["event"]["kind"]["type"] == "unclean_stop")
+            .cloned()
+            .collect()
+    };
+
+    // Killed: no stop, no flush.
+    let mut first = serve_until_ready(&config, &url, &dir.path().join("first.log")).await;
+    assert!(marker.exists(), "a running gateway has its run marker");
+    let first_pid = first.0.id();
+    first.0.kill().expect("SIGKILL");
+    let _ = first.0.wait();
+    assert!(marker.exists(), "a killed run leaves its marker");
+
+    // The next run says so, with the killed run's pid.
+    let second = serve_until_ready(&config, &url, &dir.path().join("second.log")).await;
+    let page = journal_until(&http, &url, &admin, "kind=UNCLEAN_STOP", |p| {
+        !unclean(p).is_empty()
+    })
+    .await;
+    let found = unclean(&page);
+    assert_eq!(found.len(), 1, "{page:#}");
+    let event = &found[0]["event"];
+    assert_eq!(event["kind"]["previous_pid"], first_pid, "{event:#}");
+    assert!(event["kind"]["previous_start"].is_string(), "{event:#}");
+    assert_eq!(event["level"], "warning", "{event:#}");
+
+    // A clean stop removes the marker, and the run after it reports nothing.
+    let _ = Command::new("kill")
+        .args(["-TERM", &second.0.id().to_string()])
+        .status();
+    let mut second = second;
+    let status = second.0.wait().expect("wait");
+    assert!(status.success(), "{status}");
+    assert!(!marker.exists(), "a clean stop removes the marker");
+    let _third = serve_until_ready(&config, &url, &dir.path().join("third.log")).await;
+    // The third run's start is journalled (its CONFIG_CREATED); still one UNCLEAN_STOP.
+    let configs = |p: &Value| p["records"].as_array().map_or(0, |r| r.len());
+    journal_until(&http, &url, &admin, "kind=CONFIG_CREATED", |p| {
+        configs(p) == 3
+    })
+    .await;
+    let page = journal_until(&http, &url, &admin, "kind=UNCLEAN_STOP", |_| true).await;
+    assert_eq!(unclean(&page).len(), 1, "{page:#}");
+    assert!(marker.exists(), "the running third run has its marker");
 }

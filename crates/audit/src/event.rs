@@ -350,6 +350,19 @@ pub enum EventKind {
         count: u64,
         sink: String,
     },
+    /// The gateway's previous run ended without a clean stop (killed, crashed, power lost):
+    /// events it had not yet journalled may be missing. What its run marker said, where it
+    /// could be read.
+    UncleanStop {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_pid: Option<u32>,
+        #[serde(
+            with = "json_time::option",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        previous_start: Option<OffsetDateTime>,
+    },
 }
 
 impl EventKind {
@@ -377,6 +390,7 @@ impl EventKind {
             EventKind::CertExpiry { .. } => "CERT_EXPIRY",
             EventKind::Lifecycle { stage, .. } => stage.msgid(),
             EventKind::AuditDropped { .. } => "AUDIT_DROPPED",
+            EventKind::UncleanStop { .. } => "UNCLEAN_STOP",
         }
     }
 
@@ -479,6 +493,17 @@ impl EventKind {
                 f.display("count", count);
                 f.str("sink", sink);
             }
+            EventKind::UncleanStop {
+                previous_pid,
+                previous_start,
+            } => {
+                if let Some(pid) = previous_pid {
+                    f.display("previous_pid", pid);
+                }
+                if let Some(t) = previous_start {
+                    f.time("previous_start", *t);
+                }
+            }
         }
     }
 
@@ -508,7 +533,8 @@ impl EventKind {
             | EventKind::AuthOk { .. }
             | EventKind::Account { .. }
             | EventKind::ObjectAccess { .. }
-            | EventKind::AuditDropped { .. } => {}
+            | EventKind::AuditDropped { .. }
+            | EventKind::UncleanStop { .. } => {}
         }
         v
     }
@@ -1085,6 +1111,30 @@ impl AuditEvent {
     }
 
     /// `count` events were dropped by sink `sink` (error).
+    /// The previous run ended without a clean stop (warning).
+    pub fn unclean_stop(
+        source: &str,
+        previous_pid: Option<u32>,
+        previous_start: Option<OffsetDateTime>,
+    ) -> Self {
+        let pid = previous_pid
+            .map(|p| format!(" (pid {p})"))
+            .unwrap_or_default();
+        let started = previous_start
+            .map(|t| format!(", started {}", rfc3339(t)))
+            .unwrap_or_default();
+        Self::new(
+            source,
+            EventKind::UncleanStop {
+                previous_pid,
+                previous_start,
+            },
+            format!(
+                "the previous run{pid}{started} ended without a clean stop: audit events it had not yet journalled may be missing"
+            ),
+        )
+    }
+
     pub fn audit_dropped(source: &str, count: u64, sink: &str) -> Self {
         Self::new(
             source,
@@ -1134,6 +1184,7 @@ pub fn default_level(kind: &EventKind) -> Level {
             _ => Level::Informational,
         },
         EventKind::AuditDropped { .. } => Level::Error,
+        EventKind::UncleanStop { .. } => Level::Warning,
     }
 }
 

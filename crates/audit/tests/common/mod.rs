@@ -357,6 +357,8 @@ pub fn sample_events() -> Vec<AuditEvent> {
         )
         .transaction("tx-42"),
         AuditEvent::audit_dropped("qaqpa", 3, "tcp://x:1"),
+        AuditEvent::unclean_stop("qaqpa-gateway", Some(4242), Some(t0)),
+        AuditEvent::unclean_stop("qaqpa-gateway", None, None),
     ];
     v.push(
         qaqpa_audit::expiry_warning(
