@@ -227,20 +227,27 @@ pub async fn query(
     }))
 }
 
-/// `qaqpa.running` beside the journal's local files: written when the gateway starts, removed
+/// `qaqpa.running` in the SQLite data directory: written when the gateway starts, removed
 /// once a stop has journalled everything. Found at start, it means the run before ended
 /// without that (killed, crashed, power lost), so events it had not yet journalled (those of
 /// its last moments, which the journal writer batches for 25 ms) may be missing; the new run
 /// journals that as `UNCLEAN_STOP`, with the old run's pid and start time.
+///
+/// Not kept with PostgreSQL: there is no data directory of one gateway there, and replicas
+/// started from the same working directory would take each other's marker for their own.
 pub struct RunMarker {
-    path: PathBuf,
+    /// `None`: no marker is kept (PostgreSQL).
+    path: Option<PathBuf>,
 }
 
 impl RunMarker {
     /// Reports an unclean end of the previous run, if the marker says so, and writes this
     /// run's marker.
     pub fn take(cfg: &Config, audit: &Auditor) -> RunMarker {
-        let path = local_dir(cfg).join("qaqpa.running");
+        let StoreConfig::Sqlite { data_dir } = &cfg.store else {
+            return RunMarker { path: None };
+        };
+        let path = data_dir.join("qaqpa.running");
         if let Ok(text) = std::fs::read_to_string(&path) {
             let field = |name: &str| {
                 text.split_whitespace()
@@ -272,13 +279,16 @@ impl RunMarker {
             tracing::warn!(marker = %path.display(), error = %e,
                 "cannot write the run marker: an unclean stop of this run will not be reported");
         }
-        RunMarker { path }
+        RunMarker { path: Some(path) }
     }
 
     /// The stop journalled everything: the next run starts clean.
     pub fn remove(self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            tracing::warn!(marker = %self.path.display(), error = %e, "cannot remove the run marker");
+        let Some(path) = self.path else {
+            return;
+        };
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(marker = %path.display(), error = %e, "cannot remove the run marker");
         }
     }
 }
