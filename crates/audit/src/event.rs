@@ -1231,6 +1231,29 @@ pub fn expiry_warning(
 mod tests {
     use super::*;
 
+    /// `n` instants from 1970 to 9999 (a fixed LCG from `seed`, so failures repeat), in turn in
+    /// seven offsets (UTC, whole hours either way, half hours either way, and `last`), with
+    /// the nanoseconds `sub` picks from the step number and the LCG's value.
+    fn spread_of_instants(
+        n: usize,
+        seed: u64,
+        last: (i8, i8),
+        sub: impl Fn(usize, u64) -> u64,
+    ) -> impl Iterator<Item = (usize, OffsetDateTime)> {
+        let offsets = [(0, 0), (5, 0), (6, 30), (-3, -30), (0, -30), (-11, 0), last];
+        let mut x = seed;
+        (0..n).filter_map(move |i| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let nanos = i128::from(x % 253_402_000_000) * 1_000_000_000 + i128::from(sub(i, x));
+            let (h, m) = offsets[i % offsets.len()];
+            let offset = time::UtcOffset::from_hms(h, m, 0).expect("offset");
+            let t = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
+            Some((i, t.to_offset(offset)))
+        })
+    }
+
     #[test]
     fn event_json_times_are_written_exactly_as_the_time_crate_writes_them() {
         #[derive(serde::Serialize)]
@@ -1247,35 +1270,15 @@ mod tests {
             #[serde(with = "time::serde::rfc3339::option")]
             o: Option<OffsetDateTime>,
         }
-        let offsets = [
-            (0, 0),
-            (5, 0),
-            (6, 30),
-            (-3, -30),
-            (0, -30),
-            (-11, 0),
-            (23, 59),
-        ];
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        for i in 0..30_000 {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            // Whole seconds, milliseconds, microseconds and nanoseconds (trailing zeros are
-            // left out), from 1970 to 9999.
-            let sub = match i % 4 {
-                0 => 0,
-                1 => (x % 1000) * 1_000_000,
-                2 => (x % 1_000_000) * 1000,
-                _ => x % 1_000_000_000,
-            };
-            let nanos = i128::from(x % 253_402_000_000) * 1_000_000_000 + i128::from(sub);
-            let (h, m) = offsets[i % offsets.len()];
-            let offset = time::UtcOffset::from_hms(h, m, 0).expect("offset");
-            let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
-                continue;
-            };
-            let t = t.to_offset(offset);
+        // Whole seconds, milliseconds, microseconds and nanoseconds (trailing zeros are left
+        // out).
+        let sub = |i: usize, x: u64| match i % 4 {
+            0 => 0,
+            1 => (x % 1000) * 1_000_000,
+            2 => (x % 1_000_000) * 1000,
+            _ => x % 1_000_000_000,
+        };
+        for (i, t) in spread_of_instants(30_000, 0x2545_f491_4f6c_dd1d, (23, 59), sub) {
             let o = (i % 3 != 0).then_some(t);
             let ours = serde_json::to_string(&Ours { t, o });
             let theirs = serde_json::to_string(&Theirs { t, o });
@@ -1295,29 +1298,8 @@ mod tests {
         let oracle = time::macros::format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6][offset_hour sign:mandatory]:[offset_minute]"
         );
-        let offsets = [
-            (0, 0),
-            (5, 0),
-            (6, 30),
-            (-3, -30),
-            (0, -30),
-            (-11, 0),
-            (14, 0),
-        ];
-        // A spread of instants from 1970 to 9999 (a fixed LCG, so failures repeat).
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for i in 0..20_000 {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let nanos =
-                i128::from(x % 253_402_000_000) * 1_000_000_000 + i128::from(x % 1_000_000_007);
-            let (h, m) = offsets[i % offsets.len()];
-            let offset = time::UtcOffset::from_hms(h, m, 0).expect("offset");
-            let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
-                continue;
-            };
-            let t = t.to_offset(offset);
+        let sub = |_: usize, x: u64| x % 1_000_000_007;
+        for (_, t) in spread_of_instants(20_000, 0x9e37_79b9_7f4a_7c15, (14, 0), sub) {
             if t.year() > 9999 {
                 continue;
             }

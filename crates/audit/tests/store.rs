@@ -90,12 +90,10 @@ impl Backend {
         seqs: std::ops::RangeInclusive<u64>,
         edit: impl Fn(&str) -> Option<String>,
     ) {
-        let Backend::Sqlite(dir) = self else {
+        let Backend::Sqlite(_) = self else {
             return self.tamper(pg_sql).await;
         };
-        let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");
-        conn.execute_batch("DROP TRIGGER IF EXISTS audit_block_no_update;")
-            .expect("drop trigger");
+        let conn = self.blocks_rewritable();
         let blocks: Vec<(i64, String)> = conn
             .prepare("SELECT first_seq, records FROM audit_block WHERE last_seq >= ?1 AND first_seq <= ?2")
             .expect("prepare")
@@ -132,6 +130,18 @@ impl Backend {
             )
             .expect("rewrite block");
         }
+    }
+
+    /// A connection to the SQLite journal whose blocks can be rewritten (the append-only
+    /// trigger dropped, as an administrator going around the application would).
+    fn blocks_rewritable(&self) -> rusqlite::Connection {
+        let Backend::Sqlite(dir) = self else {
+            panic!("blocks are SQLite's layout");
+        };
+        let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");
+        conn.execute_batch("DROP TRIGGER IF EXISTS audit_block_no_update;")
+            .expect("drop trigger");
+        conn
     }
 
     /// SQL that changes a record (seq 2) and must be refused by the triggers.
@@ -932,10 +942,7 @@ async fn sqlite_blocks_are_stored_compressed_and_plain_text_blocks_from_before_s
     append_n(store.as_ref(), 0, 50, now).await;
     append_n(store.as_ref(), 50, 50, now).await;
     drop(store);
-    let Backend::Sqlite(dir) = &b else {
-        unreachable!()
-    };
-    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");
+    let conn = b.blocks_rewritable();
     let stored: Vec<(i64, rusqlite::types::Value)> = conn
         .prepare("SELECT first_seq, records FROM audit_block ORDER BY first_seq")
         .expect("prepare")
@@ -966,8 +973,6 @@ async fn sqlite_blocks_are_stored_compressed_and_plain_text_blocks_from_before_s
         texts.push(text);
     }
     // The first block as an older version wrote it: plain text.
-    conn.execute_batch("DROP TRIGGER audit_block_no_update;")
-        .expect("drop trigger");
     conn.execute(
         "UPDATE audit_block SET records = ?1 WHERE first_seq = 1",
         [&texts[0]],
@@ -995,12 +1000,7 @@ async fn sqlite_an_unreadable_block_is_reported_at_its_first_seq() {
         append_n(store.as_ref(), 10, 10, now).await;
         append_n(store.as_ref(), 20, 10, now).await;
         drop(store);
-        let Backend::Sqlite(dir) = &b else {
-            unreachable!()
-        };
-        let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");
-        conn.execute_batch("DROP TRIGGER audit_block_no_update;")
-            .expect("drop trigger");
+        let conn = b.blocks_rewritable();
         conn.execute(
             "UPDATE audit_block SET records = ?1 WHERE first_seq = 11",
             [&frame],
