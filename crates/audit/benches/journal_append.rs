@@ -114,7 +114,10 @@ fn main() {
         let journal0 = thread_cpu_seconds("qaqpa-audit-db");
         let start = Instant::now();
         for batch in all.chunks(256) {
-            store.append(batch.into()).await.expect("append");
+            store
+                .append(qaqpa_audit::batch(batch.iter().cloned()))
+                .await
+                .expect("append");
         }
         let secs = start.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu0;

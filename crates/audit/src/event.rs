@@ -851,6 +851,10 @@ pub fn mask_iins_in(text: &str) -> String {
 }
 
 fn cut(s: &mut String) {
+    // No more bytes than the limit has characters: nothing to count.
+    if s.len() <= MAX_TEXT_CHARS {
+        return;
+    }
     if let Some((idx, _)) = s.char_indices().nth(MAX_TEXT_CHARS) {
         s.truncate(idx);
     }

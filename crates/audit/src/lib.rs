@@ -27,8 +27,8 @@ pub use event::{
 };
 pub use sink::{SinkError, SinkStats, SyslogSink, SyslogTarget};
 pub use store::{
-    verify_archive, ArchiveReport, AuditFilter, AuditStore, NullStore, Page, PgAuditStore,
-    Retention, SqliteAuditStore, StoreError, StoredRecord, VerifyReport,
+    batch, verify_archive, ArchiveReport, AuditFilter, AuditStore, Batch, NullStore, Page,
+    PgAuditStore, Retention, SqliteAuditStore, StoreError, StoredRecord, VerifyReport,
 };
 
 /// The `[audit]` table of the gateway's configuration.
@@ -333,7 +333,7 @@ impl Auditor {
 /// What the store writer collected for one append.
 #[derive(Default)]
 struct Collected {
-    events: Vec<AuditEvent>,
+    events: Vec<Arc<AuditEvent>>,
     /// A flush or shutdown is waiting: no lingering.
     urgent: bool,
     /// A shutdown: the queue is closed, the writer stops after this append.
@@ -351,7 +351,7 @@ impl Collected {
         rx: &mut mpsc::Receiver<StoreMsg>,
     ) {
         match msg {
-            StoreMsg::Event(e) => self.events.push(Arc::unwrap_or_clone(e)),
+            StoreMsg::Event(e) => self.events.push(e),
             StoreMsg::Flush(reply) => {
                 replies.push(reply);
                 self.urgent = true;
@@ -401,7 +401,7 @@ async fn store_writer(
             }
         }
         let Collected { events, stop, .. } = got;
-        let mut batch: Arc<[AuditEvent]> = events.into();
+        let mut batch: Batch = events.into();
         let mut ok = true;
         while !batch.is_empty() {
             match store.append(batch.clone()).await {
@@ -417,7 +417,7 @@ async fn store_writer(
                     let before = batch.len();
                     batch = batch
                         .iter()
-                        .filter(|ev| serde_json::to_string(ev).is_ok())
+                        .filter(|ev| serde_json::to_string(ev.as_ref()).is_ok())
                         .cloned()
                         .collect();
                     let bad = before - batch.len();
@@ -446,7 +446,7 @@ async fn store_writer(
             // What is still queued after the shutdown message.
             while let Ok(m) = rx.try_recv() {
                 if let StoreMsg::Event(e) = m {
-                    let r = store.append(Arc::new([Arc::unwrap_or_clone(e)])).await;
+                    let r = store.append(Arc::new([e])).await;
                     if r.is_ok() {
                         appended.fetch_add(1, Ordering::Relaxed);
                     } else {

@@ -173,12 +173,21 @@ pub struct ArchiveReport {
     pub deleted_files: Vec<PathBuf>,
 }
 
+/// Events to append, in order, shared: the writer keeps the batch for a retry while a store
+/// prepares it on a thread of its own, and each event is handed on as it was recorded (a
+/// pointer, not a copy of the event).
+pub type Batch = Arc<[Arc<AuditEvent>]>;
+
+/// A [`Batch`] of `events`.
+pub fn batch(events: impl IntoIterator<Item = AuditEvent>) -> Batch {
+    events.into_iter().map(Arc::new).collect()
+}
+
 /// An append-only, hash-chained audit journal.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends events in order, as one transaction; returns the last seq. The events are shared
-    /// rather than borrowed so that a store may prepare them on a thread of its own.
-    async fn append(&self, events: Arc<[AuditEvent]>) -> Result<u64, StoreError>;
+    /// Appends events in order, as one transaction; returns the last seq.
+    async fn append(&self, events: Batch) -> Result<u64, StoreError>;
     /// Records matching `filter`, newest first, older than `cursor` (a seq) when given.
     async fn query(
         &self,
@@ -677,7 +686,7 @@ pub struct NullStore {
 
 #[async_trait]
 impl AuditStore for NullStore {
-    async fn append(&self, events: Arc<[AuditEvent]>) -> Result<u64, StoreError> {
+    async fn append(&self, events: Batch) -> Result<u64, StoreError> {
         let mut n = self.appended.lock().unwrap_or_else(|p| p.into_inner());
         *n += events.len() as u64;
         Ok(*n)

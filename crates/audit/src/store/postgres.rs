@@ -3,7 +3,6 @@
 //! that keep them append-only, and appends serialised across processes by a transaction-level
 //! advisory lock plus the head row's lock, so several gateway processes build one chain.
 use std::path::Path;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -12,10 +11,9 @@ use tokio_postgres::types::ToSql;
 
 use super::{
     check_anchor, online_cutoff, page, prune_archives, time_us, where_clause, ArchiveReport,
-    ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, ChainWalk, Page, Param, Retention, Row,
-    StoreError, VerifyReport,
+    ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Page, Param,
+    Retention, Row, StoreError, VerifyReport,
 };
-use crate::event::AuditEvent;
 
 /// Key of the advisory lock that serialises appends, archiving and migrations ("qaqpaAUD").
 const LOCK_KEY: i64 = 0x7161_7170_6141_5544;
@@ -205,7 +203,7 @@ impl PgAuditStore {
 
 #[async_trait]
 impl AuditStore for PgAuditStore {
-    async fn append(&self, events: Arc<[AuditEvent]>) -> Result<u64, StoreError> {
+    async fn append(&self, events: Batch) -> Result<u64, StoreError> {
         let mut client = self.pool.get().await.map_err(pool_err)?;
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
