@@ -21,7 +21,7 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 cargo build --release --quiet --example bench_emulator
 if [ -z "${QAQPA_BIN:-}" ]; then cargo build --release --quiet --bin qaqpa; fi
 QBIN=${QAQPA_BIN:-target/release/qaqpa}
-work=$(mktemp -d); chmod 755 "$work"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+work=$(mktemp -d); chmod 755 "$work"; trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 GW_PORT=18480; EMU_PORT=18481; SYSLOG_PORT=18614
 target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" >/dev/null &
 . bench/lib.sh

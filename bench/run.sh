@@ -21,7 +21,7 @@ command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq ng
 cargo build --release --quiet --example bench_emulator
 if [ -z "${QAQPA_BIN:-}" ]; then cargo build --release --quiet --bin qaqpa; fi
 QBIN=${QAQPA_BIN:-target/release/qaqpa}
-work=$(mktemp -d); chmod 755 "$work"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+work=$(mktemp -d); chmod 755 "$work"; trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 EMU_PORT=18081; GW_PORT=18080; NGINX_PORT=18082
 target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" & EMU_PID=$!
 . bench/lib.sh
@@ -32,7 +32,7 @@ if [ "$STORE" = postgres ]; then
   BIN=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
   runuser -u postgres -- "$BIN/initdb" -D "$PGDIR/data" -A trust -U postgres >/dev/null
   runuser -u postgres -- "$BIN/pg_ctl" -D "$PGDIR/data" -o "-p 15432 -k $PGDIR -c listen_addresses=127.0.0.1 -c max_connections=200" -l "$PGDIR/log" -w start >/dev/null
-  trap 'runuser -u postgres -- "$BIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+  trap 'runuser -u postgres -- "$BIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
   export QAQPA_DATABASE_URL="postgres://postgres@127.0.0.1:15432/postgres"
 else
   STORE_CFG=$'[store]\nkind = "sqlite"\ndata_dir = "data"'

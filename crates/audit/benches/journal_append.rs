@@ -114,10 +114,8 @@ fn main() {
         let journal0 = thread_cpu_seconds("qaqpa-audit-db");
         let start = Instant::now();
         for batch in all.chunks(256) {
-            store
-                .append(qaqpa_audit::batch(batch.iter().cloned()))
-                .await
-                .expect("append");
+            let batch = qaqpa_audit::batch(batch.iter().cloned()).expect("serialisable");
+            store.append(batch).await.expect("append");
         }
         let secs = start.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu0;

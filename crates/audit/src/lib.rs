@@ -27,7 +27,7 @@ pub use event::{
 };
 pub use sink::{SinkError, SinkStats, SyslogSink, SyslogTarget};
 pub use store::{
-    batch, verify_archive, ArchiveReport, AuditFilter, AuditStore, Batch, NullStore, Page,
+    batch, verify_archive, ArchiveReport, AuditFilter, AuditStore, Batch, Entry, NullStore, Page,
     PgAuditStore, Retention, SqliteAuditStore, StoreError, StoredRecord, VerifyReport,
 };
 
@@ -139,7 +139,7 @@ pub struct FlushReport {
 }
 
 enum StoreMsg {
-    Event(Arc<AuditEvent>),
+    Event(Entry),
     Flush(oneshot::Sender<bool>),
     Shutdown(tokio::time::Instant, oneshot::Sender<bool>),
 }
@@ -237,9 +237,17 @@ impl Auditor {
         }
         let event = Arc::new(event);
         if let Some(tx) = &self.inner.store_tx {
-            if tx.try_send(StoreMsg::Event(event.clone())).is_err() {
-                self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(id = %event.id, "audit journal queue full: event not journalled");
+            match Entry::new(event.clone()) {
+                Ok(entry) => {
+                    if tx.try_send(StoreMsg::Event(entry)).is_err() {
+                        self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(id = %event.id, "audit journal queue full: event not journalled");
+                    }
+                }
+                Err(e) => {
+                    self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(id = %event.id, error = %e, "audit event cannot be serialised: not journalled");
+                }
             }
         }
         for sink in &self.inner.sinks {
@@ -333,7 +341,7 @@ impl Auditor {
 /// What the store writer collected for one append.
 #[derive(Default)]
 struct Collected {
-    events: Vec<Arc<AuditEvent>>,
+    events: Vec<Entry>,
     /// A flush or shutdown is waiting: no lingering.
     urgent: bool,
     /// A shutdown: the queue is closed, the writer stops after this append.
@@ -401,7 +409,7 @@ async fn store_writer(
             }
         }
         let Collected { events, stop, .. } = got;
-        let mut batch: Batch = events.into();
+        let batch: Batch = events.into();
         let mut ok = true;
         while !batch.is_empty() {
             match store.append(batch.clone()).await {
@@ -409,25 +417,6 @@ async fn store_writer(
                     appended.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     backoff.reset();
                     break;
-                }
-                Err(StoreError::Json(e)) => {
-                    // An event that cannot be serialised (e.g. a year beyond 9999) would block
-                    // the journal for ever: leave it out, count it, keep the rest.
-                    failures.fetch_add(1, Ordering::Relaxed);
-                    let before = batch.len();
-                    batch = batch
-                        .iter()
-                        .filter(|ev| serde_json::to_string(ev.as_ref()).is_ok())
-                        .cloned()
-                        .collect();
-                    let bad = before - batch.len();
-                    dropped.fetch_add(bad as u64, Ordering::Relaxed);
-                    tracing::error!(error = %e, events = bad, "audit events not serialisable: not journalled");
-                    if bad == 0 {
-                        ok = false;
-                        dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        break;
-                    }
                 }
                 Err(e) => {
                     failures.fetch_add(1, Ordering::Relaxed);

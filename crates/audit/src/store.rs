@@ -173,14 +173,45 @@ pub struct ArchiveReport {
     pub deleted_files: Vec<PathBuf>,
 }
 
-/// Events to append, in order, shared: the writer keeps the batch for a retry while a store
-/// prepares it on a thread of its own, and each event is handed on as it was recorded (a
-/// pointer, not a copy of the event).
-pub type Batch = Arc<[Arc<AuditEvent>]>;
+/// An event ready for the journal: the event and its record text (its JSON), written where the
+/// event is recorded, while its strings are still in that thread's cache. The journal's thread,
+/// which gets it tens of milliseconds later, then reads one buffer in order instead of every
+/// string of the event from memory (in the delivery benchmark, serialising there was a quarter
+/// of that thread's time, most of it waiting for the strings).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub event: Arc<AuditEvent>,
+    body: String,
+}
 
-/// A [`Batch`] of `events`.
-pub fn batch(events: impl IntoIterator<Item = AuditEvent>) -> Batch {
-    events.into_iter().map(Arc::new).collect()
+impl Entry {
+    /// Serialises `event`; an event that cannot be (an offset with seconds, a year beyond
+    /// 9999) is refused.
+    pub fn new(event: Arc<AuditEvent>) -> Result<Entry, StoreError> {
+        // Room for a typical event, so the buffer does not grow while it is written.
+        let mut body = Vec::with_capacity(768);
+        serde_json::to_writer(&mut body, event.as_ref())?;
+        let body = String::from_utf8(body)
+            .map_err(|_| StoreError::Other("audit event JSON is not UTF-8".into()))?;
+        Ok(Entry { event, body })
+    }
+
+    /// The record text: the event's JSON.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+}
+
+/// Entries to append, in order, shared: the writer keeps the batch for a retry while a store
+/// prepares it on a thread of its own.
+pub type Batch = Arc<[Entry]>;
+
+/// A [`Batch`] of `events`; fails on the first that cannot be serialised.
+pub fn batch(events: impl IntoIterator<Item = AuditEvent>) -> Result<Batch, StoreError> {
+    events
+        .into_iter()
+        .map(|e| Entry::new(Arc::new(e)))
+        .collect()
 }
 
 /// An append-only, hash-chained audit journal.
@@ -248,17 +279,8 @@ pub(crate) fn time_us(t: OffsetDateTime) -> i64 {
 }
 
 impl Row {
-    /// The row for `event` appended after (`prev_seq`, `prev_hash`).
-    pub fn new(event: &AuditEvent, seq: u64, prev_hash: &str) -> Result<Row, StoreError> {
-        Ok(Row::with_body(
-            event,
-            serde_json::to_string(event)?,
-            seq,
-            prev_hash,
-        ))
-    }
-
-    /// The row for `event` whose stored text is `body`.
+    /// The row for `event` whose stored text is `body`, appended after (`seq` − 1,
+    /// `prev_hash`).
     fn with_body(event: &AuditEvent, body: String, seq: u64, prev_hash: &str) -> Row {
         let hash = chain_hash(prev_hash, seq, &body);
         Row {

@@ -190,7 +190,10 @@ fn event(n: usize, time: OffsetDateTime) -> AuditEvent {
 
 async fn append_n(store: &dyn AuditStore, from: usize, n: usize, time: OffsetDateTime) -> u64 {
     let events: Vec<AuditEvent> = (from..from + n).map(|i| event(i, time)).collect();
-    store.append(batch(events)).await.expect("append")
+    store
+        .append(batch(events).expect("serialisable"))
+        .await
+        .expect("append")
 }
 
 /// The seqs of a transaction's records, newest first.
@@ -501,7 +504,10 @@ async fn queries_filter_and_paginate_newest_first(b: Backend) {
             .at(now - Duration::hours(1)),
         AuditEvent::account_change("api", ChangeOp::Created, "key-c", Some("admin")).at(now),
     ];
-    store.append(batch(events.clone())).await.expect("append");
+    store
+        .append(batch(events.clone()).expect("serialisable"))
+        .await
+        .expect("append");
     let seqs = |page: qaqpa_audit::Page| page.records.iter().map(|r| r.seq).collect::<Vec<_>>();
     let q = |f: AuditFilter| {
         let store = store.clone();
@@ -847,7 +853,10 @@ async fn time_windows_find_late_records(b: &Backend) -> Arc<dyn AuditStore> {
                 t0 + Duration::minutes(5) + Duration::seconds(30),
             ));
         }
-        store.append(batch(events)).await.expect("append");
+        store
+            .append(batch(events).expect("serialisable"))
+            .await
+            .expect("append");
     }
     let everything = all_records(store.as_ref(), &AuditFilter::default()).await;
     assert_eq!(everything.len(), 121);

@@ -224,7 +224,7 @@ impl AuditStore for PgAuditStore {
         let mut rows = Vec::with_capacity(events.len());
         for event in events.iter() {
             seq += 1;
-            let row = Row::new(event, seq, &hash)?;
+            let row = Row::with_body(&event.event, event.body().to_owned(), seq, &hash);
             hash = row.hash.clone();
             rows.push(row);
         }

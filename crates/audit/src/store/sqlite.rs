@@ -36,8 +36,8 @@ use time::OffsetDateTime;
 
 use super::{
     chain_hash, check_anchor, online_cutoff, page_of, prune_archives, time_us, ArchiveReport,
-    ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Page, Retention, Row,
-    StoreError, StoredRecord, VerifyReport, GENESIS_HASH,
+    ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Entry, Page,
+    Retention, Row, StoreError, StoredRecord, VerifyReport, GENESIS_HASH,
 };
 use crate::event::AuditEvent;
 
@@ -202,24 +202,22 @@ struct Prepared {
 }
 
 impl Prepared {
-    /// Serialises `events`; an event that cannot be serialised fails the whole batch.
-    fn of(events: &[Arc<AuditEvent>]) -> Result<Prepared, StoreError> {
-        let mut bodies = Vec::with_capacity(events.len() * 512);
-        let mut items = Vec::with_capacity(events.len());
+    /// The bodies, times and keys of `entries`.
+    fn of(entries: &[Entry]) -> Prepared {
+        let mut bodies = String::with_capacity(entries.iter().map(|e| e.body().len()).sum());
+        let mut items = Vec::with_capacity(entries.len());
         let mut keys = HashSet::new();
         let mut scratch = String::new();
-        for e in events {
-            serde_json::to_writer(&mut bodies, e.as_ref())?;
-            items.push((bodies.len(), time_us(e.time)));
-            keys_of(e, &mut keys, &mut scratch);
+        for e in entries {
+            bodies.push_str(e.body());
+            items.push((bodies.len(), time_us(e.event.time)));
+            keys_of(&e.event, &mut keys, &mut scratch);
         }
-        let bodies = String::from_utf8(bodies)
-            .map_err(|_| StoreError::Other("audit event JSON is not UTF-8".into()))?;
-        Ok(Prepared {
+        Prepared {
             bodies,
             items,
             keys,
-        })
+        }
     }
 
     /// Adds a body as it was stored before, with its keys when it still parses.
@@ -655,7 +653,7 @@ impl AuditStore for SqliteAuditStore {
         // Serialised on the journal's thread too: a batch is a millisecond or two of work that
         // would otherwise hold up a runtime worker (and the requests queued behind it).
         self.with(move |conn| {
-            let prepared = Prepared::of(&events)?;
+            let prepared = Prepared::of(&events);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (seq, hash) = head(&tx)?;
             if prepared.is_empty() {
