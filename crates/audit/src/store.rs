@@ -174,10 +174,10 @@ pub struct ArchiveReport {
 }
 
 /// An event ready for the journal: the event and its record text (its JSON), written where the
-/// event is recorded, while its strings are still in that thread's cache. The journal's thread,
-/// which gets it tens of milliseconds later, then reads one buffer in order instead of every
-/// string of the event from memory (in the delivery benchmark, serialising there was a quarter
-/// of that thread's time, most of it waiting for the strings).
+/// event is recorded. Serialising was a quarter of the journal thread's time in the delivery
+/// benchmark; done by the runtime workers that record events, it is shared among them instead
+/// of capping the journal's rate on its one thread (docs/BENCHMARKS.md). The text is the
+/// stored record, so it is what the chain hashes.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub event: Arc<AuditEvent>,

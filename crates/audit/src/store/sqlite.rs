@@ -1,5 +1,5 @@
 //! The audit journal on SQLite: its own database file `audit.db` (WAL) in a given directory,
-//! one connection on a thread of its own (which also serialises and chains each batch), 16 KiB
+//! one connection on a thread of its own (which also chains and compresses each batch), 16 KiB
 //! pages for a new file, triggers that keep the journal append-only.
 //!
 //! Layout: one row per *append* rather than per event, because a row per event (its B-tree
@@ -190,9 +190,9 @@ fn keys_of(event: &AuditEvent, into: &mut HashSet<String>, scratch: &mut String)
     );
 }
 
-/// A batch of events made ready for the journal before it reaches the journal's thread: their
-/// JSON bodies end to end in one buffer and the keys of the whole batch, so that a batch costs
-/// a handful of allocations rather than a dozen per event.
+/// A batch made ready for a block: its record texts end to end in one buffer and the keys of
+/// the whole batch, so that a batch costs a handful of allocations rather than a dozen per
+/// event.
 #[derive(Default)]
 struct Prepared {
     bodies: String,
@@ -650,8 +650,9 @@ impl SqliteAuditStore {
 #[async_trait]
 impl AuditStore for SqliteAuditStore {
     async fn append(&self, events: Batch) -> Result<u64, StoreError> {
-        // Serialised on the journal's thread too: a batch is a millisecond or two of work that
-        // would otherwise hold up a runtime worker (and the requests queued behind it).
+        // Prepared on the journal's thread too: chaining and compressing a batch is a
+        // millisecond or so of work that would otherwise hold up a runtime worker (and the
+        // requests queued behind it).
         self.with(move |conn| {
             let prepared = Prepared::of(&events);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
