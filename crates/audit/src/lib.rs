@@ -123,7 +123,8 @@ pub enum AuditError {
 pub struct StoreStats {
     /// Events appended to the journal.
     pub appended: u64,
-    /// Events not journalled: the writer's queue was full, or shutdown came first.
+    /// Events not journalled: the writer's queue was full, shutdown came first, or the event
+    /// could not be serialised.
     pub dropped: u64,
     /// Failed append attempts (retried).
     pub failures: u64,
