@@ -61,6 +61,21 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Writes `routes.toml` and a `qaqpa.toml` listening on `port` with the SQLite store in
+/// `data/`, followed by `rest` (more configuration tables); returns the configuration's path.
+fn write_sqlite_gateway(dir: &Path, port: u16, routes: &str, rest: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("routes.toml"), routes).expect("routes");
+    let config = dir.join("qaqpa.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nroutes = \"routes.toml\"\n[store]\nkind = \"sqlite\"\ndata_dir = \"data\"\n{rest}"
+        ),
+    )
+    .expect("config");
+    config
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -174,29 +189,24 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     )
     .expect("write");
     let port = free_port();
-    std::fs::write(
-        dir.path().join("routes.toml"),
-        format!(
-            "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\n[route.settings]\nurl = \"{}/deliver\"\n\
-             [[service]]\nname = \"bmg-person\"\nadapter = \"shep\"\ntimeout_ms = 10000\n[service.settings]\n\
-             endpoint = \"{}\"\nservice_id = \"BMG_PERSON_INFO\"\nsender_id = \"qaqpa\"\ntimeout_secs = 10\nrequire_signed_pushes = false\n",
-            emulator.url(),
-            bmg.sync_url()
-        ),
-    )
-    .expect("routes");
-    let config = dir.path().join("qaqpa.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nroutes = \"routes.toml\"\n[store]\nkind = \"sqlite\"\ndata_dir = \"data\"\n\
-             [engine]\npoll_ms = 50\n[webhooks]\npoll_ms = 50\n[log]\nfilter = \"debug\"\n\
+    let routes = format!(
+        "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\n[route.settings]\nurl = \"{}/deliver\"\n\
+         [[service]]\nname = \"bmg-person\"\nadapter = \"shep\"\ntimeout_ms = 10000\n[service.settings]\n\
+         endpoint = \"{}\"\nservice_id = \"BMG_PERSON_INFO\"\nsender_id = \"qaqpa\"\ntimeout_secs = 10\nrequire_signed_pushes = false\n",
+        emulator.url(),
+        bmg.sync_url()
+    );
+    let config = write_sqlite_gateway(
+        dir.path(),
+        port,
+        &routes,
+        &format!(
+            "[engine]\npoll_ms = 50\n[webhooks]\npoll_ms = 50\n[log]\nfilter = \"debug\"\n\
              [signing]\nkeystore = \"signing.p12\"\npassword_env = \"QAQPA_AUDIT_TEST_KS_PASSWORD\"\n\
              [[audit.syslog]]\nurl = \"tls://localhost:{syslog_port}\"\nca_file = \"{}\"\n",
             certs.ca.display()
         ),
-    )
-    .expect("config");
+    );
     let client = create_key(&config, "edms-1", "client");
     let admin = create_key(&config, "ops", "admin");
     let url = format!("http://127.0.0.1:{port}");
@@ -527,20 +537,12 @@ async fn serve_until_ready(config: &Path, url: &str, log: &Path) -> KillOnDrop {
 async fn a_run_killed_without_a_clean_stop_is_journalled_by_the_next_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    std::fs::write(
-        dir.path().join("routes.toml"),
+    let config = write_sqlite_gateway(
+        dir.path(),
+        port,
         "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\n[route.settings]\nurl = \"http://127.0.0.1:9/deliver\"\n",
-    )
-    .expect("routes");
-    let config = dir.path().join("qaqpa.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nroutes = \"routes.toml\"\n[store]\nkind = \"sqlite\"\ndata_dir = \"data\"\n\
-             [engine]\ndeliver = false\n"
-        ),
-    )
-    .expect("config");
+        "[engine]\ndeliver = false\n",
+    );
     let admin = create_key(&config, "ops", "admin");
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
