@@ -593,6 +593,12 @@ impl Fields {
         }
     }
 
+    /// Empties it, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
     fn end(&mut self, name: &'static str) {
         self.ends.push((name, self.text.len()));
     }
@@ -612,11 +618,6 @@ impl Fields {
         use std::fmt::Write as _;
         let _ = write!(self.text, "{value}");
         self.end(name);
-    }
-
-    /// The total length of the values.
-    pub fn text_len(&self) -> usize {
-        self.text.len()
     }
 
     /// The fields in the order written.

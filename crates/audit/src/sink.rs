@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use tokio_rustls::rustls;
 
 use crate::event::AuditEvent;
-use crate::syslog::Formatter;
+use crate::syslog::{Formatter, Scratch};
 
 /// One syslog receiver.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -279,14 +279,14 @@ impl Spool {
     }
 
     /// Up to `max_bytes` of whole lines from the read position, without consuming them.
-    fn peek(&mut self, max_bytes: usize) -> std::io::Result<Vec<String>> {
+    fn peek(&mut self, max_bytes: usize) -> std::io::Result<Lines> {
         let Some(&(index, size)) = self.segments.front() else {
-            return Ok(Vec::new());
+            return Ok(Lines::default());
         };
         if self.read_pos >= size {
             self.consume(0)?;
             return if self.is_empty() {
-                Ok(Vec::new())
+                Ok(Lines::default())
             } else {
                 self.peek(max_bytes)
             };
@@ -312,8 +312,15 @@ impl Spool {
             .map(|p| p + 1)
             .unwrap_or(0);
         buf.truncate(complete);
-        let text = String::from_utf8_lossy(&buf);
-        Ok(text.lines().map(str::to_owned).collect())
+        let text = match std::str::from_utf8(&buf) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&buf),
+        };
+        let mut lines = Lines::with_capacity(text.len() / 512 + 1, text.len());
+        for line in text.lines() {
+            lines.push(line);
+        }
+        Ok(lines)
     }
 
     /// Marks `n` bytes as sent; deletes segments read to their end and resets when empty.
@@ -368,36 +375,74 @@ impl Conn {
         }
     }
 
-    async fn write_lines(&mut self, lines: &[String]) -> std::io::Result<()> {
+    async fn write_lines(&mut self, lines: &Lines) -> std::io::Result<()> {
         match self {
             Conn::Udp(s) => {
-                for line in lines {
+                for line in lines.iter() {
                     s.send(line.as_bytes()).await?;
                 }
                 Ok(())
             }
             Conn::Tcp(s) => {
-                s.write_all(&frame(lines)).await?;
+                s.write_all(lines.framed.as_bytes()).await?;
                 s.flush().await
             }
             Conn::Tls(s) => {
-                s.write_all(&frame(lines)).await?;
+                s.write_all(lines.framed.as_bytes()).await?;
                 s.flush().await
             }
         }
     }
 }
 
-/// RFC 6587 octet counting: `LEN SP MSG` per line.
-fn frame(lines: &[String]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 8).sum());
-    for line in lines {
-        buf.extend_from_slice(line.len().to_string().as_bytes());
-        buf.push(b' ');
-        buf.extend_from_slice(line.as_bytes());
-    }
-    buf
+/// Formatted lines packed into one buffer, each behind its RFC 6587 octet count
+/// (`LEN SP MSG`): the buffer is the TCP/TLS frame as it goes on the wire, so a batch is
+/// formatted, sent and kept for replay without a copy or an allocation per line. UDP and the
+/// spool take the lines one by one.
+#[derive(Debug, Default)]
+struct Lines {
+    framed: String,
+    /// Per line: where its text starts and ends in `framed`.
+    spans: Vec<(usize, usize)>,
+    /// The lines' bytes, counts not included.
+    text_bytes: u64,
 }
+
+impl Lines {
+    fn with_capacity(lines: usize, bytes: usize) -> Lines {
+        Lines {
+            framed: String::with_capacity(bytes + 8 * lines),
+            spans: Vec::with_capacity(lines),
+            text_bytes: 0,
+        }
+    }
+
+    fn push(&mut self, line: &str) {
+        use std::fmt::Write as _;
+        let _ = write!(self.framed, "{} ", line.len());
+        let start = self.framed.len();
+        self.framed.push_str(line);
+        self.spans.push((start, self.framed.len()));
+        self.text_bytes += line.len() as u64;
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.spans
+            .iter()
+            .map(|&(start, end)| &self.framed[start..end])
+    }
+}
+
+/// A line of a typical event is ~800 bytes; room for that saves the buffer's regrowth.
+const LINE_BYTES_GUESS: usize = 1024;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -536,7 +581,7 @@ impl Shared {
     }
 
     /// Spools lines (the spool lock held by the caller), counting the dropped ones.
-    fn spool_lines(&self, spool: &mut Spool, lines: &[String]) {
+    fn spool_lines<'l>(&self, spool: &mut Spool, lines: impl IntoIterator<Item = &'l str>) {
         for line in lines {
             match spool.append(line) {
                 Ok(true) => {
@@ -624,6 +669,7 @@ impl SyslogSink {
                 Duration::from_millis(target.backoff_max_ms.max(target.backoff_initial_ms)),
             ),
             next_attempt: Instant::now(),
+            scratch: Scratch::default(),
             replay: VecDeque::new(),
             replay_bytes: 0,
             replay_max: target.replay_bytes,
@@ -644,7 +690,7 @@ impl SyslogSink {
             drop(overflow);
             let line = self.shared.formatter.format(&event);
             let mut spool = self.shared.spool();
-            self.shared.spool_lines(&mut spool, &[line]);
+            self.shared.spool_lines(&mut spool, [line.as_str()]);
             return;
         }
         let event = if overflow.queue.is_empty() {
@@ -711,8 +757,11 @@ struct Task {
     ever_connected: bool,
     backoff: Backoff,
     next_attempt: Instant,
-    /// Recently sent lines, sent again after a broken stream connection.
-    replay: VecDeque<String>,
+    /// Buffers reused to format each event.
+    scratch: Scratch,
+    /// Recently sent lines, sent again after a broken stream connection; at least
+    /// `replay_max` bytes of them, in whole batches.
+    replay: VecDeque<Lines>,
     replay_bytes: u64,
     replay_max: u64,
     must_replay: bool,
@@ -806,11 +855,15 @@ impl Task {
     }
 
     async fn process(&mut self, events: &[Arc<AuditEvent>]) {
-        let lines: Vec<String> = events
-            .iter()
-            .map(|e| self.shared.formatter.format(e))
-            .collect();
+        let mut lines = Lines::with_capacity(events.len(), events.len() * LINE_BYTES_GUESS);
+        for event in events {
+            self.format_into(event, &mut lines);
+        }
         self.send_or_spool(lines).await;
+    }
+
+    fn format_into(&mut self, event: &AuditEvent, lines: &mut Lines) {
+        lines.push(self.shared.formatter.format_with(event, &mut self.scratch));
     }
 
     /// Sends or spools up to `max` events from the overflow queue; false if it was empty.
@@ -834,17 +887,19 @@ impl Task {
         if self.shared.overflow().queue.len() <= SPILL_AT {
             return;
         }
-        let mut lines = Vec::new();
+        let mut lines = Lines::default();
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
-                Msg::Event(e) => lines.push(self.shared.formatter.format(&e)),
+                Msg::Event(e) => self.format_into(&e, &mut lines),
                 other => self.deferred.push_back(other),
             }
         }
         let overflowed: Vec<Arc<AuditEvent>> = self.shared.overflow().queue.drain(..).collect();
-        lines.extend(overflowed.iter().map(|e| self.shared.formatter.format(e)));
+        for e in &overflowed {
+            self.format_into(e, &mut lines);
+        }
         let mut spool = self.shared.spool();
-        self.shared.spool_lines(&mut spool, &lines);
+        self.shared.spool_lines(&mut spool, lines.iter());
     }
 
     async fn flush(&mut self, reply: oneshot::Sender<bool>) {
@@ -860,10 +915,19 @@ impl Task {
     /// Sends the spool, then the channel, until `deadline`; spools what is left.
     async fn shutdown(&mut self, deadline: Instant) -> bool {
         self.rx.close();
-        let mut rest = Vec::new();
+        // The rest in batches, each written whole or spooled whole.
+        let mut rest = vec![Lines::default()];
+        let mut take = |task: &mut Task, event: &AuditEvent| {
+            if rest.last().is_some_and(|l| l.len() >= BATCH) {
+                rest.push(Lines::default());
+            }
+            if let Some(lines) = rest.last_mut() {
+                task.format_into(event, lines);
+            }
+        };
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
-                Msg::Event(e) => rest.push(self.shared.formatter.format(&e)),
+                Msg::Event(e) => take(self, &e),
                 Msg::Flush(reply) | Msg::Shutdown(_, reply) => {
                     let _ = reply.send(false);
                 }
@@ -874,25 +938,30 @@ impl Task {
             overflow.closed = true;
             overflow.queue.drain(..).collect()
         };
-        rest.extend(overflowed.iter().map(|e| self.shared.formatter.format(e)));
+        for e in &overflowed {
+            take(self, e);
+        }
         let mut sent_upto = 0usize;
         let work = async {
             if !self.spool_is_empty() && self.ensure_connected(true).await {
                 self.drain_spool(Some(deadline)).await;
             }
-            if self.spool_is_empty() && !rest.is_empty() && self.ensure_connected(true).await {
-                for chunk in rest.chunks(BATCH) {
-                    if !self.write(chunk).await {
+            let any = rest.iter().any(|l| !l.is_empty());
+            if self.spool_is_empty() && any && self.ensure_connected(true).await {
+                for lines in rest.iter().filter(|l| !l.is_empty()) {
+                    if !self.write(lines).await {
                         break;
                     }
-                    sent_upto += chunk.len();
+                    sent_upto += 1;
                 }
             }
             self.report_drops().await;
         };
         let _ = tokio::time::timeout_at(deadline, work).await;
         let mut spool = self.shared.spool();
-        self.shared.spool_lines(&mut spool, &rest[sent_upto..]);
+        let unsent = rest.iter().filter(|l| !l.is_empty()).skip(sent_upto);
+        self.shared
+            .spool_lines(&mut spool, unsent.flat_map(|l| l.iter()));
         spool.is_empty()
     }
 
@@ -918,19 +987,22 @@ impl Task {
                 self.conn = Some(conn);
                 if self.must_replay {
                     self.must_replay = false;
-                    let lines: Vec<String> = self.replay.drain(..).collect();
-                    let bytes = std::mem::take(&mut self.replay_bytes);
-                    if !lines.is_empty() {
-                        self.shared
-                            .replayed
-                            .fetch_add(lines.len() as u64, Ordering::Relaxed);
-                        for chunk in lines.chunks(BATCH) {
-                            if !self.write(chunk).await {
-                                // Broken again: replay all of them next time.
-                                self.replay = lines.into();
-                                self.replay_bytes = bytes;
-                                return false;
-                            }
+                    let batches = std::mem::take(&mut self.replay);
+                    self.replay_bytes = 0;
+                    let count: usize = batches.iter().map(Lines::len).sum();
+                    self.shared
+                        .replayed
+                        .fetch_add(count as u64, Ordering::Relaxed);
+                    let mut batches = batches.into_iter();
+                    while let Some(lines) = batches.next() {
+                        if self.write(&lines).await {
+                            self.remember(lines);
+                        } else {
+                            // Broken again: replay all of them next time.
+                            self.replay.push_back(lines);
+                            self.replay.extend(batches);
+                            self.replay_bytes = self.replay.iter().map(|l| l.text_bytes).sum();
+                            return false;
                         }
                     }
                 }
@@ -954,8 +1026,9 @@ impl Task {
     }
 
     /// Writes lines on the current connection; on failure drops the connection and returns
-    /// false (the caller keeps or spools the lines).
-    async fn write(&mut self, lines: &[String]) -> bool {
+    /// false (the caller keeps or spools the lines). Lines written are handed to
+    /// [`Task::remember`] by the caller.
+    async fn write(&mut self, lines: &Lines) -> bool {
         let Some(conn) = self.conn.as_mut() else {
             return false;
         };
@@ -964,18 +1037,6 @@ impl Task {
                 self.shared
                     .sent
                     .fetch_add(lines.len() as u64, Ordering::Relaxed);
-                if conn.is_stream() && self.replay_max > 0 {
-                    for line in lines {
-                        self.replay_bytes += line.len() as u64;
-                        self.replay.push_back(line.clone());
-                    }
-                    while self.replay_bytes > self.replay_max {
-                        match self.replay.pop_front() {
-                            Some(l) => self.replay_bytes -= l.len() as u64,
-                            None => break,
-                        }
-                    }
-                }
                 true
             }
             Err(e) => {
@@ -985,12 +1046,30 @@ impl Task {
         }
     }
 
-    async fn send_or_spool(&mut self, lines: Vec<String>) {
+    /// Keeps written lines for a replay after a broken stream connection: whole batches, the
+    /// oldest let go while the others still hold `replay_max` bytes.
+    fn remember(&mut self, lines: Lines) {
+        if self.replay_max == 0 || !self.conn.as_ref().is_some_and(Conn::is_stream) {
+            return;
+        }
+        self.replay_bytes += lines.text_bytes;
+        self.replay.push_back(lines);
+        while let Some(oldest) = self.replay.front() {
+            if self.replay_bytes - oldest.text_bytes < self.replay_max {
+                break;
+            }
+            self.replay_bytes -= oldest.text_bytes;
+            self.replay.pop_front();
+        }
+    }
+
+    async fn send_or_spool(&mut self, lines: Lines) {
         if self.spool_is_empty() && self.ensure_connected(false).await && self.write(&lines).await {
+            self.remember(lines);
             return;
         }
         let mut spool = self.shared.spool();
-        self.shared.spool_lines(&mut spool, &lines);
+        self.shared.spool_lines(&mut spool, lines.iter());
     }
 
     /// Sends the spool in order while the connection holds (and until `deadline`).
@@ -1012,15 +1091,15 @@ impl Task {
             if lines.is_empty() {
                 return;
             }
-            for chunk in lines.chunks(BATCH) {
-                if !self.write(chunk).await {
-                    return;
-                }
-                let bytes: u64 = chunk.iter().map(|l| l.len() as u64 + 1).sum();
-                if let Err(e) = self.shared.spool().consume(bytes) {
-                    tracing::error!(target = %self.shared.url, error = %e, "audit spool cleanup failed");
-                    return;
-                }
+            if !self.write(&lines).await {
+                return;
+            }
+            // Each line was stored with its newline.
+            let bytes = lines.text_bytes + lines.len() as u64;
+            self.remember(lines);
+            if let Err(e) = self.shared.spool().consume(bytes) {
+                tracing::error!(target = %self.shared.url, error = %e, "audit spool cleanup failed");
+                return;
             }
         }
     }
@@ -1035,8 +1114,11 @@ impl Task {
             return;
         }
         let event = AuditEvent::audit_dropped(&self.shared.source, count, &self.shared.url);
-        let line = self.shared.formatter.format(&event);
-        if !self.write(std::slice::from_ref(&line)).await {
+        let mut lines = Lines::default();
+        self.format_into(&event, &mut lines);
+        if self.write(&lines).await {
+            self.remember(lines);
+        } else {
             self.shared
                 .unreported_drops
                 .fetch_add(count, Ordering::Relaxed);
@@ -1085,8 +1167,12 @@ mod tests {
 
     #[test]
     fn octet_counting_frames_count_bytes_not_chars() {
-        let f = frame(&["ab".into(), "жж".into()]);
-        assert_eq!(f, "2 ab4 жж".as_bytes());
+        let mut lines = Lines::default();
+        lines.push("ab");
+        lines.push("жж");
+        assert_eq!(lines.framed, "2 ab4 жж");
+        assert_eq!(lines.iter().collect::<Vec<_>>(), ["ab", "жж"]);
+        assert_eq!((lines.len(), lines.text_bytes), (2, 6));
     }
 
     #[test]
@@ -1115,7 +1201,7 @@ mod tests {
             if lines.is_empty() {
                 break;
             }
-            let line = lines[0].clone();
+            let line = lines.iter().next().expect("a line").to_owned();
             spool.consume(line.len() as u64 + 1).expect("consume");
             seen.push(line);
         }

@@ -62,22 +62,24 @@ impl Formatter {
 
     /// The RFC 5424 line for `event`, without a trailing newline.
     pub fn format(&self, event: &AuditEvent) -> String {
+        let mut scratch = Scratch::default();
+        self.format_with(event, &mut scratch);
+        scratch.line
+    }
+
+    /// [`Formatter::format`] into reused buffers: the line is valid until the next call.
+    /// A sink formats every event this way, so a line costs no allocation.
+    pub fn format_with<'s>(&self, event: &AuditEvent, scratch: &'s mut Scratch) -> &'s str {
         use std::fmt::Write as _;
+        let Scratch { fields, line } = scratch;
+        fields.clear();
+        line.clear();
+        write_fields(event, fields);
         let pri = u16::from(self.facility) * 8 + u16::from(event.level.severity());
-        let mut fields = Fields::new();
-        write_fields(event, &mut fields);
-        // Every value is written twice (STRUCTURED-DATA and MSG); escapes are rare.
-        let mut line = String::with_capacity(
-            2 * fields.text_len()
-                + 40 * 24
-                + self.hostname.len()
-                + self.app_name.len()
-                + self.procid.len(),
-        );
         let _ = write!(line, "<{pri}>1 ");
         match fields.iter().find(|(k, _)| *k == "time") {
             Some((_, t)) => line.push_str(t),
-            None => write_rfc3339(&mut line, event.time),
+            None => write_rfc3339(line, event.time),
         }
         line.push(' ');
         line.push_str(&self.hostname);
@@ -94,11 +96,21 @@ impl Formatter {
         }
         line.push_str(" [");
         line.push_str(SD_ID);
-        for (k, v) in fields.iter() {
+        // Every value is written twice (STRUCTURED-DATA, then MSG), classified once.
+        let mut classes = [0u8; 64];
+        for (i, (k, v)) in fields.iter().enumerate() {
+            let class = classify(v);
+            if let Some(c) = classes.get_mut(i) {
+                *c = class;
+            }
             line.push(' ');
             line.push_str(k);
             line.push_str("=\"");
-            escape_sd_value(v, &mut line);
+            if class & SD_ESCAPE == 0 {
+                line.push_str(v);
+            } else {
+                escape_sd_value(v, line);
+            }
             line.push('"');
         }
         line.push_str("] ");
@@ -109,10 +121,22 @@ impl Formatter {
             }
             line.push_str(k);
             line.push('=');
-            write_msg_value(v, &mut line);
+            let class = classes.get(i).copied().unwrap_or_else(|| classify(v));
+            if class & MSG_QUOTE == 0 && !v.is_empty() {
+                line.push_str(v);
+            } else {
+                write_msg_value(v, line);
+            }
         }
         line
     }
+}
+
+/// Buffers reused from one [`Formatter::format_with`] call to the next.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    fields: Fields,
+    line: String,
 }
 
 /// Every field of an event in the order they are written: the common ones (always present,
@@ -155,40 +179,91 @@ fn write_fields(event: &AuditEvent, f: &mut Fields) {
     event.kind.write_fields(f);
 }
 
-/// Whether `v` is printable ASCII without `"`, `\`, `]` (and without spaces and `=` when
-/// `in_msg`): such a value is written as it is, and most values (ids, names, times) are.
-fn plain(v: &str, in_msg: bool) -> bool {
-    v.bytes().all(|b| {
-        (0x20..0x7f).contains(&b)
-            && !matches!(b, b'"' | b'\\' | b']')
-            && !(in_msg && matches!(b, b' ' | b'='))
-    })
+/// Byte classes: a value none of whose bytes has a class is written as it is, and most values
+/// (ids, names, times, Cyrillic text) are. `0xC2` is the first byte of U+0080..=U+00BF, which
+/// holds the C1 control characters, so it is flagged and looked at closely.
+const SD_ESCAPE: u8 = 1;
+/// Needs a backslash escape inside a quoted MSG value.
+const MSG_ESCAPE: u8 = 2;
+/// Makes a MSG value quoted.
+const MSG_QUOTE: u8 = 4;
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let control = b < 0x20 || b == 0x7f || b == 0xc2;
+        let mut class = 0;
+        if control || b == b'"' || b == b'\\' || b == b']' {
+            class |= SD_ESCAPE;
+        }
+        if control || b == b'"' || b == b'\\' {
+            class |= MSG_ESCAPE | MSG_QUOTE;
+        }
+        if b == b' ' || b == b'=' {
+            class |= MSG_QUOTE;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+};
+
+/// The union of the classes of `v`'s bytes.
+fn classify(v: &str) -> u8 {
+    v.bytes().fold(0, |acc, b| acc | CLASS[usize::from(b)])
+}
+
+/// Copies `v` to `out`, handing each character that has a byte in `class` (and really needs
+/// it: `0xC2` only for a C1 control) to `escape`, and copying everything else in runs.
+fn escape_runs(v: &str, out: &mut String, class: u8, escape: fn(char, &mut String)) {
+    let bytes = v.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if CLASS[usize::from(b)] & class == 0 {
+            i += 1;
+            continue;
+        }
+        let c = if b == 0xc2 {
+            match bytes.get(i + 1) {
+                Some(&next @ 0x80..=0x9f) => char::from(next),
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            }
+        } else {
+            char::from(b)
+        };
+        out.push_str(&v[run..i]);
+        escape(c, out);
+        i += c.len_utf8();
+        run = i;
+    }
+    out.push_str(&v[run..]);
+}
+
+/// `\u{XX}` for a control character, after `prefix`.
+fn push_control(c: char, prefix: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{prefix}u{{{:02X}}}", u32::from(c));
 }
 
 fn escape_sd_value(v: &str, out: &mut String) {
-    if plain(v, false) {
-        out.push_str(v);
-        return;
-    }
-    for c in v.chars() {
-        match c {
-            '"' | '\\' | ']' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' => out.push_str("\\\\n"),
-            '\r' => out.push_str("\\\\r"),
-            c if c.is_control() => out.push_str(&format!("\\\\u{{{:02X}}}", u32::from(c))),
-            c => out.push(c),
+    escape_runs(v, out, SD_ESCAPE, |c, out| match c {
+        '"' | '\\' | ']' => {
+            out.push('\\');
+            out.push(c);
         }
-    }
+        '\n' => out.push_str("\\\\n"),
+        '\r' => out.push_str("\\\\r"),
+        c => push_control(c, "\\\\", out),
+    });
 }
 
 fn write_msg_value(v: &str, out: &mut String) {
-    if !v.is_empty() && plain(v, true) {
-        out.push_str(v);
-        return;
-    }
     let needs_quotes = v.is_empty()
         || v.chars()
             .any(|c| c == ' ' || c == '"' || c == '=' || c == '\\' || c.is_control());
@@ -197,19 +272,16 @@ fn write_msg_value(v: &str, out: &mut String) {
         return;
     }
     out.push('"');
-    for c in v.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:02X}}}", u32::from(c))),
-            c => out.push(c),
+    escape_runs(v, out, MSG_ESCAPE, |c, out| match c {
+        '"' | '\\' => {
+            out.push('\\');
+            out.push(c);
         }
-    }
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c => push_control(c, "\\", out),
+    });
     out.push('"');
 }
 
@@ -311,6 +383,85 @@ mod tests {
         out.clear();
         write_msg_value("a \"b\"", &mut out);
         assert_eq!(out, r#""a \"b\"""#);
+    }
+
+    /// The escaping rules character by character, as the module comment states them.
+    fn reference_sd(v: &str) -> String {
+        let mut out = String::new();
+        for c in v.chars() {
+            match c {
+                '"' | '\\' | ']' => out.extend(['\\', c]),
+                '\n' => out.push_str(r"\\n"),
+                '\r' => out.push_str(r"\\r"),
+                c if c.is_control() => out.push_str(&format!(r"\\u{{{:02X}}}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    fn reference_msg(v: &str) -> String {
+        let quote = v.is_empty()
+            || v.chars()
+                .any(|c| matches!(c, ' ' | '"' | '=' | '\\') || c.is_control());
+        if !quote {
+            return v.to_owned();
+        }
+        let mut out = String::from('"');
+        for c in v.chars() {
+            match c {
+                '"' | '\\' => out.extend(['\\', c]),
+                '\n' => out.push_str(r"\n"),
+                '\r' => out.push_str(r"\r"),
+                '\t' => out.push_str(r"\t"),
+                c if c.is_control() => out.push_str(&format!(r"\u{{{:02X}}}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn escaping_in_runs_matches_escaping_char_by_char() {
+        // Every special character, C1 controls and their non-control neighbours under the same
+        // lead byte 0xC2, Cyrillic and 4-byte characters, at the start, middle and end.
+        let alphabet: Vec<char> =
+            "a =\"\\]\n\r\t\u{0}\u{1f}\u{7f}\u{80}\u{85}\u{9f}\u{a0}\u{a7}\u{bf}жӘ€😀"
+                .chars()
+                .collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut values = vec![String::new()];
+        values.extend(alphabet.iter().map(|c| c.to_string()));
+        for _ in 0..5000 {
+            let mut v = String::new();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 12) as usize;
+            for k in 0..len {
+                v.push(alphabet[((state >> (k * 5)) as usize) % alphabet.len()]);
+            }
+            values.push(v);
+        }
+        for v in &values {
+            let mut sd = String::new();
+            if classify(v) & SD_ESCAPE == 0 {
+                sd.push_str(v);
+            } else {
+                escape_sd_value(v, &mut sd);
+            }
+            assert_eq!(sd, reference_sd(v), "SD value {v:?}");
+            let mut msg = String::new();
+            if classify(v) & MSG_QUOTE == 0 && !v.is_empty() {
+                msg.push_str(v);
+            } else {
+                write_msg_value(v, &mut msg);
+            }
+            assert_eq!(msg, reference_msg(v), "MSG value {v:?}");
+            let parsed = parse_msg(&format!("k={msg}")).expect("parses");
+            assert_eq!(parsed[0].1, *v);
+        }
     }
 
     #[test]

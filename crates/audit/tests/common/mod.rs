@@ -237,9 +237,15 @@ impl Rsyslog {
     }
 
     /// Lines received so far on an input (`udp`, `tcp` or `tls`).
+    /// The complete lines written so far: a last line without its newline is still being
+    /// written by rsyslog and is left for the next read.
     pub fn lines(dir: &Path, input: &str) -> Vec<String> {
-        std::fs::read_to_string(dir.join(format!("{input}.log")))
-            .unwrap_or_default()
+        let text = std::fs::read(dir.join(format!("{input}.log"))).unwrap_or_default();
+        let complete = text
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(&text[..0], |end| &text[..=end]);
+        String::from_utf8_lossy(complete)
             .lines()
             .map(str::to_owned)
             .collect()
