@@ -227,27 +227,91 @@ pub async fn query(
     }))
 }
 
-/// `qaqpa.running` in the SQLite data directory: written when the gateway starts, removed
-/// once a stop has journalled everything. Found at start, it means the run before ended
-/// without that (killed, crashed, power lost), so events it had not yet journalled (those of
-/// its last moments, which the journal writer batches for 25 ms) may be missing; the new run
-/// journals that as `UNCLEAN_STOP`, with the old run's pid and start time.
+/// The run marker: written when the gateway starts, removed once a stop has journalled
+/// everything. Found at start, it means the run before ended without that (killed, crashed,
+/// power lost), so events it had not yet journalled (those of its last moments, which the
+/// journal writer batches for 25 ms) may be missing; the new run journals that as
+/// `UNCLEAN_STOP`, with the old run's pid and start time.
 ///
-/// Not kept with PostgreSQL: there is no data directory of one gateway there, and replicas
-/// started from the same working directory would take each other's marker for their own.
-pub struct RunMarker {
-    /// `None`: no marker is kept (PostgreSQL).
-    path: Option<PathBuf>,
+/// * SQLite: the file `qaqpa.running` in the data directory (one gateway per directory).
+/// * PostgreSQL: a row per `[engine] worker_id` in the journal's database
+///   ([`qaqpa_audit::PgRunMarkers`]). Replicas share the database and, often, a working
+///   directory, so the configured worker id is what tells one replica's previous run from
+///   another's. Without a configured worker id (the default is host name and pid, new on
+///   every start) no marker is kept, and the gateway says so at start.
+/// Longest a start or a stop waits for PostgreSQL to take or clear the marker.
+const MARKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub enum RunMarker {
+    None,
+    File(PathBuf),
+    Postgres {
+        markers: qaqpa_audit::PgRunMarkers,
+        worker: String,
+        run: qaqpa_audit::RunInfo,
+    },
 }
 
 impl RunMarker {
     /// Reports an unclean end of the previous run, if the marker says so, and writes this
     /// run's marker.
-    pub fn take(cfg: &Config, audit: &Auditor) -> RunMarker {
-        let StoreConfig::Sqlite { data_dir } = &cfg.store else {
-            return RunMarker { path: None };
-        };
-        let path = data_dir.join("qaqpa.running");
+    pub async fn take(cfg: &Config, audit: &Auditor) -> RunMarker {
+        match &cfg.store {
+            StoreConfig::Sqlite { data_dir } => {
+                Self::take_file(data_dir.join("qaqpa.running"), audit)
+            }
+            StoreConfig::Postgres { url_env, .. } => {
+                let Some(worker) = cfg.engine.worker_id.clone() else {
+                    tracing::info!(
+                        "no [engine] worker_id: the next run cannot tell whether this one stopped cleanly (set one per replica to have unclean stops journalled)"
+                    );
+                    return RunMarker::None;
+                };
+                let Ok(url) = std::env::var(url_env) else {
+                    return RunMarker::None;
+                };
+                let markers = qaqpa_audit::PgRunMarkers::new(&url);
+                let run = qaqpa_audit::RunInfo {
+                    pid: std::process::id(),
+                    host: crate::gateway::host_name(),
+                    started: time::OffsetDateTime::now_utc(),
+                };
+                let begun =
+                    tokio::time::timeout(MARKER_TIMEOUT, markers.begin(&worker, &run)).await;
+                match begun
+                    .unwrap_or_else(|_| Err(qaqpa_audit::StoreError::Other("timed out".into())))
+                {
+                    Ok(previous) => {
+                        if let Some(p) = previous {
+                            tracing::warn!(
+                                worker = %worker,
+                                previous_pid = p.pid,
+                                previous_host = %p.host,
+                                "the previous run of this worker id ended without a clean stop; audit events it had not yet journalled may be missing"
+                            );
+                            audit.record(AuditEvent::unclean_stop(
+                                GATEWAY,
+                                Some(p.pid),
+                                Some(p.started),
+                            ));
+                        }
+                        RunMarker::Postgres {
+                            markers,
+                            worker,
+                            run,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = %worker, error = %e,
+                            "cannot write the run marker: an unclean stop of this run will not be reported");
+                        RunMarker::None
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_file(path: PathBuf, audit: &Auditor) -> RunMarker {
         if let Ok(text) = std::fs::read_to_string(&path) {
             let field = |name: &str| {
                 text.split_whitespace()
@@ -279,16 +343,32 @@ impl RunMarker {
             tracing::warn!(marker = %path.display(), error = %e,
                 "cannot write the run marker: an unclean stop of this run will not be reported");
         }
-        RunMarker { path: Some(path) }
+        RunMarker::File(path)
     }
 
     /// The stop journalled everything: the next run starts clean.
-    pub fn remove(self) {
-        let Some(path) = self.path else {
-            return;
-        };
-        if let Err(e) = std::fs::remove_file(&path) {
-            tracing::warn!(marker = %path.display(), error = %e, "cannot remove the run marker");
+    pub async fn remove(self) {
+        match self {
+            RunMarker::None => {}
+            RunMarker::File(path) => {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(marker = %path.display(), error = %e, "cannot remove the run marker");
+                }
+            }
+            RunMarker::Postgres {
+                markers,
+                worker,
+                run,
+            } => match tokio::time::timeout(MARKER_TIMEOUT, markers.end(&worker, &run))
+                .await
+                .unwrap_or_else(|_| Err(qaqpa_audit::StoreError::Other("timed out".into())))
+            {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(worker = %worker,
+                    "this run's marker was gone at stop: another process runs with the same worker id"),
+                Err(e) => tracing::warn!(worker = %worker, error = %e,
+                    "cannot remove the run marker: the next run will report an unclean stop"),
+            },
         }
     }
 }

@@ -157,12 +157,19 @@ async fn run_audit_maintenance(state: AppState, shutdown: CancellationToken) {
 
 /// This process's name in leases: the configured one, or host name and pid.
 pub fn worker_id(cfg: &Config) -> String {
-    cfg.engine.worker_id.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "qaqpa".into());
-        format!("{host}-{}", std::process::id())
-    })
+    cfg.engine
+        .worker_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()))
+}
+
+/// This machine's name (`/etc/hostname`), or `qaqpa` when it has none.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "qaqpa".into())
 }
 
 /// Runs everything until `shutdown` fires.
@@ -172,7 +179,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let worker = worker_id(&state.cfg);
-    let marker = crate::audit::RunMarker::take(&state.cfg, &state.audit);
+    let marker = crate::audit::RunMarker::take(&state.cfg, &state.audit).await;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, worker = %worker, "qaqpa gateway listening");
     let engine_stop = CancellationToken::new();
@@ -213,7 +220,7 @@ pub async fn run(
     }
     let flushed = audit.shutdown(Duration::from_secs(5)).await;
     if flushed.stored {
-        marker.remove();
+        marker.remove().await;
     }
     if !flushed.stored || !flushed.sent {
         tracing::warn!(

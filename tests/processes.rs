@@ -1,6 +1,7 @@
 //! Whole-process behaviour: the real `qaqpa` binary SIGKILLed under load loses nothing it
 //! acknowledged; two processes on one PostgreSQL share the work without delivering a message
-//! twice, and when one dies the other finishes its messages.
+//! twice, and when one dies the other finishes its messages; the dead one, restarted,
+//! journals that its previous run ended without a clean stop.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -360,6 +361,7 @@ async fn two_processes_on_one_postgres_share_work_and_take_over_when_one_dies() 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let killed_pid = a.id();
     a.kill().expect("SIGKILL replica A");
     let _ = a.wait();
     emu.set_faults(Faults {
@@ -369,6 +371,51 @@ async fn two_processes_on_one_postgres_share_work_and_take_over_when_one_dies() 
     .expect("faults");
     wait_all_delivered(&emu, &second, Duration::from_secs(90)).await;
     assert_duplicates_only_under_one_id(&emu);
+
+    // Phase 3: replica A comes back under its worker id and journals that its previous run
+    // ended without a clean stop; B, which never stopped, and the first starts report nothing.
+    let mut a = spawn_gateway(&cfg_a, &envs);
+    wait_healthy(&url_a, &mut a).await;
+    let journal = qaqpa_audit::PgAuditStore::connect(&db_url, 1)
+        .await
+        .expect("journal");
+    let unclean = qaqpa_audit::AuditFilter {
+        kind: Some("UNCLEAN_STOP".into()),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let found = loop {
+        let page = qaqpa_audit::AuditStore::query(&journal, &unclean, None, 10)
+            .await
+            .expect("query");
+        if !page.records.is_empty() || start.elapsed() > Duration::from_secs(20) {
+            break page.records;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(found.len(), 1, "{found:#?}");
+    match &found[0].event.kind {
+        qaqpa_audit::EventKind::UncleanStop { previous_pid, .. } => {
+            assert_eq!(*previous_pid, Some(killed_pid), "{found:#?}")
+        }
+        other => panic!("not an unclean stop: {other:?}"),
+    }
+    // A clean stop takes A's marker away.
+    let _ = Command::new("kill")
+        .args(["-TERM", &a.id().to_string()])
+        .status();
+    let status = a.wait().expect("wait A");
+    assert!(status.success(), "{status}");
+    let probe = qaqpa_audit::RunInfo {
+        pid: 1,
+        host: "probe".into(),
+        started: time::OffsetDateTime::now_utc(),
+    };
+    let left = qaqpa_audit::PgRunMarkers::new(&db_url)
+        .begin("replica-a", &probe)
+        .await
+        .expect("marker");
+    assert_eq!(left, None, "a clean stop removes its run marker");
     b.kill().expect("kill B");
     let _ = b.wait();
 }

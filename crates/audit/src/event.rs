@@ -1115,7 +1115,6 @@ impl AuditEvent {
         )
     }
 
-    /// `count` events were dropped by sink `sink` (error).
     /// The previous run ended without a clean stop (warning).
     pub fn unclean_stop(
         source: &str,
@@ -1140,6 +1139,7 @@ impl AuditEvent {
         )
     }
 
+    /// `count` events were dropped by sink `sink` (error).
     pub fn audit_dropped(source: &str, count: u64, sink: &str) -> Self {
         Self::new(
             source,

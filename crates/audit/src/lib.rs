@@ -28,7 +28,8 @@ pub use event::{
 pub use sink::{SinkError, SinkStats, SyslogSink, SyslogTarget};
 pub use store::{
     batch, verify_archive, ArchiveReport, AuditFilter, AuditStore, Batch, Entry, NullStore, Page,
-    PgAuditStore, Retention, SqliteAuditStore, StoreError, StoredRecord, VerifyReport,
+    PgAuditStore, PgRunMarkers, Retention, RunInfo, SqliteAuditStore, StoreError, StoredRecord,
+    VerifyReport,
 };
 
 /// The `[audit]` table of the gateway's configuration.

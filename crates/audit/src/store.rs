@@ -32,7 +32,7 @@ use crate::event::{AuditEvent, Level};
 mod postgres;
 mod sqlite;
 
-pub use postgres::PgAuditStore;
+pub use postgres::{PgAuditStore, PgRunMarkers, RunInfo};
 pub use sqlite::SqliteAuditStore;
 
 /// `prev_hash` of the first record.

@@ -1031,3 +1031,64 @@ async fn sqlite_an_unreadable_block_is_reported_at_its_first_seq() {
         assert_eq!(seqs_of_transaction(store.as_ref(), "tx-25").await, vec![26]);
     }
 }
+
+#[tokio::test]
+async fn pg_run_markers_report_a_run_that_never_stopped_cleanly_per_worker_id() {
+    let Backend::Pg(url) = Backend::pg().await else {
+        unreachable!("a PostgreSQL back end")
+    };
+    let markers = qaqpa_audit::PgRunMarkers::new(&url);
+    let run = |pid: u32, host: &str, minute: u8| qaqpa_audit::RunInfo {
+        pid,
+        host: host.to_owned(),
+        started: datetime!(2026-12-02 06:00:00.123456 UTC) + Duration::minutes(minute.into()),
+    };
+    // A first run finds nothing; a replica with another worker id is not its predecessor.
+    assert_eq!(
+        markers
+            .begin("replica-a", &run(100, "gw-1", 0))
+            .await
+            .expect("begin"),
+        None
+    );
+    assert_eq!(
+        markers
+            .begin("replica-b", &run(200, "gw-2", 0))
+            .await
+            .expect("begin"),
+        None
+    );
+    // replica-a was killed: its next run is told which run that was.
+    assert_eq!(
+        markers
+            .begin("replica-a", &run(101, "gw-1", 5))
+            .await
+            .expect("begin"),
+        Some(run(100, "gw-1", 0))
+    );
+    // A stale stop (the killed run's marker is gone already) removes nothing of the new run.
+    assert!(!markers
+        .end("replica-a", &run(100, "gw-1", 0))
+        .await
+        .expect("end"));
+    // A clean stop removes the marker: the run after it starts clean.
+    assert!(markers
+        .end("replica-a", &run(101, "gw-1", 5))
+        .await
+        .expect("end"));
+    assert_eq!(
+        markers
+            .begin("replica-a", &run(102, "gw-1", 9))
+            .await
+            .expect("begin"),
+        None
+    );
+    // replica-b, untouched by all of that, still shows its unfinished run.
+    assert_eq!(
+        markers
+            .begin("replica-b", &run(201, "gw-2", 9))
+            .await
+            .expect("begin"),
+        Some(run(200, "gw-2", 0))
+    );
+}

@@ -467,3 +467,102 @@ impl AuditStore for PgAuditStore {
         Ok(report)
     }
 }
+
+/// Run markers of gateways that share a PostgreSQL journal: one row per configured worker id
+/// in `audit_run`, written when a run starts and deleted when it stops cleanly. A row found at
+/// start means the previous run of that worker id ended otherwise (killed, crashed, host lost),
+/// so events it had not yet journalled may be missing. The SQLite journal's counterpart is a
+/// file in the data directory (one gateway per directory); on PostgreSQL the worker id tells
+/// replicas apart, as it does for leases.
+///
+/// A plain connection opened for each call: a run marks itself twice, at start and at stop.
+pub struct PgRunMarkers {
+    url: String,
+}
+
+/// A gateway run, as its marker records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInfo {
+    pub pid: u32,
+    pub host: String,
+    pub started: OffsetDateTime,
+}
+
+const RUN_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS audit_run (
+    worker_id  TEXT PRIMARY KEY,
+    pid        BIGINT NOT NULL,
+    host       TEXT NOT NULL,
+    started_us BIGINT NOT NULL
+)";
+
+impl PgRunMarkers {
+    pub fn new(url: &str) -> PgRunMarkers {
+        PgRunMarkers {
+            url: url.to_owned(),
+        }
+    }
+
+    async fn client(&self) -> Result<tokio_postgres::Client, StoreError> {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "run marker connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Marks `run` as the running one of `worker` and returns the run it replaces: one that
+    /// started and never stopped cleanly.
+    pub async fn begin(&self, worker: &str, run: &RunInfo) -> Result<Option<RunInfo>, StoreError> {
+        let mut client = self.client().await?;
+        client.batch_execute(RUN_SCHEMA).await?;
+        let tx = client.transaction().await?;
+        let previous = tx
+            .query_opt(
+                "SELECT pid, host, started_us FROM audit_run WHERE worker_id = $1 FOR UPDATE",
+                &[&worker],
+            )
+            .await?
+            .map(|r| -> Result<RunInfo, StoreError> {
+                Ok(RunInfo {
+                    pid: u32::try_from(r.try_get::<_, i64>(0)?).unwrap_or(0),
+                    host: r.try_get(1)?,
+                    started: from_us(r.try_get(2)?),
+                })
+            })
+            .transpose()?;
+        tx.execute(
+            "INSERT INTO audit_run (worker_id, pid, host, started_us) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (worker_id) DO UPDATE
+             SET pid = EXCLUDED.pid, host = EXCLUDED.host, started_us = EXCLUDED.started_us",
+            &[
+                &worker,
+                &i64::from(run.pid),
+                &run.host,
+                &time_us(run.started),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    /// `run` of `worker` stopped cleanly: removes its marker (not one a later run of the same
+    /// worker id wrote). Returns whether there was one.
+    pub async fn end(&self, worker: &str, run: &RunInfo) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM audit_run WHERE worker_id = $1 AND pid = $2 AND started_us = $3",
+                &[&worker, &i64::from(run.pid), &time_us(run.started)],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+fn from_us(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
