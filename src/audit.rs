@@ -227,6 +227,9 @@ pub async fn query(
     }))
 }
 
+/// Longest a start or a stop waits for PostgreSQL to take or clear the marker.
+const MARKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The run marker: written when the gateway starts, removed once a stop has journalled
 /// everything. Found at start, it means the run before ended without that (killed, crashed,
 /// power lost), so events it had not yet journalled (those of its last moments, which the
@@ -239,12 +242,12 @@ pub async fn query(
 ///   directory, so the configured worker id is what tells one replica's previous run from
 ///   another's. Without a configured worker id (the default is host name and pid, new on
 ///   every start) no marker is kept, and the gateway says so at start.
-/// Longest a start or a stop waits for PostgreSQL to take or clear the marker.
-const MARKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 pub enum RunMarker {
+    /// No marker is kept for this run.
     None,
+    /// The SQLite data directory's `qaqpa.running`.
     File(PathBuf),
+    /// This run's row in `audit_run`.
     Postgres {
         markers: qaqpa_audit::PgRunMarkers,
         worker: String,
