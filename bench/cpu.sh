@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # CPU per message, by thread, to compare builds on a noisy machine:
-#   QAQPA_BIN=<binary> [PHASE=accept|drain] [SYSLOG=tcp] bench/cpu.sh [seconds]
+#   QAQPA_BIN=<binary> [PHASE=accept|drain] [SYSLOG=tcp|null] bench/cpu.sh [seconds]
 # accept (default): the accept phase of bench/run.sh (wrk -t2 -c64, 1 KiB documents, delivery
 #   off, SQLite) for `seconds`; CPU per accepted message.
 # drain: accepts for `seconds` with delivery off, then starts a gateway with delivery on and
 #   measures until the emulator has every message; CPU per delivered message.
 # Prints, per thread name, the CPU time (user + system, from /proc/<pid>/task/*/stat) spent per
-# message, the gateway's total, wrk's own CPU (accept) and rsyslogd's (SYSLOG=tcp: every audit
-# event is streamed to a local rsyslogd over TCP, as in bench/run.sh). Rates move with the
+# message, the gateway's total, wrk's own CPU (accept) and the receiver's (SYSLOG=tcp: every
+# audit event is streamed to a local rsyslogd over TCP, as in bench/run.sh; SYSLOG=null: to a
+# receiver that discards it, see bench/lib.sh). Rates move with the
 # machine's load; CPU per message moves much less, so run builds alternately a few times and
 # compare these figures (see docs/BENCHMARKS.md).
 # PERF=<file>: also records a `perf` profile (cpu-clock, DWARF call graphs, 499 Hz) of the
@@ -28,11 +29,11 @@ target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" >/dev/null &
 write_routes
 start_receiver "$SYSLOG_PORT"
 SQLITE=$'[store]\nkind = "sqlite"\ndata_dir = "data"'
-# CPU ticks per thread name, summed over the threads of that name (plus rsyslogd's).
+# CPU ticks per thread name, summed over the threads of that name (plus the receiver's).
 ticks() {
   { cat /proc/$GW_PID/task/*/stat 2>/dev/null
     if [ -n "$RSYSLOG_PID" ]; then
-      sed 's/^[0-9]* ([^)]*)/0 (receiver:rsyslogd)/' /proc/$RSYSLOG_PID/stat
+      sed 's/^[0-9]* ([^)]*)/0 (receiver:receiver)/' /proc/$RSYSLOG_PID/stat
     fi
   } | awk '{
     name = substr($0, index($0, "(") + 1); name = substr(name, 1, index(name, ")") - 1); gsub(/ /, "_", name)
@@ -46,7 +47,7 @@ report() { # $1 = messages
       if ($1 ~ /^receiver:/) { recv = us; next }
       total += us; printf "  %-18s %6.1f µs/msg\n", $1, us
     } END { printf "  %-18s %6.1f µs/msg\n", "gateway total", total
-            if (recv != "") printf "  %-18s %6.1f µs/msg\n", "rsyslogd", recv }'
+            if (recv != "") printf "  %-18s %6.1f µs/msg\n", "receiver", recv }'
 }
 PERF_PID=""
 start_perf() {

@@ -19,9 +19,29 @@ R
 
 # When SYSLOG=tcp: starts a local rsyslogd that writes every line it gets over TCP on port $1
 # to $work/rsyslog/events.log, and sets AUDIT_CFG (the [[audit.syslog]] table for the gateway)
-# and RSYSLOG_PID. Otherwise both stay empty.
+# and RSYSLOG_PID. SYSLOG=null (bench/cpu.sh only): a receiver that reads the stream and
+# throws it away (python3, 1 MiB reads), to measure the gateway's side of the stream without a
+# receiver's parsing and file writes on the same two cores. Otherwise both stay empty.
 AUDIT_CFG=""; RSYSLOG_PID=""
 start_receiver() {
+  if [ "${SYSLOG:-}" = null ]; then
+    python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    while c.recv(1 << 20):
+        pass
+    c.close()
+' "$1" &
+    RSYSLOG_PID=$!
+    until (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; do sleep 0.1; done
+    AUDIT_CFG=$'[[audit.syslog]]\nurl = "tcp://127.0.0.1:'"$1"'"'
+    return 0
+  fi
   [ "${SYSLOG:-}" = tcp ] || return 0
   command -v rsyslogd >/dev/null || apt-get install -y -qq rsyslog
   mkdir -p "$work/rsyslog"

@@ -278,15 +278,16 @@ impl Spool {
         Ok(true)
     }
 
-    /// Up to `max_bytes` of whole lines from the read position, without consuming them.
-    fn peek(&mut self, max_bytes: usize) -> std::io::Result<Lines> {
+    /// Up to `max_bytes` of whole lines from the read position, without consuming them, and
+    /// the bytes they take in the file (to [`Spool::consume`] once sent).
+    fn peek(&mut self, max_bytes: usize) -> std::io::Result<(Lines, u64)> {
         let Some(&(index, size)) = self.segments.front() else {
-            return Ok(Lines::default());
+            return Ok((Lines::default(), 0));
         };
         if self.read_pos >= size {
             self.consume(0)?;
             return if self.is_empty() {
-                Ok(Lines::default())
+                Ok((Lines::default(), 0))
             } else {
                 self.peek(max_bytes)
             };
@@ -317,10 +318,11 @@ impl Spool {
             Err(_) => String::from_utf8_lossy(&buf),
         };
         let mut lines = Lines::with_capacity(text.len() / 512 + 1, text.len());
-        for line in text.lines() {
+        // Blank lines are never written; one in a damaged file is skipped, not sent.
+        for line in text.lines().filter(|l| !l.is_empty()) {
             lines.push(line);
         }
-        Ok(lines)
+        Ok((lines, complete as u64))
     }
 
     /// Marks `n` bytes as sent; deletes segments read to their end and resets when empty.
@@ -1081,22 +1083,22 @@ impl Task {
             if deadline.is_none() {
                 self.spill_if_backlogged();
             }
-            let lines = match self.shared.spool().peek(256 << 10) {
-                Ok(lines) => lines,
+            let (lines, bytes) = match self.shared.spool().peek(256 << 10) {
+                Ok(read) => read,
                 Err(e) => {
                     tracing::error!(target = %self.shared.url, error = %e, "audit spool read failed");
                     return;
                 }
             };
-            if lines.is_empty() {
+            if bytes == 0 {
                 return;
             }
-            if !self.write(&lines).await {
-                return;
+            if !lines.is_empty() {
+                if !self.write(&lines).await {
+                    return;
+                }
+                self.remember(lines);
             }
-            // Each line was stored with its newline.
-            let bytes = lines.text_bytes + lines.len() as u64;
-            self.remember(lines);
             if let Err(e) = self.shared.spool().consume(bytes) {
                 tracing::error!(target = %self.shared.url, error = %e, "audit spool cleanup failed");
                 return;
@@ -1176,6 +1178,30 @@ mod tests {
     }
 
     #[test]
+    fn spool_reads_count_file_bytes_even_for_blank_or_damaged_lines() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        // A segment damaged outside our control: a blank line and bytes that are not UTF-8.
+        let text = b"first\n\n\xff\xfe tail\nlast\n";
+        std::fs::write(dir.join("seg-000000000001.log"), text).expect("segment");
+        let mut spool = Spool::open(dir.clone(), 1 << 20).expect("open");
+        let (lines, bytes) = spool.peek(1 << 16).expect("peek");
+        assert_eq!(
+            lines.iter().collect::<Vec<_>>(),
+            ["first", "\u{fffd}\u{fffd} tail", "last"]
+        );
+        assert_eq!(
+            bytes,
+            text.len() as u64,
+            "what was read, not what was decoded"
+        );
+        spool.consume(bytes).expect("consume");
+        assert!(spool.is_empty());
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn spool_keeps_order_respects_its_bound_and_removes_sent_segments() {
         let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
         let mut spool = Spool::open(dir.clone(), 8192).expect("open");
@@ -1197,10 +1223,16 @@ mod tests {
         let mut spool = Spool::open(dir.clone(), 8192).expect("reopen");
         let mut seen = Vec::new();
         loop {
-            let lines = spool.peek(1000).expect("peek");
+            let (lines, bytes) = spool.peek(1000).expect("peek");
             if lines.is_empty() {
+                assert_eq!(bytes, 0, "nothing left to read");
                 break;
             }
+            assert_eq!(
+                bytes,
+                lines.text_bytes + lines.len() as u64,
+                "a newline per line"
+            );
             let line = lines.iter().next().expect("a line").to_owned();
             spool.consume(line.len() as u64 + 1).expect("consume");
             seen.push(line);
