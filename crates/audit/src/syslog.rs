@@ -179,14 +179,17 @@ fn write_fields(event: &AuditEvent, f: &mut Fields) {
     event.kind.write_fields(f);
 }
 
-/// Byte classes: a value none of whose bytes has a class is written as it is, and most values
-/// (ids, names, times, Cyrillic text) are. `0xC2` is the first byte of U+0080..=U+00BF, which
-/// holds the C1 control characters, so it is flagged and looked at closely.
+// Byte classes: a value none of whose bytes has a class is written as it is, and most values
+// (ids, names, times, Cyrillic text) are. `0xC2` is the first byte of U+0080..=U+00BF, which
+// holds the C1 control characters, so it is flagged and looked at closely.
+
+/// Needs a backslash escape in a STRUCTURED-DATA value.
 const SD_ESCAPE: u8 = 1;
 /// Needs a backslash escape inside a quoted MSG value.
 const MSG_ESCAPE: u8 = 2;
 /// Makes a MSG value quoted.
 const MSG_QUOTE: u8 = 4;
+/// The classes of each byte value.
 const CLASS: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut i = 0;
