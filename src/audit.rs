@@ -263,53 +263,52 @@ impl RunMarker {
             StoreConfig::Sqlite { data_dir } => {
                 Self::take_file(data_dir.join("qaqpa.running"), audit)
             }
-            StoreConfig::Postgres { url_env, .. } => {
-                let Some(worker) = cfg.engine.worker_id.clone() else {
-                    tracing::info!(
-                        "no [engine] worker_id: the next run cannot tell whether this one stopped cleanly (set one per replica to have unclean stops journalled)"
+            StoreConfig::Postgres { url_env, .. } => Self::take_postgres(cfg, url_env, audit).await,
+        }
+    }
+
+    async fn take_postgres(cfg: &Config, url_env: &str, audit: &Auditor) -> RunMarker {
+        let Some(worker) = cfg.engine.worker_id.clone() else {
+            tracing::info!(
+                "no [engine] worker_id: the next run cannot tell whether this one stopped cleanly (set one per replica to have unclean stops journalled)"
+            );
+            return RunMarker::None;
+        };
+        let Ok(url) = std::env::var(url_env) else {
+            return RunMarker::None;
+        };
+        let markers = qaqpa_audit::PgRunMarkers::new(&url);
+        let run = qaqpa_audit::RunInfo {
+            pid: std::process::id(),
+            host: crate::gateway::host_name(),
+            started: time::OffsetDateTime::now_utc(),
+        };
+        let begun = tokio::time::timeout(MARKER_TIMEOUT, markers.begin(&worker, &run)).await;
+        match begun.unwrap_or_else(|_| Err(qaqpa_audit::StoreError::Other("timed out".into()))) {
+            Ok(previous) => {
+                if let Some(p) = previous {
+                    tracing::warn!(
+                        worker = %worker,
+                        previous_pid = p.pid,
+                        previous_host = %p.host,
+                        "the previous run of this worker id ended without a clean stop; audit events it had not yet journalled may be missing"
                     );
-                    return RunMarker::None;
-                };
-                let Ok(url) = std::env::var(url_env) else {
-                    return RunMarker::None;
-                };
-                let markers = qaqpa_audit::PgRunMarkers::new(&url);
-                let run = qaqpa_audit::RunInfo {
-                    pid: std::process::id(),
-                    host: crate::gateway::host_name(),
-                    started: time::OffsetDateTime::now_utc(),
-                };
-                let begun =
-                    tokio::time::timeout(MARKER_TIMEOUT, markers.begin(&worker, &run)).await;
-                match begun
-                    .unwrap_or_else(|_| Err(qaqpa_audit::StoreError::Other("timed out".into())))
-                {
-                    Ok(previous) => {
-                        if let Some(p) = previous {
-                            tracing::warn!(
-                                worker = %worker,
-                                previous_pid = p.pid,
-                                previous_host = %p.host,
-                                "the previous run of this worker id ended without a clean stop; audit events it had not yet journalled may be missing"
-                            );
-                            audit.record(AuditEvent::unclean_stop(
-                                GATEWAY,
-                                Some(p.pid),
-                                Some(p.started),
-                            ));
-                        }
-                        RunMarker::Postgres {
-                            markers,
-                            worker,
-                            run,
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(worker = %worker, error = %e,
-                            "cannot write the run marker: an unclean stop of this run will not be reported");
-                        RunMarker::None
-                    }
+                    audit.record(AuditEvent::unclean_stop(
+                        GATEWAY,
+                        Some(p.pid),
+                        Some(p.started),
+                    ));
                 }
+                RunMarker::Postgres {
+                    markers,
+                    worker,
+                    run,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = %worker, error = %e,
+                    "cannot write the run marker: an unclean stop of this run will not be reported");
+                RunMarker::None
             }
         }
     }
