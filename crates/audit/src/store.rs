@@ -278,6 +278,12 @@ pub(crate) fn time_us(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
 
+/// The instant [`time_us`] stored (the Unix epoch for a value out of range).
+pub(crate) fn from_time_us(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 impl Row {
     /// The row for `event` whose stored text is `body`, appended after (`seq` − 1,
     /// `prev_hash`).
@@ -543,8 +549,7 @@ impl ArchiveWriter {
 }
 
 fn day(us: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = from_time_us(us);
     format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day())
 }
 

@@ -1043,52 +1043,30 @@ async fn pg_run_markers_report_a_run_that_never_stopped_cleanly_per_worker_id() 
         host: host.to_owned(),
         started: datetime!(2026-12-02 06:00:00.123456 UTC) + Duration::minutes(minute.into()),
     };
+    let begin = |worker: &'static str, r: qaqpa_audit::RunInfo| {
+        let markers = &markers;
+        async move { markers.begin(worker, &r).await.expect("begin") }
+    };
+    let end = |worker: &'static str, r: qaqpa_audit::RunInfo| {
+        let markers = &markers;
+        async move { markers.end(worker, &r).await.expect("end") }
+    };
     // A first run finds nothing; a replica with another worker id is not its predecessor.
-    assert_eq!(
-        markers
-            .begin("replica-a", &run(100, "gw-1", 0))
-            .await
-            .expect("begin"),
-        None
-    );
-    assert_eq!(
-        markers
-            .begin("replica-b", &run(200, "gw-2", 0))
-            .await
-            .expect("begin"),
-        None
-    );
+    assert_eq!(begin("replica-a", run(100, "gw-1", 0)).await, None);
+    assert_eq!(begin("replica-b", run(200, "gw-2", 0)).await, None);
     // replica-a was killed: its next run is told which run that was.
     assert_eq!(
-        markers
-            .begin("replica-a", &run(101, "gw-1", 5))
-            .await
-            .expect("begin"),
+        begin("replica-a", run(101, "gw-1", 5)).await,
         Some(run(100, "gw-1", 0))
     );
     // A stale stop (the killed run's marker is gone already) removes nothing of the new run.
-    assert!(!markers
-        .end("replica-a", &run(100, "gw-1", 0))
-        .await
-        .expect("end"));
+    assert!(!end("replica-a", run(100, "gw-1", 0)).await);
     // A clean stop removes the marker: the run after it starts clean.
-    assert!(markers
-        .end("replica-a", &run(101, "gw-1", 5))
-        .await
-        .expect("end"));
-    assert_eq!(
-        markers
-            .begin("replica-a", &run(102, "gw-1", 9))
-            .await
-            .expect("begin"),
-        None
-    );
+    assert!(end("replica-a", run(101, "gw-1", 5)).await);
+    assert_eq!(begin("replica-a", run(102, "gw-1", 9)).await, None);
     // replica-b, untouched by all of that, still shows its unfinished run.
     assert_eq!(
-        markers
-            .begin("replica-b", &run(201, "gw-2", 9))
-            .await
-            .expect("begin"),
+        begin("replica-b", run(201, "gw-2", 9)).await,
         Some(run(200, "gw-2", 0))
     );
 }

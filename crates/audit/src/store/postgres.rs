@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    check_anchor, online_cutoff, page, prune_archives, time_us, where_clause, ArchiveReport,
-    ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Page, Param,
-    Retention, Row, StoreError, VerifyReport,
+    check_anchor, from_time_us, online_cutoff, page, prune_archives, time_us, where_clause,
+    ArchiveReport, ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Page,
+    Param, Retention, Row, StoreError, VerifyReport,
 };
 
 /// Key of the advisory lock that serialises appends, archiving and migrations ("qaqpaAUD").
@@ -528,7 +528,7 @@ impl PgRunMarkers {
                 Ok(RunInfo {
                     pid: u32::try_from(r.try_get::<_, i64>(0)?).unwrap_or(0),
                     host: r.try_get(1)?,
-                    started: from_us(r.try_get(2)?),
+                    started: from_time_us(r.try_get(2)?),
                 })
             })
             .transpose()?;
@@ -560,9 +560,4 @@ impl PgRunMarkers {
             .await?;
         Ok(n > 0)
     }
-}
-
-fn from_us(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
