@@ -1058,7 +1058,7 @@ impl AuditEvent {
                 Direction::Inbound => "inbound",
             },
             exchange.target,
-            exchange.result.code()
+            exchange.result
         );
         let (start, end) = match exchange.direction {
             Direction::Outbound => (exchange.request_out, exchange.response_in),

@@ -148,10 +148,10 @@ enum StoreMsg {
 
 /// Capacity of the store writer's queue.
 pub const STORE_QUEUE: usize = 65_536;
-const STORE_BATCH: usize = 512;
+const STORE_BATCH: usize = 1024;
 /// How long the writer sleeps after an event arrives before it writes the batch (the events that
 /// came meanwhile join it).
-const STORE_LINGER: Duration = Duration::from_millis(25);
+const STORE_LINGER: Duration = Duration::from_millis(50);
 
 struct Inner {
     mask_iins: bool,

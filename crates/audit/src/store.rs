@@ -248,14 +248,30 @@ pub trait AuditStore: Send + Sync {
 
 /// The chain hash of one record.
 pub fn chain_hash(prev_hash: &str, seq: u64, body: &str) -> String {
+    chain_hash_hex(prev_hash, seq, body).as_str().to_owned()
+}
+
+/// [`chain_hash`] on the stack, for the journal's writer, which chains every record.
+pub(crate) fn chain_hash_hex(prev_hash: &str, seq: u64, body: &str) -> HexHash {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
     h.update(seq.to_be_bytes());
     h.update(body.as_bytes());
-    let mut hex = [0u8; 64];
-    // 32 bytes always fit 64 hex digits, which are ASCII.
-    let _ = hex::encode_to_slice(h.finalize(), &mut hex);
-    String::from_utf8_lossy(&hex).into_owned()
+    let mut hex = HexHash([b'0'; 64]);
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(h.finalize(), &mut hex.0);
+    hex
+}
+
+/// A SHA-256 as 64 lowercase hex digits.
+#[derive(Clone, Copy)]
+pub(crate) struct HexHash([u8; 64]);
+
+impl HexHash {
+    pub(crate) fn as_str(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or(GENESIS_HASH)
+    }
 }
 
 /// A row as stored.

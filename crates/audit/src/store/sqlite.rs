@@ -26,6 +26,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -35,7 +36,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 
 use super::{
-    chain_hash, check_anchor, online_cutoff, page_of, prune_archives, time_us, ArchiveReport,
+    chain_hash_hex, check_anchor, online_cutoff, page_of, prune_archives, time_us, ArchiveReport,
     ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Entry, Page,
     Retention, Row, StoreError, StoredRecord, VerifyReport, GENESIS_HASH,
 };
@@ -161,10 +162,15 @@ fn anchor(conn: &Connection) -> rusqlite::Result<(u64, String)> {
     )
 }
 
+/// A block's keys. They are hashed with FxHash, not SipHash: a block holds at most a batch's
+/// worth of them, so a flood of colliding keys cannot cost more than that batch, and SipHash
+/// was a tenth of the journal thread's time in the delivery benchmark.
+type KeySet = HashSet<String, BuildHasherDefault<rustc_hash::FxHasher>>;
+
 /// Adds the `audit_key` entries of one event (what queries can look blocks up by) to `into`.
 /// Most of them repeat within a block, so a key is built in `scratch` and allocated only when
 /// it is new.
-fn keys_of(event: &AuditEvent, into: &mut HashSet<String>, scratch: &mut String) {
+fn keys_of(event: &AuditEvent, into: &mut KeySet, scratch: &mut String) {
     const SEVERITIES: [&str; 8] = ["0", "1", "2", "3", "4", "5", "6", "7"];
     let mut add = |prefix: &str, value: &str| {
         scratch.clear();
@@ -198,7 +204,7 @@ struct Prepared {
     bodies: String,
     /// Per event: where its body ends in `bodies`, and its time.
     items: Vec<(usize, i64)>,
-    keys: HashSet<String>,
+    keys: KeySet,
 }
 
 impl Prepared {
@@ -206,7 +212,7 @@ impl Prepared {
     fn of(entries: &[Entry]) -> Prepared {
         let mut bodies = String::with_capacity(entries.iter().map(|e| e.body().len()).sum());
         let mut items = Vec::with_capacity(entries.len());
-        let mut keys = HashSet::new();
+        let mut keys = KeySet::default();
         let mut scratch = String::new();
         for e in entries {
             bodies.push_str(e.body());
@@ -411,12 +417,19 @@ fn insert_block(
     let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
     for (i, (body, time)) in batch.iter().enumerate() {
         let seq = first_seq + i as u64;
-        let next = match hashes {
-            Some(h) => h[i].clone(),
-            None => chain_hash(&hash, seq, body),
-        };
-        hash = next;
-        let _ = writeln!(records, "{seq} {hash} {body}");
+        match hashes {
+            Some(h) => hash.clone_from(&h[i]),
+            None => {
+                let next = chain_hash_hex(&hash, seq, body);
+                hash.clear();
+                hash.push_str(next.as_str());
+            }
+        }
+        let _ = write!(records, "{seq} ");
+        records.push_str(&hash);
+        records.push(' ');
+        records.push_str(body);
+        records.push('\n');
         min_time = min_time.min(time);
         max_time = max_time.max(time);
     }
@@ -813,7 +826,7 @@ impl AuditStore for SqliteAuditStore {
                         }
                         // Every key of the record must lead to its block.
                         let event: AuditEvent = serde_json::from_str(line.body)?;
-                        let mut keys = HashSet::new();
+                        let mut keys = KeySet::default();
                         keys_of(&event, &mut keys, &mut String::new());
                         for key in &keys {
                             let found = has_key
@@ -918,7 +931,7 @@ impl AuditStore for SqliteAuditStore {
                         Some(w) => w,
                         None => writer.insert(ArchiveWriter::create(&dir)?),
                     };
-                    let mut keys = HashSet::new();
+                    let mut keys = KeySet::default();
                     let mut scratch = String::new();
                     for line in &lines {
                         let mut row = Row::new_from_body(line.body, line.seq, &last_hash)
