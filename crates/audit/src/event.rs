@@ -643,40 +643,36 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 /// [`rfc3339`] appended to `out`. Years outside 0000–9999 and offsets with seconds, which
 /// RFC 3339 cannot write, fall back to the Unix time in seconds.
 pub fn write_rfc3339(out: &mut String, t: OffsetDateTime) {
-    let year = t.year();
+    let (year, month, day) = t.to_calendar_date();
     let (off_h, off_m, off_s) = t.offset().as_hms();
     if !(0..=9999).contains(&year) || off_s != 0 {
         out.push_str(&t.unix_timestamp().to_string());
         return;
     }
     let (h, m, sec, micro) = t.to_hms_micro();
-    fn digits(out: &mut String, n: u32, width: usize) {
+    // `YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM`, digits written in place, one copy into `out`.
+    let mut buf = *b"0000-00-00T00:00:00.000000+00:00";
+    fn digits(buf: &mut [u8], n: u32) {
         let mut n = n;
-        let mut buf = [b'0'; 6];
-        for d in buf[..width].iter_mut().rev() {
+        for d in buf.iter_mut().rev() {
             *d = b'0' + (n % 10) as u8;
             n /= 10;
         }
-        // ASCII digits only.
-        out.push_str(std::str::from_utf8(&buf[..width]).unwrap_or_default());
     }
-    digits(out, year.unsigned_abs(), 4);
-    out.push('-');
-    digits(out, u32::from(u8::from(t.month())), 2);
-    out.push('-');
-    digits(out, u32::from(t.day()), 2);
-    out.push('T');
-    digits(out, u32::from(h), 2);
-    out.push(':');
-    digits(out, u32::from(m), 2);
-    out.push(':');
-    digits(out, u32::from(sec), 2);
-    out.push('.');
-    digits(out, micro, 6);
-    out.push(if t.offset().is_negative() { '-' } else { '+' });
-    digits(out, u32::from(off_h.unsigned_abs()), 2);
-    out.push(':');
-    digits(out, u32::from(off_m.unsigned_abs()), 2);
+    digits(&mut buf[0..4], year.unsigned_abs());
+    digits(&mut buf[5..7], u32::from(u8::from(month)));
+    digits(&mut buf[8..10], u32::from(day));
+    digits(&mut buf[11..13], u32::from(h));
+    digits(&mut buf[14..16], u32::from(m));
+    digits(&mut buf[17..19], u32::from(sec));
+    digits(&mut buf[20..26], micro);
+    if t.offset().is_negative() {
+        buf[26] = b'-';
+    }
+    digits(&mut buf[27..29], u32::from(off_h.unsigned_abs()));
+    digits(&mut buf[30..32], u32::from(off_m.unsigned_abs()));
+    // ASCII only.
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
 
 /// Times in the event JSON (the journal's record bodies): exactly what
@@ -711,7 +707,7 @@ pub(crate) mod json_time {
                 self.n += 1;
             }
         }
-        let year = t.year();
+        let (year, month, day) = t.to_calendar_date();
         let (off_h, off_m, off_s) = t.offset().as_hms();
         if !(0..10_000).contains(&year) || off_h.unsigned_abs() > 23 || off_s != 0 {
             return None;
@@ -720,9 +716,9 @@ pub(crate) mod json_time {
         let mut out = Out { buf, n: 0 };
         out.digits(year.unsigned_abs(), 4);
         out.byte(b'-');
-        out.digits(u32::from(u8::from(t.month())), 2);
+        out.digits(u32::from(u8::from(month)), 2);
         out.byte(b'-');
-        out.digits(u32::from(t.day()), 2);
+        out.digits(u32::from(day), 2);
         out.byte(b'T');
         out.digits(u32::from(h), 2);
         out.byte(b':');
