@@ -13,6 +13,12 @@
 # compare these figures (see docs/BENCHMARKS.md).
 # PERF=<file>: also records a `perf` profile (cpu-clock, DWARF call graphs, 499 Hz) of the
 # gateway over the measured phase, for `perf report -i <file> --comm <thread>`.
+# CALLGRIND=<file>: runs the measured gateway under valgrind's callgrind instead (50-100 times
+# slower, so use a short phase, e.g. `bench/cpu.sh 1`) and prints the instructions it executed
+# per message, in all and in the audit path's parts: a count that does not move with this
+# VM's load, for comparing builds (startup and shutdown are included). Valgrind hides the CPU's
+# SHA extensions, so the journal's SHA-256 runs in software there and counts ~15x what it
+# costs natively. Kernel time (syscalls) is not counted at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -49,6 +55,31 @@ report() { # $1 = messages
     } END { printf "  %-18s %6.1f µs/msg\n", "gateway total", total
             if (recv != "") printf "  %-18s %6.1f µs/msg\n", "receiver", recv }'
 }
+GW_WRAP=""
+if [ -n "${CALLGRIND:-}" ]; then
+  command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+  CALLGRIND=$(realpath -m "$CALLGRIND")
+fi
+# Instructions per message ($1 = messages) from the callgrind file, once the gateway stopped.
+callgrind_report() {
+  [ -n "${CALLGRIND:-}" ] || return 0
+  stop_gateway
+  # From a directory that holds no source: below the current one, callgrind_annotate shortens
+  # the file names and splits the inlined functions' counts differently.
+  (cd "$work" && callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$CALLGRIND" 2>/dev/null) | awk -v n="$1" '
+    function part(fn, name) {
+      if ((fn != "" && index($0, fn " [") == 0) || (name in seen)) return
+      seen[name] = 1; v = $1; gsub(",", "", v); printf "  %-42s %8.0f instructions/msg\n", name, v / n
+    }
+    /PROGRAM TOTALS/ { part("", "gateway total"); next }
+    {
+      part("qaqpa_audit::Auditor::record", "audit: Auditor::record (+ record text)")
+      part("qaqpa_audit::sink::Task::run::{{closure}}", "audit: syslog sink task")
+      part("qaqpa_audit::store::sqlite::insert_block", "audit: journal block (chain, zstd, rows)")
+      part("qaqpa_audit::store::chain_hash_hex", "audit:   of it SHA-256 chain (software here)")
+      part("qaqpa_audit::event::AuditEvent::exchange", "audit: building EXCHANGE events")
+    }'
+}
 PERF_PID=""
 start_perf() {
   [ -n "${PERF:-}" ] || return 0
@@ -59,8 +90,7 @@ start_perf() {
 stop_perf() { [ -z "$PERF_PID" ] || { kill -INT "$PERF_PID"; wait "$PERF_PID" || true; PERF_PID=""; }; }
 write_config false "$SQLITE"
 KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
-start_gateway
-[ "$PHASE" = drain ] || start_perf
+if [ "$PHASE" = drain ]; then start_gateway; else GW_WRAP=${CALLGRIND:+valgrind --tool=callgrind --callgrind-out-file=$CALLGRIND} start_gateway; start_perf; fi
 ticks > "$work/before"
 out=$(QAQPA_API_KEY=$KEY /usr/bin/time -f "wrkcpu %U %S" wrk -t2 -c64 -d"${SECS}s" -s bench/post.lua "http://127.0.0.1:$GW_PORT" 2>&1)
 ticks > "$work/after"
@@ -70,12 +100,13 @@ if [ "$PHASE" = accept ]; then
   echo "accepted $n in ${SECS}s: $(echo "$out" | awk '/Requests\/sec/ {print $2}') msg/s"
   report "$n"
   echo "$out" | awk -v n="$n" '/wrkcpu/ { printf "  %-18s %6.1f µs/req\n", "wrk (load tool)", ($2 + $3) * 1e6 / n }'
+  callgrind_report "$n"
   exit 0
 fi
 stop_gateway
 write_config true "$SQLITE"
 start=$(date +%s.%N)
-start_gateway
+GW_WRAP=${CALLGRIND:+valgrind --tool=callgrind --callgrind-out-file=$CALLGRIND} start_gateway
 start_perf
 ticks > "$work/before"
 while [ "$(emulator_count)" -lt "$n" ]; do sleep 0.05; done
@@ -84,3 +115,4 @@ stop_perf
 end=$(date +%s.%N)
 echo "delivered $n in $(echo "$end - $start" | bc -l | xargs printf '%.1f') s: $(echo "$n / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s"
 report "$n"
+callgrind_report "$n"

@@ -78,7 +78,7 @@ C
 
 export QAQPA_WEBHOOK_SECRET="bench secret bench secret bench secret"
 start_gateway() {
-  $QBIN serve --config "$work/qaqpa.toml" & GW_PID=$!
+  ${GW_WRAP:-} $QBIN serve --config "$work/qaqpa.toml" & GW_PID=$!
   until curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null; do sleep 0.1; done
 }
 stop_gateway() { kill $GW_PID; wait $GW_PID 2>/dev/null || true; }

@@ -233,7 +233,7 @@ const MARKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The run marker: written when the gateway starts, removed once a stop has journalled
 /// everything. Found at start, it means the run before ended without that (killed, crashed,
 /// power lost), so events it had not yet journalled (those of its last moments, which the
-/// journal writer batches for 25 ms) may be missing; the new run journals that as
+/// journal writer batches for 50 ms) may be missing; the new run journals that as
 /// `UNCLEAN_STOP`, with the old run's pid and start time.
 ///
 /// * SQLite: the file `qaqpa.running` in the data directory (one gateway per directory).
