@@ -55,10 +55,11 @@ report() { # $1 = messages
     } END { printf "  %-18s %6.1f µs/msg\n", "gateway total", total
             if (recv != "") printf "  %-18s %6.1f µs/msg\n", "receiver", recv }'
 }
-GW_WRAP=""
+CG_WRAP="" # what the measured gateway runs under
 if [ -n "${CALLGRIND:-}" ]; then
   command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
   CALLGRIND=$(realpath -m "$CALLGRIND")
+  CG_WRAP="valgrind --tool=callgrind --callgrind-out-file=$CALLGRIND"
 fi
 # Instructions per message ($1 = messages) from the callgrind file, once the gateway stopped.
 callgrind_report() {
@@ -90,7 +91,12 @@ start_perf() {
 stop_perf() { [ -z "$PERF_PID" ] || { kill -INT "$PERF_PID"; wait "$PERF_PID" || true; PERF_PID=""; }; }
 write_config false "$SQLITE"
 KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
-if [ "$PHASE" = drain ]; then start_gateway; else GW_WRAP=${CALLGRIND:+valgrind --tool=callgrind --callgrind-out-file=$CALLGRIND} start_gateway; start_perf; fi
+if [ "$PHASE" = drain ]; then
+  start_gateway
+else
+  GW_WRAP=$CG_WRAP start_gateway
+  start_perf
+fi
 ticks > "$work/before"
 out=$(QAQPA_API_KEY=$KEY /usr/bin/time -f "wrkcpu %U %S" wrk -t2 -c64 -d"${SECS}s" -s bench/post.lua "http://127.0.0.1:$GW_PORT" 2>&1)
 ticks > "$work/after"
@@ -106,7 +112,7 @@ fi
 stop_gateway
 write_config true "$SQLITE"
 start=$(date +%s.%N)
-GW_WRAP=${CALLGRIND:+valgrind --tool=callgrind --callgrind-out-file=$CALLGRIND} start_gateway
+GW_WRAP=$CG_WRAP start_gateway
 start_perf
 ticks > "$work/before"
 while [ "$(emulator_count)" -lt "$n" ]; do sleep 0.05; done

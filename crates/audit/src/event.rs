@@ -652,13 +652,6 @@ pub fn write_rfc3339(out: &mut String, t: OffsetDateTime) {
     let (h, m, sec, micro) = t.to_hms_micro();
     // `YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM`, digits written in place, one copy into `out`.
     let mut buf = *b"0000-00-00T00:00:00.000000+00:00";
-    fn digits(buf: &mut [u8], n: u32) {
-        let mut n = n;
-        for d in buf.iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-    }
     digits(&mut buf[0..4], year.unsigned_abs());
     digits(&mut buf[5..7], u32::from(u8::from(month)));
     digits(&mut buf[8..10], u32::from(day));
@@ -673,6 +666,15 @@ pub fn write_rfc3339(out: &mut String, t: OffsetDateTime) {
     digits(&mut buf[30..32], u32::from(off_m.unsigned_abs()));
     // ASCII only.
     out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+}
+
+/// Writes `n` in decimal into all of `buf`, zero-padded on the left (higher digits are cut).
+fn digits(buf: &mut [u8], n: u32) {
+    let mut n = n;
+    for d in buf.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// Times in the event JSON (the journal's record bodies): exactly what
@@ -695,11 +697,7 @@ pub(crate) mod json_time {
         }
         impl Out<'_> {
             fn digits(&mut self, v: u32, width: usize) {
-                let mut v = v;
-                for i in (0..width).rev() {
-                    self.buf[self.n + i] = b'0' + (v % 10) as u8;
-                    v /= 10;
-                }
+                super::digits(&mut self.buf[self.n..self.n + width], v);
                 self.n += width;
             }
             fn byte(&mut self, b: u8) {
