@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use qaqpa_store::pg::describe_error;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -43,8 +44,9 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 pub enum StoreError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The server's or the client's words ([`describe_error`]).
     #[error("PostgreSQL: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
+    Postgres(String),
     #[error("PostgreSQL pool: {0}")]
     Pool(String),
     #[error("I/O: {0}")]
@@ -53,6 +55,12 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(describe_error(&e))
+    }
 }
 
 /// One journal record.

@@ -59,6 +59,15 @@ impl Drop for TempDir {
     }
 }
 
+/// How much of the server's log a failing test prints.
+const LOG_TAIL_LINES: usize = 30;
+
+fn log_tail(base: &Path, lines: usize) -> String {
+    let log = std::fs::read_to_string(base.join("postgres.log")).unwrap_or_default();
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// A PostgreSQL server of its own, on 127.0.0.1 and a free port, with `fsync=on`, trusting the
 /// `postgres` role without a password. Dropping it stops the server and deletes its files.
 pub struct TempPostgres {
@@ -218,13 +227,31 @@ impl TempPostgres {
         Ok(server)
     }
 
-    /// One server for the whole test process, started on first use.
+    /// One server for the whole test process, started on first use. A test of the process that
+    /// fails afterwards also prints the end of the server's log ([`TempPostgres::log_tail`]), so
+    /// a failure the server explains (out of connections, disk full, a crashed backend) says so.
     pub fn shared() -> Result<&'static TempPostgres, String> {
         static SHARED: OnceLock<Result<TempPostgres, String>> = OnceLock::new();
-        SHARED
-            .get_or_init(|| TempPostgres::start().map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(Clone::clone)
+        let shared = SHARED.get_or_init(|| {
+            let server = TempPostgres::start().map_err(|e| e.to_string())?;
+            let base = server.base.clone();
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                previous(info);
+                eprintln!(
+                    "--- the end of the test PostgreSQL server's log ({}):\n{}",
+                    base.join("postgres.log").display(),
+                    log_tail(&base, LOG_TAIL_LINES)
+                );
+            }));
+            Ok(server)
+        });
+        shared.as_ref().map_err(Clone::clone)
+    }
+
+    /// The last `lines` lines of the server's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.base, lines)
     }
 
     fn log(&self) -> String {

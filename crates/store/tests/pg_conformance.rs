@@ -84,3 +84,19 @@ async fn fresh_blobs() -> (Arc<dyn BlobStore>, Arc<dyn BlobProbe>) {
 }
 
 qaqpa_store::blob_conformance_tests!(fresh_blobs());
+
+/// An error the server sends is passed on in its own words (severity, SQLSTATE, message), not as
+/// the client library's bare "db error".
+#[tokio::test]
+async fn a_server_error_is_reported_with_its_sqlstate_and_message() {
+    let server = TempPostgres::shared().expect("throwaway PostgreSQL");
+    let url = server.url("qaqpa_no_such_database");
+    let err = match PgStore::connect(&url, PgOptions::default()).await {
+        Ok(_) => panic!("connected to a database that does not exist"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("FATAL 3D000") && err.contains("\"qaqpa_no_such_database\" does not exist"),
+        "{err}"
+    );
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use qaqpa_store::pg::describe_error;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
@@ -141,8 +142,13 @@ fn row_from(r: &tokio_postgres::Row) -> Result<Row, StoreError> {
     })
 }
 
-fn pool_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Pool(e.to_string())
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => {
+            StoreError::Pool(format!("cannot open a connection: {}", describe_error(&e)))
+        }
+        e => StoreError::Pool(e.to_string()),
+    }
 }
 
 /// The journal in a PostgreSQL database.
@@ -179,7 +185,7 @@ impl PgAuditStore {
             .wait_timeout(Some(std::time::Duration::from_secs(10)))
             .create_timeout(Some(std::time::Duration::from_secs(10)))
             .build()
-            .map_err(pool_err)?;
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
         PgAuditStore::with_pool(pool).await
     }
 

@@ -49,6 +49,24 @@ impl Default for PgOptions {
     }
 }
 
+/// What went wrong, in words an operator can act on: for an error the server sent, its severity,
+/// SQLSTATE and message (`FATAL 53300: sorry, too many clients already`); otherwise the client's
+/// error with its causes (`error connecting to server: Connection refused`). The server's DETAIL
+/// is left out on purpose: for a failing row it quotes the row, which may hold document content.
+pub fn describe_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         let transient = match e.code() {
@@ -63,16 +81,22 @@ impl From<tokio_postgres::Error> for StoreError {
             }
         };
         if transient {
-            StoreError::Unavailable(format!("PostgreSQL: {e}"))
+            StoreError::Unavailable(format!("PostgreSQL: {}", describe_error(&e)))
         } else {
-            StoreError::Other(format!("PostgreSQL: {e}"))
+            StoreError::Other(format!("PostgreSQL: {}", describe_error(&e)))
         }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::Unavailable(format!("PostgreSQL pool: {e}"))
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => StoreError::Unavailable(format!(
+                "PostgreSQL pool: cannot open a connection: {}",
+                describe_error(&e)
+            )),
+            e => StoreError::Unavailable(format!("PostgreSQL pool: {e}")),
+        }
     }
 }
 
