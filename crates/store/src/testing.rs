@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::pg::describe_error;
+
 /// Why a throwaway server could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum TestingError {
@@ -305,12 +307,14 @@ impl TempPostgres {
         );
         let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
             .await
-            .map_err(|e| TestingError::Setup(format!("connect: {e}")))?;
+            .map_err(|e| TestingError::Setup(format!("connect: {}", describe_error(&e))))?;
         let task = tokio::spawn(conn);
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
-            .map_err(|e| TestingError::Setup(format!("CREATE DATABASE {name}: {e}")))?;
+            .map_err(|e| {
+                TestingError::Setup(format!("CREATE DATABASE {name}: {}", describe_error(&e)))
+            })?;
         drop(client);
         let _ = task.await;
         Ok(self.url(&name))
