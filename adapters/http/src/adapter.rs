@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use base64::Engine as _;
 use qaqpa_core::adapter::toml_value::Table;
-use qaqpa_core::{Adapter, Cx, Delivered, Failure, Outgoing, Rejection};
+use qaqpa_core::{error_chain, Adapter, Cx, Delivered, Failure, Outgoing, Rejection};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use time::format_description::well_known::Rfc3339;
@@ -185,17 +185,6 @@ fn transport_failure(e: &reqwest::Error, timeout: Duration) -> Failure {
             "transport error (the target dedups on Idempotency-Key): {detail}"
         ))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Turns the target's answer into the attempt's outcome.

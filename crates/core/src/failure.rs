@@ -5,6 +5,21 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// An error with its causes, outermost first, joined by `: ` (`error sending request: client
+/// error (Connect): tcp connect error: Connection refused`). Many libraries (reqwest, hyper,
+/// tokio-postgres) say only the outermost part in their `Display` and leave the reason to
+/// `source()`; a reason written for an operator needs the whole chain.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// A message refused before it is stored: the EDMS must fix it. `field` is a JSON pointer into
 /// the submitted body (`/document/docNo`, `/attachments/3/name`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -81,3 +96,20 @@ impl Failure {
 
 /// How [`Failure::bad_signature`] reasons begin.
 const BAD_SIGNATURE: &str = "signature check failed";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_names_every_cause_outermost_first() {
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "tcp connect error");
+        let e = Outer(inner);
+        assert_eq!(e.to_string(), "error sending request");
+        assert_eq!(error_chain(&e), "error sending request: tcp connect error");
+    }
+}

@@ -14,7 +14,7 @@ pub use adapter::{
     Adapter, Admitted, Answer, AttachmentSource, Call, Cx, Delivered, Inbound, PushAnswer,
     PushOutcome, SignatureVerdict,
 };
-pub use failure::{Failure, Rejection};
+pub use failure::{error_chain, Failure, Rejection};
 pub use ids::{ClientId, MessageId};
 pub use message::{AttachmentMeta, Kind, MessageStatus, Outgoing};
 pub use receipt::Receipt;

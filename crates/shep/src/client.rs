@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use qaqpa_core::error_chain;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 
 use crate::async_channel::{
@@ -231,17 +232,6 @@ fn transport_error(e: reqwest::Error) -> ShepError {
         reason,
         after: None,
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
