@@ -114,6 +114,15 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
+    /// The name in the record JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::Unauthorized => "unauthorized",
+            RefusalReason::Validation => "validation",
+            RefusalReason::RateLimited => "rate_limited",
+        }
+    }
+
     fn msgid(self) -> &'static str {
         match self {
             RefusalReason::Unauthorized => "ACCESS_DENIED",
@@ -132,6 +141,17 @@ pub enum ChangeOp {
     Deleted,
 }
 
+impl ChangeOp {
+    /// The name in the record JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Created => "created",
+            ChangeOp::Changed => "changed",
+            ChangeOp::Deleted => "deleted",
+        }
+    }
+}
+
 /// Which kind of object was accessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -143,7 +163,8 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
-    fn as_str(self) -> &'static str {
+    /// The name in the record JSON and the syslog fields.
+    pub fn as_str(self) -> &'static str {
         match self {
             ObjectKind::Message => "message",
             ObjectKind::Attachment => "attachment",
@@ -159,6 +180,16 @@ impl ObjectKind {
 pub enum Direction {
     Outbound,
     Inbound,
+}
+
+impl Direction {
+    /// The name in the record JSON and the syslog fields.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
 }
 
 /// How an exchange with another system ended.
@@ -258,6 +289,19 @@ pub enum LifecycleStage {
 }
 
 impl LifecycleStage {
+    /// The name in the record JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleStage::Accepted => "accepted",
+            LifecycleStage::Delivered => "delivered",
+            LifecycleStage::Failed => "failed",
+            LifecycleStage::DeadLettered => "dead_lettered",
+            LifecycleStage::ReceiptApplied => "receipt_applied",
+            LifecycleStage::WebhookDelivered => "webhook_delivered",
+            LifecycleStage::WebhookFailed => "webhook_failed",
+        }
+    }
+
     fn msgid(self) -> &'static str {
         match self {
             LifecycleStage::Accepted => "MSG_ACCEPTED",
@@ -429,13 +473,7 @@ impl EventKind {
                 f.str("object_id", object_id);
             }
             EventKind::Exchange(x) => {
-                f.str(
-                    "direction",
-                    match x.direction {
-                        Direction::Outbound => "outbound",
-                        Direction::Inbound => "inbound",
-                    },
-                );
+                f.str("direction", x.direction.as_str());
                 f.str("target", &x.target);
                 opt(f, "service_id", &x.service_id);
                 opt(f, "message_id", &x.message_id);
@@ -687,7 +725,7 @@ pub(crate) mod json_time {
     use time::OffsetDateTime;
 
     /// Longest: `9999-12-31T23:59:59.999999999+23:59`.
-    const MAX: usize = 35;
+    pub(crate) const MAX: usize = 35;
 
     /// `t` as RFC 3339 in `buf`; `None` when RFC 3339 cannot say it.
     pub(crate) fn write(buf: &mut [u8; MAX], t: OffsetDateTime) -> Option<usize> {

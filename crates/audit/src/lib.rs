@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+mod body;
 pub mod event;
 pub mod sink;
 pub mod store;

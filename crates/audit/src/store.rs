@@ -197,10 +197,14 @@ impl Entry {
     /// 9999) is refused.
     pub fn new(event: Arc<AuditEvent>) -> Result<Entry, StoreError> {
         // Room for a typical event, so the buffer does not grow while it is written.
-        let mut body = Vec::with_capacity(768);
-        serde_json::to_writer(&mut body, event.as_ref())?;
-        let body = String::from_utf8(body)
-            .map_err(|_| StoreError::Other("audit event JSON is not UTF-8".into()))?;
+        let mut body = String::with_capacity(768);
+        if !crate::body::write(&event, &mut body) {
+            // What the hand-written text declines, serde writes or refuses as it always did.
+            let mut json = Vec::with_capacity(768);
+            serde_json::to_writer(&mut json, event.as_ref())?;
+            body = String::from_utf8(json)
+                .map_err(|_| StoreError::Other("audit event JSON is not UTF-8".into()))?;
+        }
         Ok(Entry { event, body })
     }
 
