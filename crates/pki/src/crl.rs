@@ -251,9 +251,12 @@ impl Crl {
             .map_err(|e| PkiError::BadSignature(format!("CRL of {}: {e}", self.issuer)))
     }
 
-    /// True when the CRL is current at `at` (thisUpdate ≤ at < nextUpdate).
+    /// True when the CRL is current at `at`: thisUpdate ≤ at < nextUpdate, with thisUpdate
+    /// allowed up to [`CLOCK_SKEW_SECS`](crate::time::CLOCK_SKEW_SECS) after `at` (a CRL
+    /// just issued by a CA whose clock runs ahead, or in the second after the one checked).
     pub fn is_current_at(&self, at: UtcTime) -> bool {
-        self.this_update <= at && self.next_update.is_none_or(|n| at < n)
+        self.this_update.0 <= at.0 + crate::time::CLOCK_SKEW_SECS
+            && self.next_update.is_none_or(|n| at < n)
     }
 
     /// A short description for `inspect`.

@@ -348,8 +348,7 @@ impl OcspResponse {
             return Ok(None);
         };
         self.verify_signature(issuer)?;
-        let skew = 300;
-        if single.this_update.0 > at.0 + skew {
+        if single.this_update.0 > at.0 + crate::time::CLOCK_SKEW_SECS {
             return Err(PkiError::Validation(format!(
                 "OCSP answer of {} is later than the instant checked ({})",
                 single.this_update.to_rfc3339(),

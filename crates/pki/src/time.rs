@@ -8,6 +8,11 @@ use crate::error::PkiError;
 /// Astana's offset from UTC, in seconds.
 pub const ASTANA_OFFSET_SECS: i64 = 5 * 3600;
 
+/// How far a revocation answer's (OCSP) or a CRL's production time may lie after the instant
+/// checked: the responder's or the CA's clock may run ahead of ours, and an answer fetched just
+/// now may carry the second after the one we took as "now".
+pub const CLOCK_SKEW_SECS: i64 = 300;
+
 /// Seconds since 1970-01-01T00:00:00Z.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UtcTime(pub i64);

@@ -297,3 +297,19 @@ fn a_delta_crl_revokes_on_top_of_its_base() {
         .validate(ks.certificate(), ks.chain(), now, KeyPurpose::Signing)
         .is_valid());
 }
+
+/// A CRL issued in the second after the instant checked (fetched just now, or from a CA whose
+/// clock runs ahead) is current within the allowed clock skew, and not beyond it.
+#[test]
+fn a_crl_issued_just_after_the_instant_checked_is_current_within_the_clock_skew() {
+    use qaqpa_pki::time::CLOCK_SKEW_SECS;
+    let dir = scratch("testpki-skew");
+    let pki = TestPki::generate(&dir).expect("generate");
+    let issued = UtcTime::now();
+    let crl = Crl::from_der(pki.ca(KeyKind::Gost2015).crl(issued, 7).expect("crl")).expect("parse");
+    assert!(crl.is_current_at(issued));
+    assert!(crl.is_current_at(UtcTime(issued.0 - 1)));
+    assert!(crl.is_current_at(UtcTime(issued.0 - CLOCK_SKEW_SECS)));
+    assert!(!crl.is_current_at(UtcTime(issued.0 - CLOCK_SKEW_SECS - 1)));
+    assert!(!crl.is_current_at(UtcTime(issued.0 + 7 * 86_400)));
+}
