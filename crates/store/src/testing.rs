@@ -230,7 +230,7 @@ impl TempPostgres {
     }
 
     /// One server for the whole test process, started on first use. A test of the process that
-    /// fails afterwards also prints the end of the server's log ([`TempPostgres::log_tail`]), so
+    /// fails afterwards also prints the last [`LOG_TAIL_LINES`] lines of the server's log, so
     /// a failure the server explains (out of connections, disk full, a crashed backend) says so.
     pub fn shared() -> Result<&'static TempPostgres, String> {
         static SHARED: OnceLock<Result<TempPostgres, String>> = OnceLock::new();
@@ -249,11 +249,6 @@ impl TempPostgres {
             Ok(server)
         });
         shared.as_ref().map_err(Clone::clone)
-    }
-
-    /// The last `lines` lines of the server's log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        log_tail(&self.base, lines)
     }
 
     fn log(&self) -> String {
