@@ -182,6 +182,15 @@ fn block_text(stored: rusqlite::types::Value) -> String {
     }
 }
 
+/// 64-bit FNV-1a, written here from its definition (offset basis 0xcbf29ce484222325, prime
+/// 0x100000001b3) as the reference for the codes `audit_key` holds for keys that are not a
+/// transaction's UUID.
+fn fnv1a64(key: &str) -> i64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) as i64
+}
+
 fn event(n: usize, time: OffsetDateTime) -> AuditEvent {
     AuditEvent::auth_fail("qaqpa-api", Some(&format!("key-{n}")), "bad secret")
         .at(time)
@@ -299,8 +308,11 @@ async fn changed_records_are_found_at_their_seq(b: Backend) {
     // the index is `audit_key`: a record whose key is gone would be hidden from queries.
     match &b {
         Backend::Sqlite(_) => {
-            b.tamper("DELETE FROM audit_key WHERE key = 'a:key-2'")
-                .await
+            b.tamper(&format!(
+                "DELETE FROM audit_key WHERE key = {}",
+                fnv1a64("a:key-2")
+            ))
+            .await
         }
         Backend::Pg(_) => {
             b.tamper("UPDATE audit_log SET account = 'someone-else' WHERE seq = 3")
@@ -822,6 +834,124 @@ async fn sqlite_journal_in_the_per_event_layout_is_moved_into_blocks() {
         )
         .expect("count");
     assert_eq!(old_tables, 0, "the per-event table is gone");
+}
+
+#[tokio::test]
+async fn sqlite_journal_with_the_keys_text_in_its_index_gets_key_codes_when_opened() {
+    // A journal from before key codes: `audit_key` declared TEXT, one row per key's text and
+    // block, append-only. Built here from a journal of today by rewriting its index.
+    let b = Backend::sqlite();
+    let now = OffsetDateTime::now_utc();
+    let mut uuids = Vec::new();
+    {
+        let store = b.open().await;
+        append_n(store.as_ref(), 0, 5, now).await;
+        // Transactions whose ids are UUIDs, as the gateway's own are.
+        let events: Vec<AuditEvent> = (0..3)
+            .map(|i| {
+                let id = uuid::Uuid::now_v7().to_string();
+                uuids.push(id.clone());
+                event(10 + i, now).transaction(id)
+            })
+            .collect();
+        store
+            .append(batch(events).expect("serialisable"))
+            .await
+            .expect("append");
+    }
+    let text_keys: Vec<(String, i64)> = {
+        let conn = b.blocks_rewritable();
+        let mut stmt = conn
+            .prepare("SELECT first_seq, records FROM audit_block ORDER BY first_seq")
+            .expect("blocks");
+        let blocks: Vec<(i64, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, block_text(r.get(1)?))))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let mut keys = std::collections::BTreeSet::new();
+        for (first_seq, text) in blocks {
+            for line in text.lines() {
+                let body = line.splitn(3, ' ').nth(2).expect("a record line");
+                let e: AuditEvent = serde_json::from_str(body).expect("event");
+                for key in [
+                    e.transaction_id.map(|t| format!("t:{t}")),
+                    e.account.map(|a| format!("a:{a}")),
+                    Some(format!("k:{}", e.kind.name())),
+                    e.kind.target().map(|g| format!("g:{g}")),
+                    Some(format!("s:{}", e.level.severity())),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    keys.insert((key, first_seq));
+                }
+            }
+        }
+        keys.into_iter().collect()
+    };
+    // Per block: each record's transaction and account, one kind, one severity.
+    assert_eq!(text_keys.len(), (5 + 5 + 1 + 1) + (3 + 3 + 1 + 1));
+    b.exec(
+        "DROP TABLE audit_key;
+         CREATE TABLE audit_key (key TEXT NOT NULL, first_seq INTEGER NOT NULL,
+             PRIMARY KEY (key, first_seq)) WITHOUT ROWID;
+         CREATE TRIGGER audit_key_no_update BEFORE UPDATE ON audit_key
+         BEGIN SELECT RAISE(ABORT, 'audit_key is append-only'); END;",
+    )
+    .await
+    .expect("back to the text index");
+    for (key, first_seq) in &text_keys {
+        b.exec(&format!(
+            "INSERT INTO audit_key VALUES ('{key}', {first_seq})"
+        ))
+        .await
+        .expect("text key");
+    }
+    let store = b.open().await;
+    assert_ok(&store.verify().await.expect("verify"), 8, 1, 8);
+    assert_eq!(seqs_of_transaction(store.as_ref(), "tx-3").await, vec![4]);
+    assert_eq!(
+        seqs_of_transaction(store.as_ref(), &uuids[1]).await,
+        vec![7]
+    );
+    let filter = AuditFilter {
+        account: Some("key-11".into()),
+        ..Default::default()
+    };
+    let page = store.query(&filter, None, 10).await.expect("query");
+    assert_eq!(
+        page.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![7]
+    );
+    append_n(store.as_ref(), 20, 2, now).await;
+    assert_ok(&store.verify().await.expect("verify"), 10, 1, 10);
+    assert_eq!(seqs_of_transaction(store.as_ref(), "tx-21").await, vec![10]);
+    // The index holds codes now, and is append-only again.
+    let conn = rusqlite::Connection::open(match &b {
+        Backend::Sqlite(dir) => dir.path().join("audit.db"),
+        Backend::Pg(_) => unreachable!("a SQLite journal"),
+    })
+    .expect("open");
+    let text_rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit_key WHERE typeof(key) <> 'integer'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(text_rows, 0);
+    let code: i64 = fnv1a64("a:key-11");
+    let found: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit_key WHERE key = ?1",
+            [code],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(found, 1, "an account's code is the FNV-1a of its key");
+    assert!(conn.execute("DELETE FROM audit_key", []).is_err());
+    assert!(conn.execute("UPDATE audit_key SET key = 1", []).is_err());
 }
 
 /// Every record of the journal, newest first, page by page.

@@ -10,8 +10,11 @@
 //! no longer writes; blocks written before compression are plain TEXT and read as they are),
 //! plus the first record's `prev_hash` and the batch's time range. `audit_key` says which
 //! blocks hold which transaction, account, kind, target and severity (`t:`, `a:`, `k:`,
-//! `g:`, `s:` prefixes), deduplicated per block; queries walk the blocks it names, newest
-//! first, and filter the records exactly. For time windows each block also keeps `upto_us`, the latest record time
+//! `g:`, `s:` prefixes), by a 64-bit code of each key ([`key_code`]: the time-ordered half of
+//! a UUID transaction id, else a hash; journals that kept the keys' text are converted when
+//! opened), deduplicated per block; queries walk the blocks it names, newest first, and
+//! filter the records exactly, so codes that collide cost reading a block, not a wrong
+//! answer. For time windows each block also keeps `upto_us`, the latest record time
 //! of it and every block before it (never decreasing, indexed), and `late_us`, how far its
 //! earliest record lies before the previous block's `upto_us`. A window ending at `to` starts
 //! its walk at the first block whose `upto_us` reaches `to` plus the greatest `late_us`
@@ -54,7 +57,7 @@ CREATE TABLE IF NOT EXISTS audit_block (
     late_us     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS audit_key (
-    key       TEXT NOT NULL,
+    key       INTEGER NOT NULL,
     first_seq INTEGER NOT NULL,
     PRIMARY KEY (key, first_seq)
 ) WITHOUT ROWID;
@@ -85,11 +88,6 @@ CREATE TABLE IF NOT EXISTS audit_archive (
 CREATE TRIGGER IF NOT EXISTS audit_block_no_delete BEFORE DELETE ON audit_block
 WHEN OLD.last_seq > (SELECT archived_seq FROM audit_anchor WHERE id = 1)
 BEGIN SELECT RAISE(ABORT, 'audit_block rows are only removed by archiving'); END;
-CREATE TRIGGER IF NOT EXISTS audit_key_no_update BEFORE UPDATE ON audit_key
-BEGIN SELECT RAISE(ABORT, 'audit_key is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_key_no_delete BEFORE DELETE ON audit_key
-WHEN OLD.first_seq > (SELECT archived_seq FROM audit_anchor WHERE id = 1)
-BEGIN SELECT RAISE(ABORT, 'audit_key rows are only removed by archiving'); END;
 CREATE TRIGGER IF NOT EXISTS audit_head_forward BEFORE UPDATE ON audit_head
 WHEN NEW.last_seq <= OLD.last_seq
 BEGIN SELECT RAISE(ABORT, 'audit_head only moves forward'); END;
@@ -107,6 +105,16 @@ CREATE TRIGGER IF NOT EXISTS audit_archive_no_update BEFORE UPDATE ON audit_arch
 BEGIN SELECT RAISE(ABORT, 'audit_archive is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_archive_no_delete BEFORE DELETE ON audit_archive
 BEGIN SELECT RAISE(ABORT, 'audit_archive is append-only'); END;
+"#;
+
+/// The triggers that keep `audit_key` append-only, created once it holds key codes (after
+/// [`migrate_text_keys`] on a journal from before them).
+const KEY_TRIGGERS: &str = r#"
+CREATE TRIGGER IF NOT EXISTS audit_key_no_update BEFORE UPDATE ON audit_key
+BEGIN SELECT RAISE(ABORT, 'audit_key is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_key_no_delete BEFORE DELETE ON audit_key
+WHEN OLD.first_seq > (SELECT archived_seq FROM audit_anchor WHERE id = 1)
+BEGIN SELECT RAISE(ABORT, 'audit_key rows are only removed by archiving'); END;
 "#;
 
 /// Indexes on the time bookkeeping, created once the columns exist (after
@@ -194,6 +202,41 @@ fn keys_of(event: &AuditEvent, into: &mut KeySet, scratch: &mut String) {
         "s:",
         SEVERITIES[usize::from(event.level.severity()).min(SEVERITIES.len() - 1)],
     );
+}
+
+/// A key's code, what `audit_key` stores and looks blocks up by (a 64-bit integer rather than
+/// the key's text: integers are compared and stored for a fraction of the text's cost, and
+/// the transaction key, one per event, was most of the journal thread's SQLite work).
+///
+/// * A transaction key whose id is a UUID (the gateway's own are UUIDv7, time-ordered): the
+///   UUID's first 64 bits. Transactions begun in the same millisecond share a code, so one
+///   index row stands for all of them in a block, and codes grow with time, so the inserts
+///   walk the index in order rather than landing all over it.
+/// * Any other key: its 64-bit FNV-1a hash, prefix included.
+///
+/// Codes may collide; that only makes a query read a block more than it needs. Queries and
+/// `verify` compare every record's own fields, never the code.
+pub(crate) fn key_code(key: &str) -> i64 {
+    if let Some(id) = key
+        .strip_prefix("t:")
+        .and_then(|t| uuid::Uuid::try_parse(t).ok())
+    {
+        return (id.as_u128() >> 64) as u64 as i64;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// The distinct codes of `keys`, in order (so the inserts walk the index once).
+fn key_codes<'k>(keys: impl IntoIterator<Item = &'k String>) -> Vec<i64> {
+    let mut codes: Vec<i64> = keys.into_iter().map(|k| key_code(k)).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    codes
 }
 
 /// A batch made ready for a block: its record texts end to end in one buffer and the keys of
@@ -448,12 +491,9 @@ fn insert_block(
         upto,
         late
     ])?;
-    // In key order, so the inserts walk the key index once.
-    let mut keys: Vec<&str> = batch.keys.iter().map(String::as_str).collect();
-    keys.sort_unstable();
     let mut insert = tx.prepare_cached("INSERT INTO audit_key (key, first_seq) VALUES (?1, ?2)")?;
-    for key in keys {
-        insert.execute(params![key, seq_i64(first_seq)])?;
+    for code in key_codes(&batch.keys) {
+        insert.execute(params![code, seq_i64(first_seq)])?;
     }
     Ok(hash)
 }
@@ -503,6 +543,43 @@ fn migrate_per_event_layout(tx: &Connection) -> Result<(), StoreError> {
         records = rows.len(),
         "audit journal moved from the per-event layout into blocks"
     );
+    Ok(())
+}
+
+/// A journal from before key codes has the keys' text in `audit_key`: the table is rebuilt
+/// with their codes (its append-only triggers step aside for that and are created again).
+fn migrate_text_keys(tx: &Connection) -> Result<(), StoreError> {
+    if !exists(
+        tx,
+        "SELECT 1 FROM pragma_table_info('audit_key') WHERE name = 'key' AND type = 'TEXT'",
+    )? {
+        return Ok(());
+    }
+    tx.execute_batch(
+        "CREATE TABLE audit_key_code (
+             key       INTEGER NOT NULL,
+             first_seq INTEGER NOT NULL,
+             PRIMARY KEY (key, first_seq)
+         ) WITHOUT ROWID;",
+    )?;
+    let mut rows = 0u64;
+    {
+        let mut read = tx.prepare("SELECT key, first_seq FROM audit_key")?;
+        let mut insert =
+            tx.prepare("INSERT OR IGNORE INTO audit_key_code (key, first_seq) VALUES (?1, ?2)")?;
+        let mut keys = read.query([])?;
+        while let Some(r) = keys.next()? {
+            let key: String = r.get(0)?;
+            let first_seq: i64 = r.get(1)?;
+            insert.execute(params![key_code(&key), first_seq])?;
+            rows += 1;
+        }
+    }
+    tx.execute_batch(
+        "DROP TABLE audit_key;
+         ALTER TABLE audit_key_code RENAME TO audit_key;",
+    )?;
+    tracing::info!(rows, "audit journal: its key index now holds key codes");
     Ok(())
 }
 
@@ -585,18 +662,18 @@ fn wanted(filter: &AuditFilter, cursor: Option<u64>, seq: u64, event: &AuditEven
             .is_none_or(|t| event.kind.target() == Some(t.as_str()))
 }
 
-/// The most selective key a filter names, to find candidate blocks by.
-fn driving_key(filter: &AuditFilter) -> Option<String> {
-    if let Some(t) = &filter.transaction_id {
-        return Some(format!("t:{t}"));
-    }
-    if let Some(a) = &filter.account {
-        return Some(format!("a:{a}"));
-    }
-    if let Some(g) = &filter.target {
-        return Some(format!("g:{g}"));
-    }
-    filter.kind.as_ref().map(|k| format!("k:{k}"))
+/// The code of the most selective key a filter names, to find candidate blocks by.
+fn driving_key(filter: &AuditFilter) -> Option<i64> {
+    let key = if let Some(t) = &filter.transaction_id {
+        format!("t:{t}")
+    } else if let Some(a) = &filter.account {
+        format!("a:{a}")
+    } else if let Some(g) = &filter.target {
+        format!("g:{g}")
+    } else {
+        format!("k:{}", filter.kind.as_ref()?)
+    };
+    Some(key_code(&key))
 }
 
 impl SqliteAuditStore {
@@ -618,6 +695,8 @@ impl SqliteAuditStore {
             add_time_bookkeeping(&tx)?;
             tx.execute_batch(BLOCK_NO_UPDATE)?;
             tx.execute_batch(TIME_INDEXES)?;
+            migrate_text_keys(&tx)?;
+            tx.execute_batch(KEY_TRIGGERS)?;
             migrate_per_event_layout(&tx)?;
             tx.commit()?;
         }
@@ -828,9 +907,9 @@ impl AuditStore for SqliteAuditStore {
                         let event: AuditEvent = serde_json::from_str(line.body)?;
                         let mut keys = KeySet::default();
                         keys_of(&event, &mut keys, &mut String::new());
-                        for key in &keys {
+                        for code in key_codes(&keys) {
                             let found = has_key
-                                .query_row(params![key, seq_i64(block.first_seq)], |_| Ok(()))
+                                .query_row(params![code, seq_i64(block.first_seq)], |_| Ok(()))
                                 .optional()?
                                 .is_some();
                             if !found {
@@ -904,7 +983,7 @@ impl AuditStore for SqliteAuditStore {
             let mut writer: Option<ArchiveWriter> = None;
             let mut last_hash = anchor_hash.clone();
             let mut upto = anchor_seq;
-            let mut keys_to_delete: Vec<(String, u64)> = Vec::new();
+            let mut keys_to_delete: Vec<(i64, u64)> = Vec::new();
             {
                 let mut stmt = tx.prepare(&format!(
                     "SELECT {BLOCK_COLUMNS} FROM audit_block WHERE first_seq > ?1 ORDER BY first_seq"
@@ -946,7 +1025,7 @@ impl AuditStore for SqliteAuditStore {
                         last_hash = row.hash;
                         upto = line.seq;
                     }
-                    keys_to_delete.extend(keys.into_iter().map(|k| (k, block.first_seq)));
+                    keys_to_delete.extend(key_codes(&keys).into_iter().map(|k| (k, block.first_seq)));
                 }
             }
             if let Some(writer) = writer {
@@ -987,5 +1066,36 @@ impl AuditStore for SqliteAuditStore {
             Ok(report)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_code;
+
+    #[test]
+    fn keys_other_than_a_transaction_uuid_are_coded_with_64_bit_fnv_1a() {
+        // Published FNV-1a 64 test vectors.
+        assert_eq!(key_code("") as u64, 0xcbf2_9ce4_8422_2325);
+        assert_eq!(key_code("a") as u64, 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(key_code("foobar") as u64, 0x8594_4171_f739_67e8);
+        // A transaction id that is not a UUID is hashed with its prefix.
+        assert_eq!(key_code("t:tx-1"), key_code("t:tx-1"));
+        assert_ne!(key_code("t:tx-1"), key_code("a:tx-1"));
+    }
+
+    #[test]
+    fn a_transaction_uuid_is_coded_by_its_first_64_bits_so_codes_follow_time() {
+        let id = uuid::Uuid::parse_str("01938f4a-5b6c-7d8e-9f00-112233445566").expect("uuid");
+        assert_eq!(
+            key_code(&format!("t:{id}")) as u64,
+            0x0193_8f4a_5b6c_7d8e,
+            "the first half, not a hash"
+        );
+        let earlier = uuid::Uuid::new_v7(uuid::Timestamp::from_unix_time(1_764_000_000, 0, 0, 0));
+        let later = uuid::Uuid::new_v7(uuid::Timestamp::from_unix_time(1_764_000_001, 0, 0, 0));
+        assert!(key_code(&format!("t:{earlier}")) < key_code(&format!("t:{later}")));
+        // Only the transaction key: an account named like a UUID is hashed.
+        assert_ne!(key_code(&format!("a:{id}")) as u64, 0x0193_8f4a_5b6c_7d8e);
     }
 }
