@@ -209,9 +209,10 @@ fn keys_of(event: &AuditEvent, into: &mut KeySet, scratch: &mut String) {
 /// the transaction key, one per event, was most of the journal thread's SQLite work).
 ///
 /// * A transaction key whose id is a UUID (the gateway's own are UUIDv7, time-ordered): the
-///   UUID's first 64 bits. Transactions begun in the same millisecond share a code, so one
-///   index row stands for all of them in a block, and codes grow with time, so the inserts
-///   walk the index in order rather than landing all over it.
+///   UUID's first 64 bits: its millisecond and, from the uuid crate, the top 12 bits of the
+///   counter it keeps within a millisecond. Transactions begun in the same millisecond so
+///   usually share a code (one index row stands for all of them in a block), and codes grow
+///   with time, so the inserts walk the index in order rather than landing all over it.
 /// * Any other key: its 64-bit FNV-1a hash, prefix included.
 ///
 /// Codes may collide; that only makes a query read a block more than it needs. Queries and
