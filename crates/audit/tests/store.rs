@@ -1163,6 +1163,62 @@ async fn sqlite_an_unreadable_block_is_reported_at_its_first_seq() {
 }
 
 #[tokio::test]
+async fn pg_run_markers_of_replicas_starting_together_on_a_new_database_are_all_written() {
+    // The first start of several replicas at once: each creates the markers' table if it is
+    // missing. Without a lock around that, PostgreSQL failed all but one of them (23505 on
+    // `pg_type`), and a replica without a marker cannot report its own unclean stop.
+    for round in 0..3 {
+        let Backend::Pg(url) = Backend::pg().await else {
+            unreachable!("a PostgreSQL back end")
+        };
+        let runs: Vec<(String, qaqpa_audit::RunInfo)> = (0..8u32)
+            .map(|i| {
+                (
+                    format!("replica-{i}"),
+                    qaqpa_audit::RunInfo {
+                        pid: 1000 + i,
+                        host: format!("gw-{i}"),
+                        started: datetime!(2026-12-02 15:00 UTC),
+                    },
+                )
+            })
+            .collect();
+        let starts = runs.iter().map(|(worker, run)| {
+            let url = url.clone();
+            async move {
+                qaqpa_audit::PgRunMarkers::new(&url)
+                    .begin(worker, run)
+                    .await
+            }
+        });
+        for (result, (worker, _)) in futures_util::future::join_all(starts)
+            .await
+            .into_iter()
+            .zip(&runs)
+        {
+            assert_eq!(
+                result.unwrap_or_else(|e| panic!("round {round}, {worker}: {e}")),
+                None,
+                "a first run has no predecessor"
+            );
+        }
+        // Every marker is there: each replica's next start is told of the run before.
+        let markers = qaqpa_audit::PgRunMarkers::new(&url);
+        for (worker, run) in &runs {
+            let next = qaqpa_audit::RunInfo {
+                pid: run.pid + 100,
+                ..run.clone()
+            };
+            assert_eq!(
+                markers.begin(worker, &next).await.expect("begin"),
+                Some(run.clone()),
+                "round {round}, {worker}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn pg_run_markers_report_a_run_that_never_stopped_cleanly_per_worker_id() {
     let Backend::Pg(url) = Backend::pg().await else {
         unreachable!("a PostgreSQL back end")

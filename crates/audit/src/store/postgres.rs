@@ -19,6 +19,9 @@ use super::{
 /// Key of the advisory lock that serialises appends, archiving and migrations ("qaqpaAUD").
 const LOCK_KEY: i64 = 0x7161_7170_6141_5544;
 
+/// Key of the advisory lock under which a run marker is read and written ("qaqpaRUN").
+const RUN_LOCK_KEY: i64 = 0x7161_7170_6152_554e;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS audit_log (
     seq            BIGINT PRIMARY KEY,
@@ -522,8 +525,14 @@ impl PgRunMarkers {
     /// started and never stopped cleanly.
     pub async fn begin(&self, worker: &str, run: &RunInfo) -> Result<Option<RunInfo>, StoreError> {
         let mut client = self.client().await?;
-        client.batch_execute(RUN_SCHEMA).await?;
         let tx = client.transaction().await?;
+        // Replicas starting together would race in `CREATE TABLE IF NOT EXISTS`: PostgreSQL
+        // fails all but one with 23505 (on `pg_type`), and a replica whose marker is not
+        // written cannot report its own unclean stop later. Under the lock the others wait
+        // and then find the table.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&RUN_LOCK_KEY])
+            .await?;
+        tx.batch_execute(RUN_SCHEMA).await?;
         let previous = tx
             .query_opt(
                 "SELECT pid, host, started_us FROM audit_run WHERE worker_id = $1 FOR UPDATE",
