@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
@@ -563,19 +564,22 @@ fn migrate_text_keys(tx: &Connection) -> Result<(), StoreError> {
              PRIMARY KEY (key, first_seq)
          ) WITHOUT ROWID;",
     )?;
-    let mut rows = 0u64;
-    {
-        let mut read = tx.prepare("SELECT key, first_seq FROM audit_key")?;
-        let mut insert =
-            tx.prepare("INSERT OR IGNORE INTO audit_key_code (key, first_seq) VALUES (?1, ?2)")?;
-        let mut keys = read.query([])?;
-        while let Some(r) = keys.next()? {
-            let key: String = r.get(0)?;
-            let first_seq: i64 = r.get(1)?;
-            insert.execute(params![key_code(&key), first_seq])?;
-            rows += 1;
-        }
-    }
+    tracing::info!("audit journal: converting its key index to key codes (once; a large journal takes a while)");
+    // In code order, so the new index is written front to back: SQLite sorts the rows (on
+    // disk when they do not fit its memory) instead of the codes landing at random in an
+    // index far larger than the page cache.
+    tx.create_scalar_function(
+        "qaqpa_key_code",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(key_code(&ctx.get::<String>(0)?)),
+    )?;
+    let rows = tx.execute(
+        "INSERT OR IGNORE INTO audit_key_code (key, first_seq)
+         SELECT qaqpa_key_code(key), first_seq FROM audit_key ORDER BY 1, 2",
+        [],
+    )?;
+    tx.remove_function("qaqpa_key_code", 1)?;
     tx.execute_batch(
         "DROP TABLE audit_key;
          ALTER TABLE audit_key_code RENAME TO audit_key;",
