@@ -171,23 +171,19 @@ fn anchor(conn: &Connection) -> rusqlite::Result<(u64, String)> {
     )
 }
 
-/// A block's keys. They are hashed with FxHash, not SipHash: a block holds at most a batch's
-/// worth of them, so a flood of colliding keys cannot cost more than that batch, and SipHash
+/// A block's key codes ([`key_code`]), each once. Hashed with FxHash, not SipHash: SipHash
 /// was a tenth of the journal thread's time in the delivery benchmark.
-type KeySet = HashSet<String, BuildHasherDefault<rustc_hash::FxHasher>>;
+type KeySet = HashSet<i64, BuildHasherDefault<rustc_hash::FxHasher>>;
 
-/// Adds the `audit_key` entries of one event (what queries can look blocks up by) to `into`.
-/// Most of them repeat within a block, so a key is built in `scratch` and allocated only when
-/// it is new.
+/// Adds the codes of one event's `audit_key` entries (what queries can look blocks up by) to
+/// `into`. Each key's text is built in `scratch`, not allocated.
 fn keys_of(event: &AuditEvent, into: &mut KeySet, scratch: &mut String) {
     const SEVERITIES: [&str; 8] = ["0", "1", "2", "3", "4", "5", "6", "7"];
     let mut add = |prefix: &str, value: &str| {
         scratch.clear();
         scratch.push_str(prefix);
         scratch.push_str(value);
-        if !into.contains(scratch.as_str()) {
-            into.insert(scratch.clone());
-        }
+        into.insert(key_code(scratch));
     };
     if let Some(t) = &event.transaction_id {
         add("t:", t);
@@ -233,11 +229,10 @@ pub(crate) fn key_code(key: &str) -> i64 {
     hash as i64
 }
 
-/// The distinct codes of `keys`, in order (so the inserts walk the index once).
-fn key_codes<'k>(keys: impl IntoIterator<Item = &'k String>) -> Vec<i64> {
-    let mut codes: Vec<i64> = keys.into_iter().map(|k| key_code(k)).collect();
+/// The codes of `keys` in order (so the inserts walk the index once).
+fn key_codes(keys: &KeySet) -> Vec<i64> {
+    let mut codes: Vec<i64> = keys.iter().copied().collect();
     codes.sort_unstable();
-    codes.dedup();
     codes
 }
 
