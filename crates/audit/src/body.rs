@@ -20,7 +20,10 @@ use crate::event::{AuditEvent, EventKind, Exchange, ExchangeResult};
 
 /// Appends `event`'s JSON to `out`; `false` (with `out` left partly written) when an event's
 /// time cannot be written as RFC 3339, which the caller hands to `serde_json` instead.
-pub(crate) fn write(event: &AuditEvent, out: &mut String) -> bool {
+///
+/// `out` takes bytes: the text is strings (UTF-8 already) and ASCII written here, and the caller
+/// checks the whole body as UTF-8 once, rather than each time stamp and number on its way in.
+pub(crate) fn write(event: &AuditEvent, out: &mut Vec<u8>) -> bool {
     let mut w = Writer { out };
     w.raw("{\"id\":\"");
     let mut id = uuid::Uuid::encode_buffer();
@@ -52,12 +55,12 @@ pub(crate) fn write(event: &AuditEvent, out: &mut String) -> bool {
 }
 
 struct Writer<'a> {
-    out: &'a mut String,
+    out: &'a mut Vec<u8>,
 }
 
 impl Writer<'_> {
     fn raw(&mut self, s: &str) {
-        self.out.push_str(s);
+        self.out.extend_from_slice(s.as_bytes());
     }
 
     /// `key` (with its comma and colon) and `value` as a JSON string.
@@ -72,10 +75,19 @@ impl Writer<'_> {
         }
     }
 
-    fn number(&mut self, key: &str, value: impl std::fmt::Display) {
-        use std::fmt::Write as _;
+    /// `key` and `value` in decimal, as `serde_json` writes an unsigned integer.
+    fn number(&mut self, key: &str, value: u64) {
         self.raw(key);
-        let _ = write!(self.out, "{value}");
+        crate::event::push_decimal(self.out, value);
+    }
+
+    /// `key` and `value` in decimal, as `serde_json` writes a signed integer.
+    fn signed(&mut self, key: &str, value: i64) {
+        self.raw(key);
+        if value < 0 {
+            self.out.push(b'-');
+        }
+        crate::event::push_decimal(self.out, value.unsigned_abs());
     }
 
     fn opt_u64(&mut self, key: &str, value: Option<u64>) {
@@ -85,7 +97,7 @@ impl Writer<'_> {
     }
 
     fn ip(&mut self, key: &str, ip: IpAddr) {
-        use std::fmt::Write as _;
+        use std::io::Write as _;
         self.raw(key);
         let _ = write!(self.out, "\"{ip}\"");
     }
@@ -95,14 +107,10 @@ impl Writer<'_> {
         let Some(n) = json_time::write(&mut buf, t) else {
             return false;
         };
-        // ASCII only.
-        let Ok(text) = std::str::from_utf8(&buf[..n]) else {
-            return false;
-        };
         self.raw(key);
-        self.out.push('"');
-        self.out.push_str(text);
-        self.out.push('"');
+        self.out.push(b'"');
+        self.out.extend_from_slice(&buf[..n]);
+        self.out.push(b'"');
         true
     }
 
@@ -183,7 +191,7 @@ impl Writer<'_> {
                 if !self.time(",\"not_after\":", *not_after) {
                     return false;
                 }
-                self.number(",\"days_left\":", days_left);
+                self.signed(",\"days_left\":", *days_left);
             }
             EventKind::Lifecycle {
                 stage,
@@ -199,7 +207,7 @@ impl Writer<'_> {
             }
             EventKind::AuditDropped { count, sink } => {
                 self.raw("audit_dropped\"");
-                self.number(",\"count\":", count);
+                self.number(",\"count\":", *count);
                 self.str(",\"sink\":", sink);
             }
             EventKind::UncleanStop {
@@ -208,7 +216,7 @@ impl Writer<'_> {
             } => {
                 self.raw("unclean_stop\"");
                 if let Some(pid) = previous_pid {
-                    self.number(",\"previous_pid\":", pid);
+                    self.number(",\"previous_pid\":", u64::from(*pid));
                 }
                 return self.opt_time(",\"previous_start\":", *previous_start);
             }
@@ -232,7 +240,9 @@ impl Writer<'_> {
         self.opt_u64(",\"response_bytes\":", x.response_bytes);
         match &x.result {
             ExchangeResult::Shep(code) => self.str(",\"result\":{\"shep\":", code),
-            ExchangeResult::Http(status) => self.number(",\"result\":{\"http\":", status),
+            ExchangeResult::Http(status) => {
+                self.number(",\"result\":{\"http\":", u64::from(*status))
+            }
             ExchangeResult::Transport(error) => self.str(",\"result\":{\"transport\":", error),
         }
         self.raw("}");
@@ -244,34 +254,35 @@ impl Writer<'_> {
 /// the short forms `\b \t \n \f \r`, other control characters as `\u00xx`; nothing else.
 /// Runs that need nothing are copied whole (the bytes looked for are ASCII, so every cut is on
 /// a character boundary).
-fn escaped(out: &mut String, value: &str) {
+fn escaped(out: &mut Vec<u8>, value: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(value.len() + 2);
-    out.push('"');
+    let bytes = value.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut start = 0;
-    for (i, &b) in value.as_bytes().iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate() {
         if b >= 0x20 && b != b'"' && b != b'\\' {
             continue;
         }
-        out.push_str(&value[start..i]);
+        out.extend_from_slice(&bytes[start..i]);
         start = i + 1;
         match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x08 => out.push_str("\\b"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            0x0c => out.push_str("\\f"),
-            b'\r' => out.push_str("\\r"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\r' => out.extend_from_slice(b"\\r"),
             _ => {
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0xf)]));
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
             }
         }
     }
-    out.push_str(&value[start..]);
-    out.push('"');
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -498,10 +509,49 @@ mod tests {
         let mut gen = Gen(0x05ee_d0fa_0d17);
         for i in 0..20_000 {
             let event = gen.event(i);
-            let mut ours = String::new();
+            let mut ours = Vec::new();
             assert!(write(&event, &mut ours), "writes {event:?}");
             let theirs = serde_json::to_string(&event).expect("serde writes it");
-            assert_eq!(ours, theirs, "event {i}");
+            assert_eq!(String::from_utf8(ours).expect("UTF-8"), theirs, "event {i}");
+        }
+    }
+
+    #[test]
+    fn numbers_at_their_limits_are_written_as_serde_json_writes_them() {
+        let mut gen = Gen(11);
+        let kinds = [
+            EventKind::AuditDropped {
+                count: u64::MAX,
+                sink: "s".into(),
+            },
+            EventKind::AuditDropped {
+                count: 0,
+                sink: "s".into(),
+            },
+            EventKind::CertExpiry {
+                subject: "CN=x".into(),
+                serial: "01".into(),
+                not_after: OffsetDateTime::UNIX_EPOCH,
+                days_left: i64::MIN,
+            },
+            EventKind::CertExpiry {
+                subject: "CN=x".into(),
+                serial: "01".into(),
+                not_after: OffsetDateTime::UNIX_EPOCH,
+                days_left: i64::MAX,
+            },
+            EventKind::UncleanStop {
+                previous_pid: Some(u32::MAX),
+                previous_start: None,
+            },
+        ];
+        for kind in kinds {
+            let mut event = gen.event(3);
+            event.kind = kind;
+            let mut ours = Vec::new();
+            assert!(write(&event, &mut ours));
+            let theirs = serde_json::to_string(&event).expect("serde writes it");
+            assert_eq!(String::from_utf8(ours).expect("UTF-8"), theirs);
         }
     }
 
@@ -514,7 +564,7 @@ mod tests {
                 .to_offset(UtcOffset::from_hms(h, m, sec).expect("offset"));
             let mut event = gen.event(8);
             event.time = bad;
-            assert!(!write(&event, &mut String::new()));
+            assert!(!write(&event, &mut Vec::new()));
             assert!(
                 serde_json::to_string(&event).is_err(),
                 "serde refuses it too"
@@ -524,7 +574,7 @@ mod tests {
                 previous_pid: None,
                 previous_start: Some(bad),
             };
-            assert!(!write(&event, &mut String::new()));
+            assert!(!write(&event, &mut Vec::new()));
         }
     }
 }

@@ -469,11 +469,11 @@ impl EventKind {
                 opt(f, "detail", detail);
             }
             EventKind::ObjectAccess { object, object_id } => {
-                f.str("object", object.as_str());
+                f.plain("object", object.as_str());
                 f.str("object_id", object_id);
             }
             EventKind::Exchange(x) => {
-                f.str("direction", x.direction.as_str());
+                f.plain("direction", x.direction.as_str());
                 f.str("target", &x.target);
                 opt(f, "service_id", &x.service_id);
                 opt(f, "message_id", &x.message_id);
@@ -488,12 +488,15 @@ impl EventKind {
                     }
                 }
                 if let Some(n) = x.request_bytes {
-                    f.display("request_bytes", n);
+                    f.number("request_bytes", "", n);
                 }
                 if let Some(n) = x.response_bytes {
-                    f.display("response_bytes", n);
+                    f.number("response_bytes", "", n);
                 }
-                f.display("result", &x.result);
+                match &x.result {
+                    ExchangeResult::Http(status) => f.number("result", "http:", u64::from(*status)),
+                    other => f.display("result", other),
+                }
             }
             EventKind::SignatureVerify {
                 valid,
@@ -501,7 +504,7 @@ impl EventKind {
                 reason,
                 message_id,
             } => {
-                f.display("valid", valid);
+                f.plain("valid", if *valid { "true" } else { "false" });
                 opt(f, "signer", signer);
                 opt(f, "reason", reason);
                 opt(f, "message_id", message_id);
@@ -528,7 +531,7 @@ impl EventKind {
                 opt(f, "detail", detail);
             }
             EventKind::AuditDropped { count, sink } => {
-                f.display("count", count);
+                f.number("count", "", *count);
                 f.str("sink", sink);
             }
             EventKind::UncleanStop {
@@ -536,7 +539,7 @@ impl EventKind {
                 previous_start,
             } => {
                 if let Some(pid) = previous_pid {
-                    f.display("previous_pid", pid);
+                    f.number("previous_pid", "", u64::from(*pid));
                 }
                 if let Some(t) = previous_start {
                     f.time("previous_start", *t);
@@ -618,8 +621,9 @@ pub struct AuditEvent {
 #[derive(Debug, Default)]
 pub struct Fields {
     text: String,
-    /// Per field: its name and where its value ends in `text`.
-    ends: Vec<(&'static str, usize)>,
+    /// Per field: its name, where its value ends in `text`, and whether the value is known to
+    /// hold none of the bytes a syslog line escapes or quotes (see [`Fields::plain`]).
+    ends: Vec<(&'static str, usize, bool)>,
 }
 
 impl Fields {
@@ -637,34 +641,60 @@ impl Fields {
         self.ends.clear();
     }
 
-    fn end(&mut self, name: &'static str) {
-        self.ends.push((name, self.text.len()));
+    fn end(&mut self, name: &'static str, plain: bool) {
+        self.ends.push((name, self.text.len(), plain));
     }
 
     pub fn str(&mut self, name: &'static str, value: &str) {
         self.text.push_str(value);
-        self.end(name);
+        self.end(name, false);
     }
 
-    /// A time as [`rfc3339`] writes it.
+    /// A value its writer knows to be plain: no space, `=`, `"`, `\\`, `]` or control
+    /// character (ids, times, numbers, the model's own names), so the line need not look
+    /// through it for them. Checked in debug builds.
+    pub fn plain(&mut self, name: &'static str, value: &str) {
+        debug_assert!(
+            value
+                .bytes()
+                .all(|b| b > b' ' && b < 0x7f && !matches!(b, b'=' | b'"' | b'\\' | b']')),
+            "{name}={value:?} is not plain"
+        );
+        self.text.push_str(value);
+        self.end(name, true);
+    }
+
+    /// A time as [`rfc3339`] writes it (plain).
     pub fn time(&mut self, name: &'static str, value: OffsetDateTime) {
         write_rfc3339(&mut self.text, value);
-        self.end(name);
+        self.end(name, true);
+    }
+
+    /// `prefix` (plain) and `value` in decimal.
+    pub fn number(&mut self, name: &'static str, prefix: &'static str, value: u64) {
+        self.text.push_str(prefix);
+        push_decimal_chars(&mut self.text, value);
+        self.end(name, true);
     }
 
     pub fn display(&mut self, name: &'static str, value: impl std::fmt::Display) {
         use std::fmt::Write as _;
         let _ = write!(self.text, "{value}");
-        self.end(name);
+        self.end(name, false);
     }
 
     /// The fields in the order written.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        self.iter_marked().map(|(name, value, _)| (name, value))
+    }
+
+    /// [`Fields::iter`] with each value's plain mark.
+    pub(crate) fn iter_marked(&self) -> impl Iterator<Item = (&'static str, &str, bool)> + '_ {
         let mut start = 0;
-        self.ends.iter().map(move |&(name, end)| {
+        self.ends.iter().map(move |&(name, end, plain)| {
             let value = &self.text[start..end];
             start = end;
-            (name, value)
+            (name, value, plain)
         })
     }
 }
@@ -706,16 +736,18 @@ pub fn write_rfc3339(out: &mut String, t: OffsetDateTime) {
     out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
 
+/// The two decimal digits of 0 to 99, in order.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
 /// Writes `n` in decimal into all of `buf`, zero-padded on the left (higher digits are cut).
 /// Two digits at a time from a table: a time stamp has up to 17 digits, ten time stamps go
 /// into an `EXCHANGE` event's record and syslog line, and one division per digit was most of
 /// their cost.
 fn digits(buf: &mut [u8], n: u32) {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
     let mut n = n;
     let mut rest = buf;
     while let [head @ .., a, b] = rest {
@@ -728,6 +760,42 @@ fn digits(buf: &mut [u8], n: u32) {
     if let [d] = rest {
         *d = b'0' + (n % 10) as u8;
     }
+}
+
+/// `n` in decimal (no padding) appended to `out`, two digits at a time as [`digits`] writes
+/// them.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let (buf, start) = decimal(n);
+    out.extend_from_slice(&buf[start..]);
+}
+
+/// [`push_decimal`] for a `String` (digits are single-byte characters).
+pub(crate) fn push_decimal_chars(out: &mut String, n: u64) {
+    let (buf, start) = decimal(n);
+    out.extend(buf[start..].iter().map(|&d| char::from(d)));
+}
+
+/// `n`'s decimal digits, at the end of the buffer from the index returned.
+fn decimal(n: u64) -> ([u8; 20], usize) {
+    let mut buf = [0u8; 20];
+    let mut start = buf.len();
+    let mut n = n;
+    while n >= 100 {
+        start -= 2;
+        let pair = (n % 100) as usize * 2;
+        buf[start] = PAIRS[pair];
+        buf[start + 1] = PAIRS[pair + 1];
+        n /= 100;
+    }
+    if n >= 10 {
+        start -= 2;
+        buf[start] = PAIRS[n as usize * 2];
+        buf[start + 1] = PAIRS[n as usize * 2 + 1];
+    } else {
+        start -= 1;
+        buf[start] = b'0' + n as u8;
+    }
+    (buf, start)
 }
 
 /// Times in the event JSON (the journal's record bodies): exactly what

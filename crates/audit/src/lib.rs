@@ -393,7 +393,10 @@ async fn store_writer(
         let Some(first) = rx.recv().await else {
             return;
         };
-        let mut got = Collected::default();
+        let mut got = Collected {
+            events: Vec::with_capacity(STORE_BATCH),
+            ..Collected::default()
+        };
         got.take(first, &mut replies, &mut deadline, &mut rx);
         // Events trickle in one per request: the writer sleeps through a short linger and then
         // takes what came, so one transaction carries many events (each commit rewrites the

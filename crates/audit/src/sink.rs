@@ -420,8 +420,8 @@ impl Lines {
     }
 
     fn push(&mut self, line: &str) {
-        use std::fmt::Write as _;
-        let _ = write!(self.framed, "{} ", line.len());
+        crate::event::push_decimal_chars(&mut self.framed, line.len() as u64);
+        self.framed.push(' ');
         let start = self.framed.len();
         self.framed.push_str(line);
         self.spans.push((start, self.framed.len()));

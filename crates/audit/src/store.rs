@@ -197,14 +197,14 @@ impl Entry {
     /// 9999) is refused.
     pub fn new(event: Arc<AuditEvent>) -> Result<Entry, StoreError> {
         // Room for a typical event, so the buffer does not grow while it is written.
-        let mut body = String::with_capacity(768);
-        if !crate::body::write(&event, &mut body) {
+        let mut json = Vec::with_capacity(768);
+        if !crate::body::write(&event, &mut json) {
             // What the hand-written text declines, serde writes or refuses as it always did.
-            let mut json = Vec::with_capacity(768);
+            json.clear();
             serde_json::to_writer(&mut json, event.as_ref())?;
-            body = String::from_utf8(json)
-                .map_err(|_| StoreError::Other("audit event JSON is not UTF-8".into()))?;
         }
+        let body = String::from_utf8(json)
+            .map_err(|_| StoreError::Other("audit event JSON is not UTF-8".into()))?;
         Ok(Entry { event, body })
     }
 
@@ -260,13 +260,15 @@ pub trait AuditStore: Send + Sync {
 
 /// The chain hash of one record.
 pub fn chain_hash(prev_hash: &str, seq: u64, body: &str) -> String {
-    chain_hash_hex(prev_hash, seq, body).as_str().to_owned()
+    chain_hash_hex(prev_hash.as_bytes(), seq, body)
+        .as_str()
+        .to_owned()
 }
 
 /// [`chain_hash`] on the stack, for the journal's writer, which chains every record.
-pub(crate) fn chain_hash_hex(prev_hash: &str, seq: u64, body: &str) -> HexHash {
+pub(crate) fn chain_hash_hex(prev_hash: &[u8], seq: u64, body: &str) -> HexHash {
     let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
+    h.update(prev_hash);
     h.update(seq.to_be_bytes());
     h.update(body.as_bytes());
     let mut hex = HexHash([b'0'; 64]);
@@ -280,6 +282,10 @@ pub(crate) fn chain_hash_hex(prev_hash: &str, seq: u64, body: &str) -> HexHash {
 pub(crate) struct HexHash([u8; 64]);
 
 impl HexHash {
+    pub(crate) fn as_bytes(&self) -> &[u8; 64] {
+        &self.0
+    }
+
     pub(crate) fn as_str(&self) -> &str {
         // Hex digits are ASCII.
         std::str::from_utf8(&self.0).unwrap_or(GENESIS_HASH)

@@ -70,13 +70,14 @@ impl Formatter {
     /// [`Formatter::format`] into reused buffers: the line is valid until the next call.
     /// A sink formats every event this way, so a line costs no allocation.
     pub fn format_with<'s>(&self, event: &AuditEvent, scratch: &'s mut Scratch) -> &'s str {
-        use std::fmt::Write as _;
         let Scratch { fields, line } = scratch;
         fields.clear();
         line.clear();
         write_fields(event, fields);
-        let pri = u16::from(self.facility) * 8 + u16::from(event.level.severity());
-        let _ = write!(line, "<{pri}>1 ");
+        let pri = u64::from(self.facility) * 8 + u64::from(event.level.severity());
+        line.push('<');
+        crate::event::push_decimal_chars(line, pri);
+        line.push_str(">1 ");
         match fields.iter().find(|(k, _)| *k == "time") {
             Some((_, t)) => line.push_str(t),
             None => write_rfc3339(line, event.time),
@@ -96,10 +97,11 @@ impl Formatter {
         }
         line.push_str(" [");
         line.push_str(SD_ID);
-        // Every value is written twice (STRUCTURED-DATA, then MSG), classified once.
+        // Every value is written twice (STRUCTURED-DATA, then MSG), classified once (plain
+        // ones not at all).
         let mut classes = [0u8; 64];
-        for (i, (k, v)) in fields.iter().enumerate() {
-            let class = classify(v);
+        for (i, (k, v, plain)) in fields.iter_marked().enumerate() {
+            let class = if plain { 0 } else { classify(v) };
             if let Some(c) = classes.get_mut(i) {
                 *c = class;
             }
@@ -155,26 +157,26 @@ fn write_fields(event: &AuditEvent, f: &mut Fields) {
         v.as_deref().unwrap_or_default()
     }
     let mut id = uuid::Uuid::encode_buffer();
-    f.str("id", event.id.hyphenated().encode_lower(&mut id));
+    f.plain("id", event.id.hyphenated().encode_lower(&mut id));
     f.time("time", event.time);
     f.str("source", &event.source);
     f.str("account", opt(&event.account));
     match event.client_ip {
         Some(ip) => f.display("client_ip", ip),
-        None => f.str("client_ip", ""),
+        None => f.plain("client_ip", ""),
     }
     match event.op_start {
         Some(t) => f.time("op_start", t),
-        None => f.str("op_start", ""),
+        None => f.plain("op_start", ""),
     }
     match event.op_end {
         Some(t) => f.time("op_end", t),
-        None => f.str("op_end", ""),
+        None => f.plain("op_end", ""),
     }
-    f.str("level", event.level.as_str());
-    f.str("category", event.category().as_str());
+    f.plain("level", event.level.as_str());
+    f.plain("category", event.category().as_str());
     f.str("transaction_id", opt(&event.transaction_id));
-    f.str("kind", event.kind.name());
+    f.plain("kind", event.kind.name());
     f.str("description", &event.description);
     event.kind.write_fields(f);
 }
