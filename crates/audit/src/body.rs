@@ -24,7 +24,11 @@ use crate::event::{AuditEvent, EventKind, Exchange, ExchangeResult};
 /// `out` takes bytes: the text is strings (UTF-8 already) and ASCII written here, and the caller
 /// checks the whole body as UTF-8 once, rather than each time stamp and number on its way in.
 pub(crate) fn write(event: &AuditEvent, out: &mut Vec<u8>) -> bool {
-    let mut w = Writer { out };
+    let mut w = Writer {
+        out,
+        recent: [(OffsetDateTime::UNIX_EPOCH, 0, 0); 2],
+        next: 0,
+    };
     w.raw("{\"id\":\"");
     let mut id = uuid::Uuid::encode_buffer();
     w.raw(event.id.hyphenated().encode_lower(&mut id));
@@ -56,6 +60,10 @@ pub(crate) fn write(event: &AuditEvent, out: &mut Vec<u8>) -> bool {
 
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
+    /// The last two times written and where their text is in `out`: an `EXCHANGE` event's
+    /// operation start and end are its request and response times again.
+    recent: [(OffsetDateTime, usize, usize); 2],
+    next: usize,
 }
 
 impl Writer<'_> {
@@ -103,13 +111,28 @@ impl Writer<'_> {
     }
 
     fn time(&mut self, key: &str, t: OffsetDateTime) -> bool {
+        let seen = self
+            .recent
+            .iter()
+            .find(|&&(time, from, to)| to > from && time == t)
+            .map(|&(_, from, to)| from..to);
+        if let Some(text) = seen {
+            self.raw(key);
+            self.out.push(b'"');
+            self.out.extend_from_within(text);
+            self.out.push(b'"');
+            return true;
+        }
         let mut buf = [0u8; json_time::MAX];
         let Some(n) = json_time::write(&mut buf, t) else {
             return false;
         };
         self.raw(key);
         self.out.push(b'"');
+        let start = self.out.len();
         self.out.extend_from_slice(&buf[..n]);
+        self.recent[self.next] = (t, start, self.out.len());
+        self.next = 1 - self.next;
         self.out.push(b'"');
         true
     }
@@ -513,6 +536,43 @@ mod tests {
             assert!(write(&event, &mut ours), "writes {event:?}");
             let theirs = serde_json::to_string(&event).expect("serde writes it");
             assert_eq!(String::from_utf8(ours).expect("UTF-8"), theirs, "event {i}");
+        }
+    }
+
+    #[test]
+    fn times_that_repeat_within_an_event_are_written_as_serde_json_writes_them() {
+        let t0 =
+            OffsetDateTime::UNIX_EPOCH + time::Duration::nanoseconds(1_764_000_000_123_456_789);
+        let t1 = t0 + time::Duration::milliseconds(250);
+        let t2 = t1 + time::Duration::nanoseconds(1);
+        let exchange = |out, back, start, end| Exchange {
+            direction: Direction::Outbound,
+            target: "route".into(),
+            service_id: None,
+            message_id: None,
+            request_out: out,
+            response_in: back,
+            request_in: start,
+            response_out: end,
+            request_bytes: None,
+            response_bytes: None,
+            result: ExchangeResult::Http(200),
+        };
+        let cases = [
+            // The gateway's own shape: the operation is the request and the response.
+            AuditEvent::exchange("engine", exchange(Some(t0), Some(t1), None, None)),
+            // Every time the same instant, and the event's time too.
+            AuditEvent::exchange("engine", exchange(Some(t0), Some(t0), Some(t0), Some(t0))).at(t0),
+            // Three instants, a nanosecond apart at the end, in turn.
+            AuditEvent::exchange("engine", exchange(Some(t1), Some(t2), Some(t1), Some(t2)))
+                .operation(t2, t0)
+                .at(t1),
+        ];
+        for event in cases {
+            let mut ours = Vec::new();
+            assert!(write(&event, &mut ours));
+            let theirs = serde_json::to_string(&event).expect("serde writes it");
+            assert_eq!(String::from_utf8(ours).expect("UTF-8"), theirs);
         }
     }
 

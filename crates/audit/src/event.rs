@@ -449,8 +449,8 @@ impl EventKind {
 
     /// Adds the kind's own fields to `f` as (name, value) pairs, in a fixed order; absent
     /// optional fields are left out. Names are ≤ 32 characters of `[a-z_]`.
-    pub fn write_fields(&self, f: &mut Fields) {
-        let opt = |f: &mut Fields, k: &'static str, v: &Option<String>| {
+    pub fn write_fields<F: FieldSink>(&self, f: &mut F) {
+        let opt = |f: &mut F, k: &'static str, v: &Option<String>| {
             if let Some(v) = v {
                 f.str(k, v);
             }
@@ -616,14 +616,30 @@ pub struct AuditEvent {
     pub description: String,
 }
 
-/// Named field values written end to end into one buffer: what a syslog line is made of,
-/// without an allocation per field.
+/// Where an event's fields go, in order, each a name and a value: [`Fields`] keeps them as
+/// pairs; the syslog formatter writes them straight into a line.
+pub trait FieldSink {
+    /// A text value.
+    fn str(&mut self, name: &'static str, value: &str);
+    /// A value its writer knows to be plain: no space, `=`, `"`, `\\`, `]` or control
+    /// character (ids, the model's own names, empty), so it need not be looked through for
+    /// them.
+    fn plain(&mut self, name: &'static str, value: &str);
+    /// A time as [`rfc3339`] writes it (plain).
+    fn time(&mut self, name: &'static str, value: OffsetDateTime);
+    /// `prefix` (plain) and `value` in decimal.
+    fn number(&mut self, name: &'static str, prefix: &'static str, value: u64);
+    /// A value as its `Display` writes it.
+    fn display(&mut self, name: &'static str, value: impl std::fmt::Display);
+}
+
+/// Named field values written end to end into one buffer, without an allocation per field:
+/// an event's fields as (name, value) pairs ([`crate::syslog::fields`]).
 #[derive(Debug, Default)]
 pub struct Fields {
     text: String,
-    /// Per field: its name, where its value ends in `text`, and whether the value is known to
-    /// hold none of the bytes a syslog line escapes or quotes (see [`Fields::plain`]).
-    ends: Vec<(&'static str, usize, bool)>,
+    /// Per field: its name and where its value ends in `text`.
+    ends: Vec<(&'static str, usize)>,
 }
 
 impl Fields {
@@ -641,62 +657,56 @@ impl Fields {
         self.ends.clear();
     }
 
-    fn end(&mut self, name: &'static str, plain: bool) {
-        self.ends.push((name, self.text.len(), plain));
-    }
-
-    pub fn str(&mut self, name: &'static str, value: &str) {
-        self.text.push_str(value);
-        self.end(name, false);
-    }
-
-    /// A value its writer knows to be plain: no space, `=`, `"`, `\\`, `]` or control
-    /// character (ids, times, numbers, the model's own names), so the line need not look
-    /// through it for them. Checked in debug builds.
-    pub fn plain(&mut self, name: &'static str, value: &str) {
-        debug_assert!(
-            value
-                .bytes()
-                .all(|b| b > b' ' && b < 0x7f && !matches!(b, b'=' | b'"' | b'\\' | b']')),
-            "{name}={value:?} is not plain"
-        );
-        self.text.push_str(value);
-        self.end(name, true);
-    }
-
-    /// A time as [`rfc3339`] writes it (plain).
-    pub fn time(&mut self, name: &'static str, value: OffsetDateTime) {
-        write_rfc3339(&mut self.text, value);
-        self.end(name, true);
-    }
-
-    /// `prefix` (plain) and `value` in decimal.
-    pub fn number(&mut self, name: &'static str, prefix: &'static str, value: u64) {
-        self.text.push_str(prefix);
-        push_decimal_chars(&mut self.text, value);
-        self.end(name, true);
-    }
-
-    pub fn display(&mut self, name: &'static str, value: impl std::fmt::Display) {
-        use std::fmt::Write as _;
-        let _ = write!(self.text, "{value}");
-        self.end(name, false);
+    fn end(&mut self, name: &'static str) {
+        self.ends.push((name, self.text.len()));
     }
 
     /// The fields in the order written.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
-        self.iter_marked().map(|(name, value, _)| (name, value))
-    }
-
-    /// [`Fields::iter`] with each value's plain mark.
-    pub(crate) fn iter_marked(&self) -> impl Iterator<Item = (&'static str, &str, bool)> + '_ {
         let mut start = 0;
-        self.ends.iter().map(move |&(name, end, plain)| {
+        self.ends.iter().map(move |&(name, end)| {
             let value = &self.text[start..end];
             start = end;
-            (name, value, plain)
+            (name, value)
         })
     }
+}
+
+impl FieldSink for Fields {
+    fn str(&mut self, name: &'static str, value: &str) {
+        self.text.push_str(value);
+        self.end(name);
+    }
+
+    /// Checked in debug builds.
+    fn plain(&mut self, name: &'static str, value: &str) {
+        debug_assert!(is_plain(value), "{name}={value:?} is not plain");
+        self.str(name, value);
+    }
+
+    fn time(&mut self, name: &'static str, value: OffsetDateTime) {
+        write_rfc3339(&mut self.text, value);
+        self.end(name);
+    }
+
+    fn number(&mut self, name: &'static str, prefix: &'static str, value: u64) {
+        self.text.push_str(prefix);
+        push_decimal_chars(&mut self.text, value);
+        self.end(name);
+    }
+
+    fn display(&mut self, name: &'static str, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        let _ = write!(self.text, "{value}");
+        self.end(name);
+    }
+}
+
+/// What [`FieldSink::plain`] promises of a value.
+pub(crate) fn is_plain(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b > b' ' && b < 0x7f && !matches!(b, b'=' | b'"' | b'\\' | b']'))
 }
 
 /// RFC 3339 with exactly six fractional digits and a numeric offset (RFC 5424's TIMESTAMP).

@@ -16,7 +16,9 @@
 //!   characters as `\u{XX}`); [`parse_msg`] reads it back.
 use std::borrow::Cow;
 
-use crate::event::{write_rfc3339, AuditEvent, Fields};
+use time::OffsetDateTime;
+
+use crate::event::{write_rfc3339, AuditEvent, FieldSink, Fields};
 
 /// The SD-ID of our structured-data element.
 pub const SD_ID: &str = "qaqpa@32473";
@@ -70,18 +72,16 @@ impl Formatter {
     /// [`Formatter::format`] into reused buffers: the line is valid until the next call.
     /// A sink formats every event this way, so a line costs no allocation.
     pub fn format_with<'s>(&self, event: &AuditEvent, scratch: &'s mut Scratch) -> &'s str {
-        let Scratch { fields, line } = scratch;
-        fields.clear();
+        let Scratch { line, msg, text } = scratch;
         line.clear();
-        write_fields(event, fields);
+        msg.clear();
         let pri = u64::from(self.facility) * 8 + u64::from(event.level.severity());
         line.push('<');
         crate::event::push_decimal_chars(line, pri);
         line.push_str(">1 ");
-        match fields.iter().find(|(k, _)| *k == "time") {
-            Some((_, t)) => line.push_str(t),
-            None => write_rfc3339(line, event.time),
-        }
+        let time_start = line.len();
+        write_rfc3339(line, event.time);
+        let time_end = line.len();
         line.push(' ');
         line.push_str(&self.hostname);
         line.push(' ');
@@ -97,39 +97,23 @@ impl Formatter {
         }
         line.push_str(" [");
         line.push_str(SD_ID);
-        // Every value is written twice (STRUCTURED-DATA, then MSG), classified once (plain
-        // ones not at all).
-        let mut classes = [0u8; 64];
-        for (i, (k, v, plain)) in fields.iter_marked().enumerate() {
-            let class = if plain { 0 } else { classify(v) };
-            if let Some(c) = classes.get_mut(i) {
-                *c = class;
-            }
-            line.push(' ');
-            line.push_str(k);
-            line.push_str("=\"");
-            if class & SD_ESCAPE == 0 {
-                line.push_str(v);
-            } else {
-                escape_sd_value(v, line);
-            }
-            line.push('"');
-        }
+        // One pass over the fields: each goes into STRUCTURED-DATA (in `line`) and into MSG
+        // (in `msg`, appended at the end), its value looked through once.
+        let mut w = LineFields {
+            sd: line,
+            msg,
+            text,
+            times: [
+                (event.time, time_start, time_end),
+                (event.time, 0, 0),
+                (event.time, 0, 0),
+            ],
+            next: 1,
+        };
+        write_fields(event, &mut w);
         line.push_str("] ");
         line.push_str(BOM);
-        for (i, (k, v)) in fields.iter().enumerate() {
-            if i > 0 {
-                line.push(' ');
-            }
-            line.push_str(k);
-            line.push('=');
-            let class = classes.get(i).copied().unwrap_or_else(|| classify(v));
-            if class & MSG_QUOTE == 0 && !v.is_empty() {
-                line.push_str(v);
-            } else {
-                write_msg_value(v, line);
-            }
-        }
+        line.push_str(msg);
         line
     }
 }
@@ -137,8 +121,124 @@ impl Formatter {
 /// Buffers reused from one [`Formatter::format_with`] call to the next.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    fields: Fields,
     line: String,
+    /// The MSG part while the STRUCTURED-DATA is written.
+    msg: String,
+    /// A value written by its `Display` before it is escaped.
+    text: String,
+}
+
+/// Writes each field into the STRUCTURED-DATA element (`sd`, the line so far) and the MSG
+/// (`msg`).
+struct LineFields<'a> {
+    sd: &'a mut String,
+    msg: &'a mut String,
+    text: &'a mut String,
+    /// Times written and where their text is in `sd`: the event's time (in the header),
+    /// then the last two others (an `EXCHANGE` event's operation start and end are its
+    /// request and response times again).
+    times: [(OffsetDateTime, usize, usize); 3],
+    next: usize,
+}
+
+impl LineFields<'_> {
+    /// `name=` in MSG, after a space unless it is the first field.
+    fn msg_key(&mut self, name: &str) {
+        if !self.msg.is_empty() {
+            self.msg.push(' ');
+        }
+        self.msg.push_str(name);
+        self.msg.push('=');
+    }
+
+    /// ` name="` in STRUCTURED-DATA.
+    fn sd_key(&mut self, name: &str) {
+        self.sd.push(' ');
+        self.sd.push_str(name);
+        self.sd.push_str("=\"");
+    }
+
+    /// A value that needs no escaping or quoting anywhere, already written to `sd` from
+    /// `start` on: closes it there and copies it to MSG (`""` when empty).
+    fn close_plain(&mut self, name: &str, start: usize) {
+        let end = self.sd.len();
+        self.sd.push('"');
+        self.msg_key(name);
+        if start == end {
+            self.msg.push_str("\"\"");
+        } else {
+            self.msg.push_str(&self.sd[start..end]);
+        }
+    }
+
+    fn value(&mut self, name: &str, value: &str, class: u8) {
+        self.sd_key(name);
+        if class & SD_ESCAPE == 0 {
+            self.sd.push_str(value);
+        } else {
+            escape_sd_value(value, self.sd);
+        }
+        self.sd.push('"');
+        self.msg_key(name);
+        if class & MSG_QUOTE == 0 && !value.is_empty() {
+            self.msg.push_str(value);
+        } else {
+            write_msg_value(value, self.msg);
+        }
+    }
+}
+
+impl FieldSink for LineFields<'_> {
+    fn str(&mut self, name: &'static str, value: &str) {
+        self.value(name, value, classify(value));
+    }
+
+    fn plain(&mut self, name: &'static str, value: &str) {
+        debug_assert!(
+            crate::event::is_plain(value),
+            "{name}={value:?} is not plain"
+        );
+        self.sd_key(name);
+        let start = self.sd.len();
+        self.sd.push_str(value);
+        self.close_plain(name, start);
+    }
+
+    fn time(&mut self, name: &'static str, value: OffsetDateTime) {
+        self.sd_key(name);
+        let start = self.sd.len();
+        let seen = self
+            .times
+            .iter()
+            .find(|&&(time, from, to)| to > from && time == value)
+            .map(|&(_, from, to)| from..to);
+        match seen {
+            Some(text) => self.sd.extend_from_within(text),
+            None => {
+                write_rfc3339(self.sd, value);
+                self.times[self.next] = (value, start, self.sd.len());
+                self.next = if self.next == 1 { 2 } else { 1 };
+            }
+        }
+        self.close_plain(name, start);
+    }
+
+    fn number(&mut self, name: &'static str, prefix: &'static str, value: u64) {
+        self.sd_key(name);
+        let start = self.sd.len();
+        self.sd.push_str(prefix);
+        crate::event::push_decimal_chars(self.sd, value);
+        self.close_plain(name, start);
+    }
+
+    fn display(&mut self, name: &'static str, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        let mut text = std::mem::take(&mut *self.text);
+        text.clear();
+        let _ = write!(text, "{value}");
+        self.value(name, &text, classify(&text));
+        *self.text = text;
+    }
 }
 
 /// Every field of an event in the order they are written: the common ones (always present,
@@ -151,8 +251,8 @@ pub fn fields(event: &AuditEvent) -> Vec<(&'static str, Cow<'_, str>)> {
         .collect()
 }
 
-/// [`fields`] written into one buffer (formatting runs once per event per receiver).
-fn write_fields(event: &AuditEvent, f: &mut Fields) {
+/// [`fields`] written into `f` (a syslog line or [`Fields`]).
+fn write_fields<F: FieldSink>(event: &AuditEvent, f: &mut F) {
     fn opt(v: &Option<String>) -> &str {
         v.as_deref().unwrap_or_default()
     }
