@@ -154,8 +154,15 @@ const STORE_BATCH: usize = 1024;
 /// came meanwhile join it).
 const STORE_LINGER: Duration = Duration::from_millis(50);
 
+thread_local! {
+    /// The buffers each recording thread formats its syslog lines in.
+    static LINE: std::cell::RefCell<syslog::Scratch> = std::cell::RefCell::new(syslog::Scratch::default());
+}
+
 struct Inner {
     mask_iins: bool,
+    /// The store wants events in its entries ([`AuditStore::keeps_events`]).
+    keep_events: bool,
     retention: Retention,
     archive_dir: PathBuf,
     sinks: Vec<SyslogSink>,
@@ -218,6 +225,7 @@ impl Auditor {
         Ok(Auditor {
             inner: Arc::new(Inner {
                 mask_iins: config.mask_iins,
+                keep_events: store.as_ref().is_some_and(|s| s.keeps_events()),
                 retention: config.retention,
                 archive_dir: config.archive_dir.clone(),
                 sinks,
@@ -233,28 +241,42 @@ impl Auditor {
 
     /// Records an event: masks and bounds its free text, hands it to the store writer and every
     /// sink. Never waits, never panics.
+    ///
+    /// The event's syslog line and record text are written here, on the recording thread, and
+    /// only they travel to the sinks and the journal's writer: the event is dropped where it
+    /// was made (unless the store keeps events, see [`AuditStore::keeps_events`]).
     pub fn record(&self, mut event: AuditEvent) {
         event.limit_texts();
         if self.inner.mask_iins {
             event.mask_iins();
         }
-        let event = Arc::new(event);
+        if let Some(first) = self.inner.sinks.first() {
+            let line: Arc<str> = LINE.with_borrow_mut(|scratch| {
+                Arc::from(first.formatter().format_with(&event, scratch))
+            });
+            for sink in &self.inner.sinks {
+                sink.record(&line);
+            }
+        }
         if let Some(tx) = &self.inner.store_tx {
-            match Entry::new(event.clone()) {
+            let id = event.id;
+            let entry = if self.inner.keep_events {
+                Entry::new(Arc::new(event))
+            } else {
+                Entry::without_event(&event)
+            };
+            match entry {
                 Ok(entry) => {
                     if tx.try_send(StoreMsg::Event(entry)).is_err() {
                         self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(id = %event.id, "audit journal queue full: event not journalled");
+                        tracing::error!(%id, "audit journal queue full: event not journalled");
                     }
                 }
                 Err(e) => {
                     self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(id = %event.id, error = %e, "audit event cannot be serialised: not journalled");
+                    tracing::error!(%id, error = %e, "audit event cannot be serialised: not journalled");
                 }
             }
-        }
-        for sink in &self.inner.sinks {
-            sink.record(event.clone());
         }
     }
 

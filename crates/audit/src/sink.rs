@@ -550,7 +550,8 @@ impl Connector {
 // The sink
 
 enum Msg {
-    Event(Arc<AuditEvent>),
+    /// A formatted line (see [`SyslogSink::record`]).
+    Line(Arc<str>),
     /// Reply: whether everything recorded before is sent (nothing left in the spool).
     Flush(oneshot::Sender<bool>),
     Shutdown(Instant, oneshot::Sender<bool>),
@@ -559,7 +560,7 @@ enum Msg {
 /// Events recorded while the channel was full, in order, waiting for the task (which is the
 /// only writer of the spool, so the spool stays in recording order).
 struct Overflow {
-    queue: VecDeque<Arc<AuditEvent>>,
+    queue: VecDeque<Arc<str>>,
     /// The task has stopped: callers spool directly.
     closed: bool,
 }
@@ -701,30 +702,38 @@ impl SyslogSink {
     /// the channel is full, into an in-memory overflow queue that the task empties in order
     /// (beyond [`OVERFLOW_CAPACITY`] the event is counted as dropped). After shutdown, events
     /// go straight to the spool.
-    pub fn record(&self, event: Arc<AuditEvent>) {
+    ///
+    /// `line` is the event's line as this sink's [`Formatter`] writes it: the [`crate::Auditor`]
+    /// formats each event once, where it is recorded, and hands the same line to every sink,
+    /// so the event itself never leaves the thread that made it.
+    pub fn record(&self, line: &Arc<str>) {
         let mut overflow = self.shared.overflow();
         if overflow.closed {
             drop(overflow);
-            let line = self.shared.formatter.format(&event);
             let mut spool = self.shared.spool();
-            self.shared.spool_lines(&mut spool, [line.as_str()]);
+            self.shared.spool_lines(&mut spool, [&**line]);
             return;
         }
-        let event = if overflow.queue.is_empty() {
-            match self.tx.try_send(Msg::Event(event)) {
+        let line = if overflow.queue.is_empty() {
+            match self.tx.try_send(Msg::Line(line.clone())) {
                 Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(Msg::Event(e)))
-                | Err(mpsc::error::TrySendError::Closed(Msg::Event(e))) => e,
+                Err(mpsc::error::TrySendError::Full(Msg::Line(l)))
+                | Err(mpsc::error::TrySendError::Closed(Msg::Line(l))) => l,
                 Err(_) => return,
             }
         } else {
-            event
+            line.clone()
         };
         if overflow.queue.len() >= OVERFLOW_CAPACITY {
             self.shared.drop_events(1);
         } else {
-            overflow.queue.push_back(event);
+            overflow.queue.push_back(line);
         }
+    }
+
+    /// How this sink formats events ([`SyslogSink::record`] takes lines it wrote).
+    pub fn formatter(&self) -> &Formatter {
+        &self.shared.formatter
     }
 
     /// Waits until everything recorded before is sent, or a send attempt failed (then it is in
@@ -832,7 +841,7 @@ impl Task {
                 return;
             };
             match msg {
-                Msg::Event(first) => {
+                Msg::Line(first) => {
                     let mut batch = vec![first];
                     let mut pending: Option<Msg> = None;
                     // Sleep through the linger, then take what came: senders never wake the
@@ -846,7 +855,7 @@ impl Task {
                     }
                     while batch.len() < BATCH {
                         match self.rx.try_recv() {
-                            Ok(Msg::Event(e)) => batch.push(e),
+                            Ok(Msg::Line(l)) => batch.push(l),
                             Ok(other) => {
                                 pending = Some(other);
                                 break;
@@ -879,10 +888,10 @@ impl Task {
         self.shared.spool().is_empty()
     }
 
-    async fn process(&mut self, events: &[Arc<AuditEvent>]) {
-        let mut lines = self.empty_lines(events.len());
-        for event in events {
-            self.format_into(event, &mut lines);
+    async fn process(&mut self, batch: &[Arc<str>]) {
+        let mut lines = self.empty_lines(batch.len());
+        for line in batch {
+            lines.push(line);
         }
         if let Some(per_line) = lines.framed.len().checked_div(lines.len()) {
             self.line_guess = (per_line + per_line / 4).clamp(MIN_LINE_GUESS, MAX_LINE_GUESS);
@@ -916,7 +925,7 @@ impl Task {
 
     /// Sends or spools up to `max` events from the overflow queue; false if it was empty.
     async fn process_overflow(&mut self, max: usize) -> bool {
-        let batch: Vec<Arc<AuditEvent>> = {
+        let batch: Vec<Arc<str>> = {
             let mut overflow = self.shared.overflow();
             let n = overflow.queue.len().min(max);
             overflow.queue.drain(..n).collect()
@@ -938,13 +947,13 @@ impl Task {
         let mut lines = Lines::default();
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
-                Msg::Event(e) => self.format_into(&e, &mut lines),
+                Msg::Line(l) => lines.push(&l),
                 other => self.deferred.push_back(other),
             }
         }
-        let overflowed: Vec<Arc<AuditEvent>> = self.shared.overflow().queue.drain(..).collect();
-        for e in &overflowed {
-            self.format_into(e, &mut lines);
+        let overflowed: Vec<Arc<str>> = self.shared.overflow().queue.drain(..).collect();
+        for l in &overflowed {
+            lines.push(l);
         }
         let mut spool = self.shared.spool();
         self.shared.spool_lines(&mut spool, lines.iter());
@@ -965,29 +974,29 @@ impl Task {
         self.rx.close();
         // The rest in batches, each written whole or spooled whole.
         let mut rest = vec![Lines::default()];
-        let mut take = |task: &mut Task, event: &AuditEvent| {
+        let mut take = |line: &str| {
             if rest.last().is_some_and(|l| l.len() >= BATCH) {
                 rest.push(Lines::default());
             }
             if let Some(lines) = rest.last_mut() {
-                task.format_into(event, lines);
+                lines.push(line);
             }
         };
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
-                Msg::Event(e) => take(self, &e),
+                Msg::Line(l) => take(&l),
                 Msg::Flush(reply) | Msg::Shutdown(_, reply) => {
                     let _ = reply.send(false);
                 }
             }
         }
-        let overflowed: Vec<Arc<AuditEvent>> = {
+        let overflowed: Vec<Arc<str>> = {
             let mut overflow = self.shared.overflow();
             overflow.closed = true;
             overflow.queue.drain(..).collect()
         };
-        for e in &overflowed {
-            take(self, e);
+        for l in &overflowed {
+            take(l);
         }
         let mut sent_upto = 0usize;
         let work = async {

@@ -186,31 +186,66 @@ pub struct ArchiveReport {
 /// benchmark; done by the runtime workers that record events, it is shared among them instead
 /// of capping the journal's rate on its one thread (docs/BENCHMARKS.md). The text is the
 /// stored record, so it is what the chain hashes.
+///
+/// An entry also carries what the SQLite journal indexes (the record's time and its key
+/// codes), and the event itself only where a store asks for it ([`AuditStore::keeps_events`]):
+/// the event then never has to leave the thread that recorded it, which frees its memory
+/// there while it is still in that core's cache (freeing it on the journal's thread cost the
+/// recording threads more than writing its text).
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub event: Arc<AuditEvent>,
+    event: Option<Arc<AuditEvent>>,
     body: String,
+    time_us: i64,
+    keys: sqlite::KeyCodes,
 }
 
 impl Entry {
-    /// Serialises `event`; an event that cannot be (an offset with seconds, a year beyond
-    /// 9999) is refused.
+    /// Serialises `event` and keeps it; an event that cannot be serialised (an offset with
+    /// seconds, a year beyond 9999) is refused.
     pub fn new(event: Arc<AuditEvent>) -> Result<Entry, StoreError> {
+        let mut entry = Entry::without_event(&event)?;
+        entry.event = Some(event);
+        Ok(entry)
+    }
+
+    /// [`Entry::new`] without keeping the event.
+    pub fn without_event(event: &AuditEvent) -> Result<Entry, StoreError> {
         // Room for a typical event, so the buffer does not grow while it is written.
         let mut json = Vec::with_capacity(768);
-        if !crate::body::write(&event, &mut json) {
+        if !crate::body::write(event, &mut json) {
             // What the hand-written text declines, serde writes or refuses as it always did.
             json.clear();
-            serde_json::to_writer(&mut json, event.as_ref())?;
+            serde_json::to_writer(&mut json, event)?;
         }
         let body = String::from_utf8(json)
             .map_err(|_| StoreError::Other("audit event JSON is not UTF-8".into()))?;
-        Ok(Entry { event, body })
+        Ok(Entry {
+            event: None,
+            body,
+            time_us: time_us(event.time),
+            keys: sqlite::KeyCodes::of(event),
+        })
+    }
+
+    /// The event, when it was kept ([`Entry::new`]).
+    pub fn event(&self) -> Option<&AuditEvent> {
+        self.event.as_deref()
     }
 
     /// The record text: the event's JSON.
     pub fn body(&self) -> &str {
         &self.body
+    }
+
+    /// The event's time in microseconds since the epoch.
+    pub(crate) fn time_us(&self) -> i64 {
+        self.time_us
+    }
+
+    /// The codes of the event's keys in the SQLite journal's index.
+    pub(crate) fn key_codes(&self) -> &[i64] {
+        self.keys.as_slice()
     }
 }
 
@@ -229,6 +264,12 @@ pub fn batch(events: impl IntoIterator<Item = AuditEvent>) -> Result<Batch, Stor
 /// An append-only, hash-chained audit journal.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
+    /// Whether appended entries must keep their events ([`Entry::new`]); otherwise the
+    /// [`crate::Auditor`] hands it entries without them ([`Entry::without_event`]).
+    fn keeps_events(&self) -> bool {
+        false
+    }
+
     /// Appends events in order, as one transaction; returns the last seq.
     async fn append(&self, events: Batch) -> Result<u64, StoreError>;
     /// Records matching `filter`, newest first, older than `cursor` (a seq) when given.

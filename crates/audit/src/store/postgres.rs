@@ -212,6 +212,12 @@ impl PgAuditStore {
 
 #[async_trait]
 impl AuditStore for PgAuditStore {
+    /// The indexed columns come from the event (reading them back from the text would cost
+    /// a JSON parse per record).
+    fn keeps_events(&self) -> bool {
+        true
+    }
+
     async fn append(&self, events: Batch) -> Result<u64, StoreError> {
         let mut client = self.pool.get().await.map_err(pool_err)?;
         let tx = client.transaction().await?;
@@ -233,7 +239,13 @@ impl AuditStore for PgAuditStore {
         let mut rows = Vec::with_capacity(events.len());
         for event in events.iter() {
             seq += 1;
-            let row = Row::with_body(&event.event, event.body().to_owned(), seq, &hash);
+            let row = match event.event() {
+                Some(e) => Row::with_body(e, event.body().to_owned(), seq, &hash),
+                // An entry made without its event: its fields read back from its text.
+                None => Row::new_from_body(event.body(), seq, &hash).ok_or_else(|| {
+                    StoreError::Other("an audit record's text does not read back".into())
+                })?,
+            };
             hash = row.hash.clone();
             rows.push(row);
         }

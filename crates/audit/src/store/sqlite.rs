@@ -175,23 +175,51 @@ fn anchor(conn: &Connection) -> rusqlite::Result<(u64, String)> {
 type KeySet = HashSet<i64, BuildHasherDefault<rustc_hash::FxHasher>>;
 
 /// Adds the codes of one event's `audit_key` entries (what queries can look blocks up by) to
-/// `into`, each coded from its prefix and value as they are, without building the key's text.
+/// `into`.
 fn keys_of(event: &AuditEvent, into: &mut KeySet) {
-    const SEVERITIES: [&str; 8] = ["0", "1", "2", "3", "4", "5", "6", "7"];
-    if let Some(t) = &event.transaction_id {
-        into.insert(key_code_of("t:", t));
+    into.extend(KeyCodes::of(event).as_slice());
+}
+
+/// The codes of one event's `audit_key` entries, at most five: its transaction, account,
+/// kind, target and severity. Each is coded from its prefix and value as they are, without
+/// building the key's text; an [`Entry`] carries them from the thread that recorded the event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyCodes {
+    codes: [i64; 5],
+    len: usize,
+}
+
+impl KeyCodes {
+    pub(crate) fn of(event: &AuditEvent) -> KeyCodes {
+        const SEVERITIES: [&str; 8] = ["0", "1", "2", "3", "4", "5", "6", "7"];
+        let mut k = KeyCodes {
+            codes: [0; 5],
+            len: 0,
+        };
+        let mut add = |code: i64| {
+            k.codes[k.len] = code;
+            k.len += 1;
+        };
+        if let Some(t) = &event.transaction_id {
+            add(key_code_of("t:", t));
+        }
+        if let Some(a) = &event.account {
+            add(key_code_of("a:", a));
+        }
+        add(key_code_of("k:", event.kind.name()));
+        if let Some(g) = event.kind.target() {
+            add(key_code_of("g:", g));
+        }
+        add(key_code_of(
+            "s:",
+            SEVERITIES[usize::from(event.level.severity()).min(SEVERITIES.len() - 1)],
+        ));
+        k
     }
-    if let Some(a) = &event.account {
-        into.insert(key_code_of("a:", a));
+
+    pub(crate) fn as_slice(&self) -> &[i64] {
+        &self.codes[..self.len]
     }
-    into.insert(key_code_of("k:", event.kind.name()));
-    if let Some(g) = event.kind.target() {
-        into.insert(key_code_of("g:", g));
-    }
-    into.insert(key_code_of(
-        "s:",
-        SEVERITIES[usize::from(event.level.severity()).min(SEVERITIES.len() - 1)],
-    ));
 }
 
 /// A key's code, what `audit_key` stores and looks blocks up by (a 64-bit integer rather than
@@ -258,8 +286,8 @@ impl<'a> Prepared<'a> {
         let mut items = Vec::with_capacity(entries.len());
         let mut keys = KeySet::default();
         for e in entries {
-            items.push((e.body(), time_us(e.event.time)));
-            keys_of(&e.event, &mut keys);
+            items.push((e.body(), e.time_us()));
+            keys.extend(e.key_codes());
         }
         Prepared { items, keys }
     }
