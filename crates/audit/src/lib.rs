@@ -7,7 +7,8 @@
 //! * [`store`]: the append-only, hash-chained journal on SQLite or PostgreSQL, with retention.
 //!
 //! The [`Auditor`] facade ties them together: [`Auditor::record`] never waits and never panics;
-//! it hands the (masked) event to the store writer task and to every syslog sink.
+//! it writes the (masked) event's record text and syslog line where it is called, and hands
+//! the text to the store writer task and the line to every syslog sink.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

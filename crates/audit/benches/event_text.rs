@@ -1,0 +1,133 @@
+//! Benchmark: what one event costs to write down, on the thread that records it, for the
+//! gateway's two busiest events (a message accepted, a message delivered): its journal record
+//! text (`Entry::without_event`, the JSON the chain hashes) and its RFC 5424 line
+//! (`Formatter::format_with`), in ns per event; then how a journal block of 1,024 delivery
+//! records compresses with zstd level 1 and its own hash table against the 2^11 table the
+//! journal uses (`BLOCK_ZSTD_HASH_LOG` in `src/store/sqlite.rs`).
+//!
+//! `cargo bench -p qaqpa-audit --bench event_text` (`QAQPA_AUDIT_BENCH_EVENTS`, default
+//! 200 000 per measurement).
+use std::hint::black_box;
+use std::time::Instant;
+
+use qaqpa_audit::syslog::{Formatter, Scratch};
+use qaqpa_audit::{AuditEvent, Direction, Entry, Exchange, ExchangeResult, LifecycleStage};
+use sha2::Digest;
+
+/// A delivery's `EXCHANGE` event and an accept's `LIFECYCLE` event, as the gateway makes them.
+fn events(n: usize) -> Vec<AuditEvent> {
+    (0..n)
+        .map(|i| {
+            let id = uuid::Uuid::now_v7().to_string();
+            let now = time::OffsetDateTime::now_utc();
+            if i % 2 == 0 {
+                AuditEvent::exchange(
+                    "qaqpa-engine",
+                    Exchange {
+                        direction: Direction::Outbound,
+                        target: "bench".into(),
+                        service_id: Some("http.post".into()),
+                        message_id: Some(id.clone()),
+                        request_out: Some(now - time::Duration::milliseconds(3)),
+                        response_in: Some(now),
+                        request_in: None,
+                        response_out: None,
+                        request_bytes: None,
+                        response_bytes: None,
+                        result: ExchangeResult::Http(200),
+                    },
+                )
+                .transaction(id)
+            } else {
+                AuditEvent::lifecycle(
+                    "qaqpa-api",
+                    LifecycleStage::Accepted,
+                    &id,
+                    Some("bench"),
+                    None,
+                )
+                .account("a7b59ad260b37621")
+                .transaction(id)
+            }
+        })
+        .collect()
+}
+
+/// Runs `f` on every event of one kind (`parity` 0: exchanges, 1: accepts); ns per event.
+fn per_event(events: &[AuditEvent], parity: usize, mut f: impl FnMut(&AuditEvent) -> usize) -> f64 {
+    let chosen: Vec<&AuditEvent> = events.iter().skip(parity).step_by(2).collect();
+    let start = Instant::now();
+    let mut bytes = 0;
+    for e in &chosen {
+        bytes += f(e);
+    }
+    black_box(bytes);
+    start.elapsed().as_secs_f64() * 1e9 / chosen.len() as f64
+}
+
+fn main() {
+    let n: usize = std::env::var("QAQPA_AUDIT_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let events = events(2 * n);
+    let formatter = Formatter::new(13, "gw-1.example.kz", "qaqpa");
+    let mut scratch = Scratch::default();
+    for (parity, name) in [(0, "delivery (EXCHANGE)"), (1, "accept (ACCEPTED)")] {
+        let text = per_event(&events, parity, |e| {
+            Entry::without_event(e).map(|x| x.body().len()).unwrap_or(0)
+        });
+        let line = per_event(&events, parity, |e| {
+            formatter.format_with(e, &mut scratch).len()
+        });
+        let sample = &events[parity];
+        println!(
+            "{name}: record text {text:.0} ns ({} bytes), syslog line {line:.0} ns ({} bytes)",
+            Entry::without_event(sample)
+                .map(|x| x.body().len())
+                .unwrap_or(0),
+            formatter.format(sample).len()
+        );
+    }
+
+    // A journal block as the SQLite journal writes it: `<seq> <hash> <text>` per record.
+    let mut block = Vec::new();
+    let mut prev = [b'0'; 64];
+    for (seq, e) in events.iter().step_by(2).take(1024).enumerate() {
+        let body = Entry::without_event(e)
+            .expect("serialisable")
+            .body()
+            .to_owned();
+        let mut h = sha2::Sha256::new();
+        h.update(prev);
+        h.update((seq as u64).to_be_bytes());
+        h.update(body.as_bytes());
+        let hash = hex::encode(h.finalize());
+        prev.copy_from_slice(hash.as_bytes());
+        block.extend_from_slice(format!("{seq} {hash} {body}\n").as_bytes());
+    }
+    for (name, hash_log) in [
+        ("level 1, zstd's own table", None),
+        ("level 1, 2^11 table", Some(11)),
+    ] {
+        let mut c = zstd::bulk::Compressor::new(1).expect("zstd");
+        if let Some(log) = hash_log {
+            c.set_parameter(zstd::zstd_safe::CParameter::HashLog(log))
+                .expect("hash log");
+        }
+        let rounds = 100;
+        let start = Instant::now();
+        let mut size = 0;
+        for _ in 0..rounds {
+            size = c.compress(black_box(&block)).expect("compresses").len();
+        }
+        let secs = start.elapsed().as_secs_f64() / f64::from(rounds);
+        println!(
+            "block of 1024 delivery records ({} bytes), {name}: {:.2}x smaller, {:.0} MB/s, {:.0} ns per record",
+            block.len(),
+            block.len() as f64 / size as f64,
+            block.len() as f64 / secs / 1e6,
+            secs * 1e9 / 1024.0
+        );
+    }
+}
