@@ -252,9 +252,17 @@ impl Auditor {
             event.mask_iins();
         }
         if let Some(first) = self.inner.sinks.first() {
-            let line: Arc<str> = LINE.with_borrow_mut(|scratch| {
-                Arc::from(first.formatter().format_with(&event, scratch))
-            });
+            let formatter = first.formatter();
+            // The thread's buffers, or fresh ones where they cannot be had (a call from a
+            // thread-local destructor): never a panic.
+            let line: Arc<str> = LINE
+                .try_with(|scratch| {
+                    let mut scratch = scratch.try_borrow_mut().ok()?;
+                    Some(Arc::from(formatter.format_with(&event, &mut scratch)))
+                })
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Arc::from(formatter.format(&event)));
             for sink in &self.inner.sinks {
                 sink.record(&line);
             }
