@@ -11,9 +11,7 @@ mod common;
 use std::time::Instant;
 
 use common::TempDir;
-use qaqpa_audit::{
-    AuditEvent, AuditStore, Direction, Exchange, ExchangeResult, LifecycleStage, SqliteAuditStore,
-};
+use qaqpa_audit::{AuditStore, SqliteAuditStore};
 
 /// CPU time (user + system) of the whole process so far, in seconds.
 fn cpu_seconds() -> f64 {
@@ -59,43 +57,6 @@ fn rss() -> String {
         .unwrap_or_default()
 }
 
-fn events(n: usize) -> Vec<AuditEvent> {
-    (0..n / 2)
-        .flat_map(|_| {
-            let id = uuid::Uuid::now_v7().to_string();
-            let now = time::OffsetDateTime::now_utc();
-            [
-                AuditEvent::lifecycle(
-                    "qaqpa-api",
-                    LifecycleStage::Accepted,
-                    &id,
-                    Some("bench"),
-                    None,
-                )
-                .account("d16bcb9912aca13b")
-                .transaction(&id),
-                AuditEvent::exchange(
-                    "qaqpa-engine",
-                    Exchange {
-                        direction: Direction::Outbound,
-                        target: "bench".into(),
-                        service_id: Some("http.post".into()),
-                        message_id: Some(id.clone()),
-                        request_out: Some(now),
-                        request_in: None,
-                        response_in: Some(now),
-                        response_out: None,
-                        request_bytes: Some(1100),
-                        response_bytes: Some(40),
-                        result: ExchangeResult::Http(200),
-                    },
-                )
-                .transaction(&id),
-            ]
-        })
-        .collect()
-}
-
 fn main() {
     let n: usize = std::env::var("QAQPA_AUDIT_BENCH_EVENTS")
         .ok()
@@ -108,7 +69,7 @@ fn main() {
     rt.block_on(async move {
         let dir = TempDir::new("qaqpa-journal-bench").expect("dir");
         let store = SqliteAuditStore::open(dir.path()).expect("journal");
-        let all = events(n);
+        let all = common::accept_and_delivery_events(n);
         let rss_before = rss();
         let cpu0 = cpu_seconds();
         let journal0 = thread_cpu_seconds("qaqpa-audit-db");

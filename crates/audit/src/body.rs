@@ -527,15 +527,19 @@ mod tests {
         }
     }
 
+    /// `write` takes `event` and writes exactly what `serde_json` writes for it.
+    fn assert_written_as_serde_writes(event: &AuditEvent) {
+        let mut ours = Vec::new();
+        assert!(write(event, &mut ours), "writes {event:?}");
+        let theirs = serde_json::to_string(event).expect("serde writes it");
+        assert_eq!(String::from_utf8(ours).expect("UTF-8"), theirs, "{event:?}");
+    }
+
     #[test]
     fn the_record_text_is_byte_for_byte_what_serde_json_writes_for_every_kind() {
         let mut gen = Gen(0x05ee_d0fa_0d17);
         for i in 0..20_000 {
-            let event = gen.event(i);
-            let mut ours = Vec::new();
-            assert!(write(&event, &mut ours), "writes {event:?}");
-            let theirs = serde_json::to_string(&event).expect("serde writes it");
-            assert_eq!(String::from_utf8(ours).expect("UTF-8"), theirs, "event {i}");
+            assert_written_as_serde_writes(&gen.event(i));
         }
     }
 
@@ -569,10 +573,7 @@ mod tests {
                 .at(t1),
         ];
         for event in cases {
-            let mut ours = Vec::new();
-            assert!(write(&event, &mut ours));
-            let theirs = serde_json::to_string(&event).expect("serde writes it");
-            assert_eq!(String::from_utf8(ours).expect("UTF-8"), theirs);
+            assert_written_as_serde_writes(&event);
         }
     }
 
@@ -608,10 +609,7 @@ mod tests {
         for kind in kinds {
             let mut event = gen.event(3);
             event.kind = kind;
-            let mut ours = Vec::new();
-            assert!(write(&event, &mut ours));
-            let theirs = serde_json::to_string(&event).expect("serde writes it");
-            assert_eq!(String::from_utf8(ours).expect("UTF-8"), theirs);
+            assert_written_as_serde_writes(&event);
         }
     }
 

@@ -284,6 +284,46 @@ pub async fn wait_for_lines(
     }
 }
 
+/// The gateway's two busiest events, `n` in all, in pairs for one message each: its accept
+/// (`ACCEPTED`, by the API) and its delivery (`EXCHANGE`, by the engine), shaped as the
+/// gateway makes them (benches).
+pub fn accept_and_delivery_events(n: usize) -> Vec<AuditEvent> {
+    (0..n / 2)
+        .flat_map(|_| {
+            let id = uuid::Uuid::now_v7().to_string();
+            let now = OffsetDateTime::now_utc();
+            [
+                AuditEvent::lifecycle(
+                    "qaqpa-api",
+                    LifecycleStage::Accepted,
+                    &id,
+                    Some("bench"),
+                    None,
+                )
+                .account("d16bcb9912aca13b")
+                .transaction(&id),
+                AuditEvent::exchange(
+                    "qaqpa-engine",
+                    Exchange {
+                        direction: Direction::Outbound,
+                        target: "bench".into(),
+                        service_id: Some("http.post".into()),
+                        message_id: Some(id.clone()),
+                        request_out: Some(now - time::Duration::milliseconds(3)),
+                        response_in: Some(now),
+                        request_in: None,
+                        response_out: None,
+                        request_bytes: None,
+                        response_bytes: None,
+                        result: ExchangeResult::Http(200),
+                    },
+                )
+                .transaction(&id),
+            ]
+        })
+        .collect()
+}
+
 /// One event of every kind, with text that needs quoting and escaping.
 pub fn sample_events() -> Vec<AuditEvent> {
     let t0 = OffsetDateTime::now_utc();
