@@ -6,7 +6,9 @@
 # drain: accepts for `seconds` with delivery off, then starts a gateway with delivery on and
 #   measures until the emulator has every message; CPU per delivered message.
 # Prints, per thread name, the CPU time (user + system, from /proc/<pid>/task/*/stat) spent per
-# message, the gateway's total, wrk's own CPU (accept) and the receiver's (SYSLOG=tcp: every
+# message, the gateway's total, the emulator's, the whole machine's (busy time of all CPUs
+# from /proc/stat: everything running here, the load tool and other tenants included), wrk's
+# own CPU (accept) and the receiver's (SYSLOG=tcp: every
 # audit event is streamed to a local rsyslogd over TCP, as in bench/run.sh; SYSLOG=null: to a
 # receiver that discards it, see bench/lib.sh). Rates move with the
 # machine's load; CPU per message moves much less, so run builds alternately a few times and
@@ -30,30 +32,38 @@ if [ -z "${QAQPA_BIN:-}" ]; then cargo build --release --quiet --bin qaqpa; fi
 QBIN=${QAQPA_BIN:-target/release/qaqpa}
 work=$(mktemp -d); chmod 755 "$work"; trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 GW_PORT=18480; EMU_PORT=18481; SYSLOG_PORT=18614
-target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" >/dev/null &
+target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" >/dev/null & EMU_PID=$!
 . bench/lib.sh
 write_routes
 start_receiver "$SYSLOG_PORT"
 SQLITE=$'[store]\nkind = "sqlite"\ndata_dir = "data"'
 # CPU ticks per thread name, summed over the threads of that name (plus the receiver's).
 ticks() {
-  { cat /proc/$GW_PID/task/*/stat 2>/dev/null
+  { { cat /proc/$GW_PID/task/*/stat 2>/dev/null
     if [ -n "$RSYSLOG_PID" ]; then
       sed 's/^[0-9]* ([^)]*)/0 (receiver:receiver)/' /proc/$RSYSLOG_PID/stat
     fi
+    sed 's/^[0-9]* ([^)]*)/0 (emulator:emulator)/' /proc/$EMU_PID/stat
   } | awk '{
     name = substr($0, index($0, "(") + 1); name = substr(name, 1, index(name, ")") - 1); gsub(/ /, "_", name)
     rest = substr($0, index($0, ") ") + 2); split(rest, f, " "); t[name] += f[12] + f[13]
-  } END { for (n in t) print n, t[n] }' | sort
+  } END { for (n in t) print n, t[n] }'
+  # The whole machine's busy ticks (all CPUs, everything but idle and iowait).
+  awk '/^cpu / { print "machine:busy", $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+  } | sort
 }
 report() { # $1 = messages
   join -a2 -e0 -o 0,1.2,2.2 "$work/before" "$work/after" |
     awk -v n="$1" -v hz="$(getconf CLK_TCK)" '{
       us = ($3 - $2) * 1e6 / hz / n
       if ($1 ~ /^receiver:/) { recv = us; next }
+      if ($1 ~ /^emulator:/) { emu = us; next }
+      if ($1 ~ /^machine:/) { machine = us; next }
       total += us; printf "  %-18s %6.1f µs/msg\n", $1, us
     } END { printf "  %-18s %6.1f µs/msg\n", "gateway total", total
-            if (recv != "") printf "  %-18s %6.1f µs/msg\n", "receiver", recv }'
+            if (recv != "") printf "  %-18s %6.1f µs/msg\n", "receiver", recv
+            printf "  %-18s %6.1f µs/msg\n", "emulator", emu
+            printf "  %-18s %6.1f µs/msg\n", "machine (all)", machine }'
 }
 CG_WRAP="" # what the measured gateway runs under
 if [ -n "${CALLGRIND:-}" ]; then

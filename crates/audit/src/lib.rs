@@ -253,18 +253,24 @@ impl Auditor {
         }
         if let Some(first) = self.inner.sinks.first() {
             let formatter = first.formatter();
+            let hand_over = |line: &str| {
+                for sink in &self.inner.sinks {
+                    sink.record(line);
+                }
+            };
             // The thread's buffers, or fresh ones where they cannot be had (a call from a
             // thread-local destructor): never a panic.
-            let line: Arc<str> = LINE
-                .try_with(|scratch| {
-                    let mut scratch = scratch.try_borrow_mut().ok()?;
-                    Some(Arc::from(formatter.format_with(&event, &mut scratch)))
+            let done = LINE
+                .try_with(|scratch| match scratch.try_borrow_mut() {
+                    Ok(mut scratch) => {
+                        hand_over(formatter.format_with(&event, &mut scratch));
+                        true
+                    }
+                    Err(_) => false,
                 })
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Arc::from(formatter.format(&event)));
-            for sink in &self.inner.sinks {
-                sink.record(&line);
+                .unwrap_or(false);
+            if !done {
+                hand_over(&formatter.format(&event));
             }
         }
         if let Some(tx) = &self.inner.store_tx {

@@ -1,10 +1,10 @@
 //! Syslog transports to the SOC: UDP (one datagram per event), TCP and TLS (RFC 6587/5425
-//! octet counting, `LEN SP MSG`), each run by a tokio task fed by a bounded channel so that
-//! [`SyslogSink::record`] never waits.
+//! octet counting, `LEN SP MSG`), each run by a tokio task fed by an in-memory intake of
+//! framed lines, so that [`SyslogSink::record`] never waits and never does I/O.
 //!
 //! Delivery is at least once, in recording order as far as one sink goes:
-//! * a burst that fills the channel waits in an in-memory overflow queue (bounded in events),
-//!   emptied by the task after the channel, so `record` never does I/O; a long backlog is
+//! * recording threads append their lines to the intake (bounded in events); the task takes
+//!   all of it at once, after a short linger, and sends it as one write; a long backlog is
 //!   moved by the task to the spool (below) in one go;
 //! * when the receiver is down, formatted lines go (from the task only) to a spool directory
 //!   of append-only segment files, bounded in bytes; they are sent first when the receiver is
@@ -550,17 +550,16 @@ impl Connector {
 // The sink
 
 enum Msg {
-    /// A formatted line (see [`SyslogSink::record`]).
-    Line(Arc<str>),
     /// Reply: whether everything recorded before is sent (nothing left in the spool).
     Flush(oneshot::Sender<bool>),
     Shutdown(Instant, oneshot::Sender<bool>),
 }
 
-/// Events recorded while the channel was full, in order, waiting for the task (which is the
-/// only writer of the spool, so the spool stays in recording order).
-struct Overflow {
-    queue: VecDeque<Arc<str>>,
+/// Lines recorded and not yet taken by the task, in recording order, framed as they go on
+/// the wire: the recording threads append to it under a short lock, the task swaps it for an
+/// empty buffer and sends what it took as one batch.
+struct Intake {
+    lines: Lines,
     /// The task has stopped: callers spool directly.
     closed: bool,
 }
@@ -570,7 +569,9 @@ struct Shared {
     formatter: Formatter,
     source: String,
     spool: Mutex<Spool>,
-    overflow: Mutex<Overflow>,
+    intake: Mutex<Intake>,
+    /// Lines arrived in an empty intake (wakes the waiting task).
+    arrived: Notify,
     sent: AtomicU64,
     spooled: AtomicU64,
     dropped: AtomicU64,
@@ -587,8 +588,8 @@ impl Shared {
         self.spool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn overflow(&self) -> MutexGuard<'_, Overflow> {
-        self.overflow.lock().unwrap_or_else(|p| p.into_inner())
+    fn intake(&self) -> MutexGuard<'_, Intake> {
+        self.intake.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn drop_events(&self, n: u64) {
@@ -624,16 +625,18 @@ pub struct SyslogSink {
     tx: mpsc::Sender<Msg>,
 }
 
-/// Channel capacity of a sink.
-pub const CHANNEL_CAPACITY: usize = 8192;
-/// Events held in memory once the channel is full, before they count as dropped.
-pub const OVERFLOW_CAPACITY: usize = 65_536;
-/// An overflow backlog longer than this is moved to the spool at once.
-const SPILL_AT: usize = CHANNEL_CAPACITY;
+/// Lines held in memory for the task (its intake) before further ones count as dropped.
+pub const INTAKE_CAPACITY: usize = 73_728;
+/// An intake longer than this when the task looks at it (recording outpaces the receiver) is
+/// moved to the spool at once, in order, to be sent from there.
+pub const SPILL_AT: usize = 8192;
+/// Lines per batch when the task splits what it sends at shutdown.
 const BATCH: usize = 256;
 /// Longest an event waits for company before its batch is written: one write (and one wake-up
 /// of the receiver) per batch instead of per event, at a delay the SOC does not notice.
 const LINGER: Duration = Duration::from_millis(10);
+/// Room for lines a fresh intake buffer starts with.
+const MIN_INTAKE_LINES: usize = 64;
 
 impl SyslogSink {
     /// Starts the sink's task (must be called inside a tokio runtime). The spool lives in
@@ -660,10 +663,11 @@ impl SyslogSink {
             formatter,
             source: source.to_owned(),
             spool: Mutex::new(spool),
-            overflow: Mutex::new(Overflow {
-                queue: VecDeque::new(),
+            intake: Mutex::new(Intake {
+                lines: Lines::with_capacity(MIN_INTAKE_LINES, MIN_INTAKE_LINES * LINE_BYTES_GUESS),
                 closed: false,
             }),
+            arrived: Notify::new(),
             sent: AtomicU64::new(0),
             spooled: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -673,7 +677,7 @@ impl SyslogSink {
             connected: AtomicBool::new(false),
             hurry: Notify::new(),
         });
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let (tx, rx) = mpsc::channel(16);
         let task = Task {
             shared: shared.clone(),
             connector,
@@ -692,42 +696,37 @@ impl SyslogSink {
             must_replay: false,
             spares: Vec::with_capacity(SPARES),
             line_guess: LINE_BYTES_GUESS,
-            deferred: VecDeque::new(),
+            last_batch: MIN_INTAKE_LINES,
         };
         tokio::spawn(task.run());
         Ok(SyslogSink { shared, tx })
     }
 
-    /// Hands an event to the sink without waiting and without I/O: into the channel, or, while
-    /// the channel is full, into an in-memory overflow queue that the task empties in order
-    /// (beyond [`OVERFLOW_CAPACITY`] the event is counted as dropped). After shutdown, events
-    /// go straight to the spool.
+    /// Hands an event's line to the sink without waiting and without I/O: it is appended to
+    /// the task's intake (beyond [`INTAKE_CAPACITY`] lines it is counted as dropped). After
+    /// shutdown, lines go straight to the spool.
     ///
     /// `line` is the event's line as this sink's [`Formatter`] writes it: the [`crate::Auditor`]
     /// formats each event once, where it is recorded, and hands the same line to every sink,
     /// so the event itself never leaves the thread that made it.
-    pub fn record(&self, line: &Arc<str>) {
-        let mut overflow = self.shared.overflow();
-        if overflow.closed {
-            drop(overflow);
+    pub fn record(&self, line: &str) {
+        let mut intake = self.shared.intake();
+        if intake.closed {
+            drop(intake);
             let mut spool = self.shared.spool();
-            self.shared.spool_lines(&mut spool, [&**line]);
+            self.shared.spool_lines(&mut spool, [line]);
             return;
         }
-        let line = if overflow.queue.is_empty() {
-            match self.tx.try_send(Msg::Line(line.clone())) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(Msg::Line(l)))
-                | Err(mpsc::error::TrySendError::Closed(Msg::Line(l))) => l,
-                Err(_) => return,
-            }
-        } else {
-            line.clone()
-        };
-        if overflow.queue.len() >= OVERFLOW_CAPACITY {
+        if intake.lines.len() >= INTAKE_CAPACITY {
+            drop(intake);
             self.shared.drop_events(1);
-        } else {
-            overflow.queue.push_back(line);
+            return;
+        }
+        let first = intake.lines.is_empty();
+        intake.lines.push(line);
+        drop(intake);
+        if first {
+            self.shared.arrived.notify_one();
         }
     }
 
@@ -778,12 +777,13 @@ impl SyslogSink {
 struct Task {
     shared: Arc<Shared>,
     connector: Connector,
+    /// Flushes and the shutdown.
     rx: mpsc::Receiver<Msg>,
     conn: Option<Conn>,
     ever_connected: bool,
     backoff: Backoff,
     next_attempt: Instant,
-    /// Buffers reused to format each event.
+    /// Buffers reused to format the task's own events.
     scratch: Scratch,
     /// Recently sent lines, sent again after a broken stream connection; at least
     /// `replay_max` bytes of them, in whole batches.
@@ -791,16 +791,15 @@ struct Task {
     replay_bytes: u64,
     replay_max: u64,
     must_replay: bool,
-    /// Buffers of batches let go (sent and out of the replay, or spooled), for the next
-    /// batches: formatting into memory that is already there saves a fresh buffer's regrowth
-    /// and the page faults of touching it, which were a quarter of the sink's time in the
-    /// delivery benchmark.
+    /// Buffers of batches let go (sent and out of the replay, or spooled), handed to the
+    /// intake for the next batches: appending into memory that is already there saves a fresh
+    /// buffer's regrowth and the page faults of touching it.
     spares: Vec<Lines>,
     /// Bytes per line (octet count included) to make room for: the last batch's average
     /// and a quarter more.
     line_guess: usize,
-    /// Control messages taken from the channel by a spill, handled next.
-    deferred: VecDeque<Msg>,
+    /// Lines in the last batch taken from the intake.
+    last_batch: usize,
 }
 
 impl Task {
@@ -811,73 +810,47 @@ impl Task {
                 self.drain_spool(None).await;
             }
             self.report_drops().await;
-            // Deferred control messages, the channel (it holds the oldest events), then the
-            // overflow, then wait.
-            let msg = match self
-                .deferred
-                .pop_front()
-                .map(Ok)
-                .unwrap_or_else(|| self.rx.try_recv())
-            {
+            // Control messages first (a flush takes the intake itself), then the intake, then
+            // wait for either, or for the next connection attempt while the spool holds lines.
+            let msg = match self.rx.try_recv() {
                 Ok(m) => Some(m),
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    if self.process_overflow(BATCH).await {
+                    if self.intake_len() > 0 {
+                        // Sleep through the linger, then take what came: recording threads
+                        // never wake the task one event at a time. A flush or shutdown cuts
+                        // the sleep short.
+                        tokio::select! {
+                            _ = tokio::time::sleep(LINGER) => {}
+                            _ = self.shared.hurry.notified() => {}
+                        }
+                        self.process_intake().await;
                         continue;
                     }
                     if self.spool_is_empty() {
-                        self.rx.recv().await
+                        tokio::select! {
+                            m = self.rx.recv() => m,
+                            _ = self.shared.arrived.notified() => continue,
+                        }
                     } else {
                         tokio::select! {
                             m = self.rx.recv() => m,
+                            _ = self.shared.arrived.notified() => continue,
                             _ = tokio::time::sleep_until(self.next_attempt) => continue,
                         }
                     }
                 }
             };
-            let Some(msg) = msg else {
-                // Every handle is gone: spool what is left in the channel and stop.
-                self.shutdown(Instant::now()).await;
-                return;
-            };
             match msg {
-                Msg::Line(first) => {
-                    let mut batch = vec![first];
-                    let mut pending: Option<Msg> = None;
-                    // Sleep through the linger, then take what came: senders never wake the
-                    // task one event at a time. A flush or shutdown cuts the sleep short; a
-                    // full batch already queued skips it.
-                    if self.rx.len() < BATCH {
-                        tokio::select! {
-                            _ = tokio::time::sleep(LINGER) => {}
-                            _ = self.shared.hurry.notified() => {}
-                        }
-                    }
-                    while batch.len() < BATCH {
-                        match self.rx.try_recv() {
-                            Ok(Msg::Line(l)) => batch.push(l),
-                            Ok(other) => {
-                                pending = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    self.process(&batch).await;
-                    match pending {
-                        Some(Msg::Flush(reply)) => self.flush(reply).await,
-                        Some(Msg::Shutdown(deadline, reply)) => {
-                            let all = self.shutdown(deadline).await;
-                            let _ = reply.send(all);
-                            return;
-                        }
-                        _ => {}
-                    }
-                }
-                Msg::Flush(reply) => self.flush(reply).await,
-                Msg::Shutdown(deadline, reply) => {
+                Some(Msg::Flush(reply)) => self.flush(reply).await,
+                Some(Msg::Shutdown(deadline, reply)) => {
                     let all = self.shutdown(deadline).await;
                     let _ = reply.send(all);
+                    return;
+                }
+                None => {
+                    // Every handle is gone: spool what is left in the intake and stop.
+                    self.shutdown(Instant::now()).await;
                     return;
                 }
             }
@@ -888,15 +861,25 @@ impl Task {
         self.shared.spool().is_empty()
     }
 
-    async fn process(&mut self, batch: &[Arc<str>]) {
-        let mut lines = self.empty_lines(batch.len());
-        for line in batch {
-            lines.push(line);
+    fn intake_len(&self) -> usize {
+        self.shared.intake().lines.len()
+    }
+
+    /// Takes the intake's lines (leaving an empty buffer in their place) and sends or spools
+    /// them as one batch; false if the intake was empty.
+    async fn process_intake(&mut self) -> bool {
+        let spare = self.empty_lines(self.last_batch.max(MIN_INTAKE_LINES));
+        let lines = std::mem::replace(&mut self.shared.intake().lines, spare);
+        if lines.is_empty() {
+            self.recycle(lines);
+            return false;
         }
+        self.last_batch = lines.len();
         if let Some(per_line) = lines.framed.len().checked_div(lines.len()) {
             self.line_guess = (per_line + per_line / 4).clamp(MIN_LINE_GUESS, MAX_LINE_GUESS);
         }
         self.send_or_spool(lines).await;
+        true
     }
 
     /// An empty batch buffer with room for `count` lines of the size seen lately: a spare
@@ -923,45 +906,23 @@ impl Task {
         lines.push(self.shared.formatter.format_with(event, &mut self.scratch));
     }
 
-    /// Sends or spools up to `max` events from the overflow queue; false if it was empty.
-    async fn process_overflow(&mut self, max: usize) -> bool {
-        let batch: Vec<Arc<str>> = {
-            let mut overflow = self.shared.overflow();
-            let n = overflow.queue.len().min(max);
-            overflow.queue.drain(..n).collect()
-        };
-        if batch.is_empty() {
-            return false;
-        }
-        self.process(&batch).await;
-        true
-    }
-
-    /// When recording outpaces the receiver (an overflow backlog longer than [`SPILL_AT`]),
-    /// moves the channel's events and then the overflow's to the spool, in order, to be sent
-    /// from there. Control messages met in the channel are kept to be handled next.
+    /// When recording outpaces the receiver (an intake longer than [`SPILL_AT`]), moves the
+    /// intake to the spool, in order, to be sent from there.
     fn spill_if_backlogged(&mut self) {
-        if self.shared.overflow().queue.len() <= SPILL_AT {
-            return;
-        }
-        let mut lines = Lines::default();
-        while let Ok(msg) = self.rx.try_recv() {
-            match msg {
-                Msg::Line(l) => lines.push(&l),
-                other => self.deferred.push_back(other),
+        let lines = {
+            let mut intake = self.shared.intake();
+            if intake.lines.len() <= SPILL_AT {
+                return;
             }
-        }
-        let overflowed: Vec<Arc<str>> = self.shared.overflow().queue.drain(..).collect();
-        for l in &overflowed {
-            lines.push(l);
-        }
+            std::mem::take(&mut intake.lines)
+        };
         let mut spool = self.shared.spool();
         self.shared.spool_lines(&mut spool, lines.iter());
     }
 
     async fn flush(&mut self, reply: oneshot::Sender<bool>) {
-        // Events that overflowed the channel were recorded before this flush too.
-        while self.process_overflow(BATCH).await {}
+        // Everything recorded before this flush is in the intake, or was taken before.
+        self.process_intake().await;
         if !self.spool_is_empty() && self.ensure_connected(true).await {
             self.drain_spool(None).await;
         }
@@ -969,34 +930,31 @@ impl Task {
         let _ = reply.send(self.spool_is_empty());
     }
 
-    /// Sends the spool, then the channel, until `deadline`; spools what is left.
+    /// Sends the spool, then the intake, until `deadline`; spools what is left.
     async fn shutdown(&mut self, deadline: Instant) -> bool {
         self.rx.close();
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Flush(reply) | Msg::Shutdown(_, reply) => {
+                    let _ = reply.send(false);
+                }
+            }
+        }
+        // From now on recording threads spool their lines themselves.
+        let taken = {
+            let mut intake = self.shared.intake();
+            intake.closed = true;
+            std::mem::take(&mut intake.lines)
+        };
         // The rest in batches, each written whole or spooled whole.
         let mut rest = vec![Lines::default()];
-        let mut take = |line: &str| {
+        for line in taken.iter() {
             if rest.last().is_some_and(|l| l.len() >= BATCH) {
                 rest.push(Lines::default());
             }
             if let Some(lines) = rest.last_mut() {
                 lines.push(line);
             }
-        };
-        while let Ok(msg) = self.rx.try_recv() {
-            match msg {
-                Msg::Line(l) => take(&l),
-                Msg::Flush(reply) | Msg::Shutdown(_, reply) => {
-                    let _ = reply.send(false);
-                }
-            }
-        }
-        let overflowed: Vec<Arc<str>> = {
-            let mut overflow = self.shared.overflow();
-            overflow.closed = true;
-            overflow.queue.drain(..).collect()
-        };
-        for l in &overflowed {
-            take(l);
         }
         let mut sent_upto = 0usize;
         let work = async {
