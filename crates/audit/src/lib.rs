@@ -142,13 +142,63 @@ pub struct FlushReport {
     pub sent: bool,
 }
 
+/// What the journal's writer is asked besides writing entries.
 enum StoreMsg {
-    Event(Entry),
     Flush(oneshot::Sender<bool>),
     Shutdown(tokio::time::Instant, oneshot::Sender<bool>),
 }
 
-/// Capacity of the store writer's queue.
+/// Entries recorded and not yet taken by the journal's writer, in recording order: the
+/// recording threads push under a short lock, the writer swaps the vector for an empty one.
+struct JournalIntake {
+    entries: Vec<Entry>,
+    /// Shut down: entries recorded now are not journalled.
+    closed: bool,
+}
+
+/// What the recording threads share with the journal's writer.
+struct Journal {
+    intake: std::sync::Mutex<JournalIntake>,
+    /// Entries arrived in an empty intake (wakes the waiting writer).
+    arrived: Notify,
+    /// Ends the writer's linger at once (flush, shutdown).
+    hurry: Notify,
+}
+
+impl Journal {
+    fn intake(&self) -> std::sync::MutexGuard<'_, JournalIntake> {
+        self.intake.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds an entry; false when the intake is full or shut down.
+    fn push(&self, entry: Entry) -> bool {
+        let mut intake = self.intake();
+        if intake.closed || intake.entries.len() >= STORE_QUEUE {
+            return false;
+        }
+        let first = intake.entries.is_empty();
+        intake.entries.push(entry);
+        drop(intake);
+        if first {
+            self.arrived.notify_one();
+        }
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.intake().entries.len()
+    }
+
+    /// Everything in the intake, leaving `spare` (emptied) in its place.
+    fn take(&self, mut spare: Vec<Entry>, close: bool) -> Vec<Entry> {
+        spare.clear();
+        let mut intake = self.intake();
+        intake.closed |= close;
+        std::mem::replace(&mut intake.entries, spare)
+    }
+}
+
+/// Entries held for the journal's writer before further ones count as dropped.
 pub const STORE_QUEUE: usize = 65_536;
 const STORE_BATCH: usize = 1024;
 /// How long the writer sleeps after an event arrives before it writes the batch (the events that
@@ -168,9 +218,9 @@ struct Inner {
     archive_dir: PathBuf,
     sinks: Vec<SyslogSink>,
     store: Option<Arc<dyn AuditStore>>,
+    journal: Option<Arc<Journal>>,
+    /// Flushes and the shutdown, to the journal's writer.
     store_tx: Option<mpsc::Sender<StoreMsg>>,
-    /// Ends the store writer's linger at once (flush, shutdown).
-    store_hurry: Arc<Notify>,
     appended: Arc<AtomicU64>,
     store_dropped: Arc<AtomicU64>,
     store_failures: Arc<AtomicU64>,
@@ -210,19 +260,31 @@ impl Auditor {
         let appended = Arc::new(AtomicU64::new(0));
         let store_dropped = Arc::new(AtomicU64::new(0));
         let store_failures = Arc::new(AtomicU64::new(0));
-        let store_hurry = Arc::new(Notify::new());
-        let store_tx = store.as_ref().map(|store| {
-            let (tx, rx) = mpsc::channel(STORE_QUEUE);
-            tokio::spawn(store_writer(
-                store.clone(),
-                rx,
-                store_hurry.clone(),
-                appended.clone(),
-                store_dropped.clone(),
-                store_failures.clone(),
-            ));
-            tx
+        let journal = store.as_ref().map(|_| {
+            Arc::new(Journal {
+                intake: std::sync::Mutex::new(JournalIntake {
+                    entries: Vec::with_capacity(STORE_BATCH),
+                    closed: false,
+                }),
+                arrived: Notify::new(),
+                hurry: Notify::new(),
+            })
         });
+        let store_tx = store
+            .as_ref()
+            .zip(journal.as_ref())
+            .map(|(store, journal)| {
+                let (tx, rx) = mpsc::channel(16);
+                tokio::spawn(store_writer(
+                    store.clone(),
+                    journal.clone(),
+                    rx,
+                    appended.clone(),
+                    store_dropped.clone(),
+                    store_failures.clone(),
+                ));
+                tx
+            });
         Ok(Auditor {
             inner: Arc::new(Inner {
                 mask_iins: config.mask_iins,
@@ -231,8 +293,8 @@ impl Auditor {
                 archive_dir: config.archive_dir.clone(),
                 sinks,
                 store,
+                journal,
                 store_tx,
-                store_hurry,
                 appended,
                 store_dropped,
                 store_failures,
@@ -273,7 +335,7 @@ impl Auditor {
                 hand_over(&formatter.format(&event));
             }
         }
-        if let Some(tx) = &self.inner.store_tx {
+        if let Some(journal) = &self.inner.journal {
             let id = event.id;
             let entry = if self.inner.keep_events {
                 Entry::new(Arc::new(event))
@@ -282,9 +344,9 @@ impl Auditor {
             };
             match entry {
                 Ok(entry) => {
-                    if tx.try_send(StoreMsg::Event(entry)).is_err() {
+                    if !journal.push(entry) {
                         self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(%id, "audit journal queue full: event not journalled");
+                        tracing::error!(%id, "audit journal queue full or shut down: event not journalled");
                     }
                 }
                 Err(e) => {
@@ -302,7 +364,7 @@ impl Auditor {
             Some(tx) => {
                 let (reply, rx) = oneshot::channel();
                 let sent = tx.send(StoreMsg::Flush(reply)).await.is_ok();
-                self.inner.store_hurry.notify_one();
+                self.hurry_journal();
                 sent && rx.await.unwrap_or(false)
             }
             None => true,
@@ -325,7 +387,7 @@ impl Auditor {
                     let sent =
                         tokio::time::timeout_at(until, tx.send(StoreMsg::Shutdown(until, reply)))
                             .await;
-                    self.inner.store_hurry.notify_one();
+                    self.hurry_journal();
                     match sent {
                         Ok(Ok(())) => rx.await.unwrap_or(false),
                         _ => false,
@@ -343,6 +405,12 @@ impl Auditor {
         };
         let (stored, sent) = tokio::join!(store, sinks);
         FlushReport { stored, sent }
+    }
+
+    fn hurry_journal(&self) {
+        if let Some(journal) = &self.inner.journal {
+            journal.hurry.notify_one();
+        }
     }
 
     /// Counters of every sink, in configuration order.
@@ -378,121 +446,91 @@ impl Auditor {
     }
 }
 
-/// What the store writer collected for one append.
-#[derive(Default)]
-struct Collected {
-    events: Vec<Entry>,
-    /// A flush or shutdown is waiting: no lingering.
-    urgent: bool,
-    /// A shutdown: the queue is closed, the writer stops after this append.
-    stop: bool,
-}
-
-impl Collected {
-    /// One message: an event joins the batch; a flush or shutdown asks for an answer once the
-    /// batch is written (and a shutdown closes the queue and sets the deadline).
-    fn take(
-        &mut self,
-        msg: StoreMsg,
-        replies: &mut Vec<oneshot::Sender<bool>>,
-        deadline: &mut Option<tokio::time::Instant>,
-        rx: &mut mpsc::Receiver<StoreMsg>,
-    ) {
-        match msg {
-            StoreMsg::Event(e) => self.events.push(e),
-            StoreMsg::Flush(reply) => {
-                replies.push(reply);
-                self.urgent = true;
-            }
-            StoreMsg::Shutdown(until, reply) => {
-                *deadline = Some(until);
-                replies.push(reply);
-                self.stop = true;
-                self.urgent = true;
-                rx.close();
-            }
-        }
-    }
-}
-
+/// The journal's writer: waits for entries (or a flush or shutdown), sleeps through a short
+/// linger so that one transaction carries many events (each commit rewrites the touched
+/// pages) and recording threads never wake it one event at a time, then takes the whole
+/// intake and appends it in batches of up to [`STORE_BATCH`], retrying with backoff. A flush
+/// or a shutdown cuts the linger short and is answered once everything recorded before it is
+/// written; a shutdown closes the intake and gives up at its deadline.
 async fn store_writer(
     store: Arc<dyn AuditStore>,
+    journal: Arc<Journal>,
     mut rx: mpsc::Receiver<StoreMsg>,
-    hurry: Arc<Notify>,
     appended: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
 ) {
     let mut backoff = sink::Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
-    let mut deadline: Option<tokio::time::Instant> = None;
-    let mut replies: Vec<oneshot::Sender<bool>> = Vec::new();
+    let mut spare: Vec<Entry> = Vec::with_capacity(STORE_BATCH);
     loop {
-        let Some(first) = rx.recv().await else {
-            return;
-        };
-        let mut got = Collected {
-            events: Vec::with_capacity(STORE_BATCH),
-            ..Collected::default()
-        };
-        got.take(first, &mut replies, &mut deadline, &mut rx);
-        // Events trickle in one per request: the writer sleeps through a short linger and then
-        // takes what came, so one transaction carries many events (each commit rewrites the
-        // touched pages) and senders never wake it one event at a time. A flush or a shutdown
-        // cuts the sleep short; a full batch already queued skips it.
-        if !got.urgent && rx.len() < STORE_BATCH {
-            tokio::select! {
-                _ = tokio::time::sleep(STORE_LINGER) => {}
-                _ = hurry.notified() => {}
+        // `None`: entries to write; else what was asked (or `None` inside: every handle gone).
+        let asked: Option<Option<StoreMsg>> = loop {
+            if let Ok(msg) = rx.try_recv() {
+                break Some(Some(msg));
             }
-        }
-        while got.events.len() < STORE_BATCH {
-            match rx.try_recv() {
-                Ok(m) => got.take(m, &mut replies, &mut deadline, &mut rx),
-                Err(_) => break,
-            }
-        }
-        let Collected { events, stop, .. } = got;
-        let batch: Batch = events.into();
-        let mut ok = true;
-        while !batch.is_empty() {
-            match store.append(batch.clone()).await {
-                Ok(_) => {
-                    appended.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    backoff.reset();
-                    break;
+            if journal.len() > 0 {
+                if journal.len() < STORE_BATCH {
+                    tokio::select! {
+                        _ = tokio::time::sleep(STORE_LINGER) => {}
+                        _ = journal.hurry.notified() => {}
+                    }
                 }
-                Err(e) => {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, events = batch.len(), "audit journal append failed; retrying");
-                    let pause = backoff.next_delay();
-                    if deadline.is_some_and(|d| tokio::time::Instant::now() + pause >= d) {
-                        dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        ok = false;
+                break None;
+            }
+            tokio::select! {
+                msg = rx.recv() => break Some(msg),
+                _ = journal.arrived.notified() => {}
+            }
+        };
+        let (reply, deadline, stop) = match asked {
+            None => (None, None, false),
+            Some(Some(StoreMsg::Flush(reply))) => (Some(reply), None, false),
+            Some(Some(StoreMsg::Shutdown(until, reply))) => {
+                rx.close();
+                (Some(reply), Some(until), true)
+            }
+            Some(None) => (None, None, true),
+        };
+        // Everything recorded before a flush or shutdown is in the intake or written already.
+        let mut taken = journal.take(std::mem::take(&mut spare), stop);
+        let mut ok = true;
+        while !taken.is_empty() {
+            let n = taken.len().min(STORE_BATCH);
+            let batch: Batch = taken.drain(..n).collect();
+            loop {
+                match store.append(batch.clone()).await {
+                    Ok(_) => {
+                        appended.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        backoff.reset();
                         break;
                     }
-                    tokio::time::sleep(pause).await;
-                }
-            }
-        }
-        if stop {
-            // What is still queued after the shutdown message.
-            while let Ok(m) = rx.try_recv() {
-                if let StoreMsg::Event(e) = m {
-                    let r = store.append(Arc::new([e])).await;
-                    if r.is_ok() {
-                        appended.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                        ok = false;
+                    Err(e) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %e, events = batch.len(), "audit journal append failed; retrying");
+                        let pause = backoff.next_delay();
+                        if deadline.is_some_and(|d| tokio::time::Instant::now() + pause >= d) {
+                            dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            ok = false;
+                            break;
+                        }
+                        tokio::time::sleep(pause).await;
                     }
                 }
             }
+            if !ok {
+                dropped.fetch_add(taken.len() as u64, Ordering::Relaxed);
+                taken.clear();
+            }
         }
-        // Everything queued before these flushes was in this batch or an earlier one.
-        for reply in replies.drain(..) {
+        spare = taken;
+        if let Some(reply) = reply {
             let _ = reply.send(ok);
         }
         if stop {
+            // What a shutdown answered for is written; anything left on the channel gets no.
+            while let Ok(StoreMsg::Flush(reply) | StoreMsg::Shutdown(_, reply)) = rx.try_recv() {
+                let _ = reply.send(false);
+            }
             return;
         }
     }

@@ -789,6 +789,58 @@ async fn auditor_journals_masked_events_and_flush_waits_for_the_store() {
     assert!(report.stored, "{report:?}");
 }
 
+/// On one thread the journal's writer cannot run while events are recorded, so its intake
+/// fills: what goes beyond the bound is counted as dropped, the rest is journalled in
+/// recording order, and so is nothing recorded after the shutdown.
+#[tokio::test]
+async fn events_beyond_a_full_journal_intake_are_counted_and_the_rest_journalled_in_order() {
+    let dir = TempDir::new("qaqpa-audit-intake").expect("dir");
+    let store: Arc<dyn AuditStore> = Arc::new(SqliteAuditStore::open(dir.path()).expect("open"));
+    let config = AuditConfig {
+        spool_dir: dir.path().join("spool"),
+        ..AuditConfig::default()
+    };
+    let auditor = Auditor::new(&config, Some(store.clone())).expect("auditor");
+    let kept = qaqpa_audit::STORE_QUEUE;
+    let beyond = 5;
+    for i in 0..kept + beyond {
+        auditor.record(AuditEvent::auth_ok("api", "key").transaction(format!("tx-{i}")));
+    }
+    let stats = auditor.store_stats();
+    assert_eq!(
+        (stats.appended, stats.dropped),
+        (0, beyond as u64),
+        "{stats:?}"
+    );
+    let report = auditor.flush().await;
+    assert!(report.stored, "{report:?}");
+    assert_eq!(auditor.store_stats().appended, kept as u64);
+    assert_ok(
+        &store.verify().await.expect("verify"),
+        kept as u64,
+        1,
+        kept as u64,
+    );
+    let newest = store.tail(2).await.expect("tail");
+    let txs: Vec<_> = newest
+        .iter()
+        .map(|r| r.event.transaction_id.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        txs,
+        [format!("tx-{}", kept - 1), format!("tx-{}", kept - 2)]
+    );
+    assert!(
+        auditor
+            .shutdown(std::time::Duration::from_secs(5))
+            .await
+            .stored
+    );
+    auditor.record(AuditEvent::auth_ok("api", "late"));
+    assert_eq!(auditor.store_stats().dropped, beyond as u64 + 1);
+    assert_eq!(store.tail(1).await.expect("tail")[0].seq, kept as u64);
+}
+
 #[tokio::test]
 async fn an_event_the_journal_cannot_serialise_is_counted_and_does_not_block_the_rest() {
     let dir = TempDir::new("qaqpa-audit-poison").expect("dir");
