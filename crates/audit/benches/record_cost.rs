@@ -12,7 +12,9 @@
 //! long enough for that not to matter). Building the events is not counted.
 //!
 //! `cargo bench -p qaqpa-audit --bench record_cost` (`QAQPA_AUDIT_BENCH_EVENTS`, default
-//! 400 000; `QAQPA_AUDIT_BENCH_ROUNDS`, default 3; `QAQPA_AUDIT_BENCH_RATE`).
+//! 400 000; `QAQPA_AUDIT_BENCH_ROUNDS`, default 3; `QAQPA_AUDIT_BENCH_RATE`;
+//! `QAQPA_AUDIT_BENCH_WORKERS`, default 2: with 1, both recording tasks, the sink's task and
+//! the timers share one thread, which shows what handing the work across cores costs).
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -87,6 +89,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40_000);
+    let workers: usize = std::env::var("QAQPA_AUDIT_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     let per_tick = (rate / 2 / TICKS_PER_SEC).max(1);
     let port = discarding_receiver();
     let hz = 100.0; // USER_HZ on Linux
@@ -94,7 +100,7 @@ fn main() {
         let events = common::accept_and_delivery_events(n);
         let dir = TempDir::new("qaqpa-audit-record-cost").expect("dir");
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(workers)
             .thread_name("recorder")
             .enable_all()
             .build()

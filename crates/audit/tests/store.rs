@@ -841,6 +841,73 @@ async fn events_beyond_a_full_journal_intake_are_counted_and_the_rest_journalled
     assert_eq!(store.tail(1).await.expect("tail")[0].seq, kept as u64);
 }
 
+/// One transaction's events recorded one after another by tasks on different worker threads
+/// (each hands a token to the next after recording), while the writer takes batches: they are
+/// journalled in the order they were recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_recorded_in_turn_on_different_threads_are_journalled_in_that_order() {
+    const EVENTS: usize = 4000;
+    const TASKS: usize = 4;
+    let dir = TempDir::new("qaqpa-audit-turns").expect("dir");
+    let store: Arc<dyn AuditStore> = Arc::new(SqliteAuditStore::open(dir.path()).expect("open"));
+    let config = AuditConfig {
+        spool_dir: dir.path().join("spool"),
+        ..AuditConfig::default()
+    };
+    let auditor = Auditor::new(&config, Some(store.clone())).expect("auditor");
+    // A ring of tasks: task k waits for the token on its channel, records the token's number
+    // and passes the token to task k + 1.
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..TASKS)
+        .map(|_| tokio::sync::mpsc::unbounded_channel::<usize>())
+        .unzip();
+    let tasks: Vec<_> = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(k, mut rx)| {
+            let next = senders[(k + 1) % TASKS].clone();
+            let auditor = auditor.clone();
+            tokio::spawn(async move {
+                let mut threads = std::collections::HashSet::new();
+                while let Some(n) = rx.recv().await {
+                    if n == EVENTS {
+                        let _ = next.send(n);
+                        break;
+                    }
+                    threads.insert(std::thread::current().id());
+                    auditor.record(AuditEvent::auth_ok("api", "key").transaction(format!("{n}")));
+                    let _ = next.send(n + 1);
+                }
+                threads
+            })
+        })
+        .collect();
+    senders[0].send(0).expect("start");
+    let mut threads = std::collections::HashSet::new();
+    for t in tasks {
+        threads.extend(t.await.expect("task"));
+    }
+    assert!(threads.len() > 1, "every event was recorded on one thread");
+    let report = auditor.flush().await;
+    assert!(report.stored, "{report:?}");
+    assert_ok(
+        &store.verify().await.expect("verify"),
+        EVENTS as u64,
+        1,
+        EVENTS as u64,
+    );
+    let mut journalled: Vec<String> = store
+        .tail(EVENTS)
+        .await
+        .expect("tail")
+        .into_iter()
+        .map(|r| r.event.transaction_id.unwrap_or_default())
+        .collect();
+    journalled.reverse();
+    let recorded: Vec<String> = (0..EVENTS).map(|n| n.to_string()).collect();
+    assert!(journalled == recorded, "journalled out of recording order");
+    auditor.shutdown(std::time::Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn an_event_the_journal_cannot_serialise_is_counted_and_does_not_block_the_rest() {
     let dir = TempDir::new("qaqpa-audit-poison").expect("dir");
@@ -974,7 +1041,7 @@ async fn sqlite_journal_with_the_keys_text_in_its_index_gets_key_codes_when_open
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows");
-        let mut keys = std::collections::BTreeSet::new();
+        let mut keys = std::collections::HashSet::new();
         for (first_seq, text) in blocks {
             for line in text.lines() {
                 let body = line.splitn(3, ' ').nth(2).expect("a record line");
