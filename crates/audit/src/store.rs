@@ -299,38 +299,20 @@ pub trait AuditStore: Send + Sync {
 // ---------------------------------------------------------------------------------------------
 // Shared by both back ends
 
-/// The chain hash of one record.
+/// The chain hash of one record: SHA-256 over the previous record's hash (64 hex digits), the
+/// record's seq (8 bytes, big-endian) and its body, as 64 hex digits.
 pub fn chain_hash(prev_hash: &str, seq: u64, body: &str) -> String {
-    chain_hash_hex(prev_hash.as_bytes(), seq, body)
-        .as_str()
-        .to_owned()
+    hex::encode(chain_digest(prev_hash.as_bytes(), seq, body))
 }
 
-/// [`chain_hash`] on the stack, for the journal's writer, which chains every record.
-pub(crate) fn chain_hash_hex(prev_hash: &[u8], seq: u64, body: &str) -> HexHash {
+/// [`chain_hash`] as its 32 bytes, on the stack, for the journal's writer, which chains every
+/// record.
+pub(crate) fn chain_digest(prev_hash: &[u8], seq: u64, body: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev_hash);
     h.update(seq.to_be_bytes());
     h.update(body.as_bytes());
-    let mut hex = HexHash([b'0'; 64]);
-    // 32 bytes always fit 64 hex digits.
-    let _ = hex::encode_to_slice(h.finalize(), &mut hex.0);
-    hex
-}
-
-/// A SHA-256 as 64 lowercase hex digits.
-#[derive(Clone, Copy)]
-pub(crate) struct HexHash([u8; 64]);
-
-impl HexHash {
-    pub(crate) fn as_bytes(&self) -> &[u8; 64] {
-        &self.0
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        // Hex digits are ASCII.
-        std::str::from_utf8(&self.0).unwrap_or(GENESIS_HASH)
-    }
+    h.finalize().into()
 }
 
 /// A row as stored.

@@ -1008,6 +1008,138 @@ async fn sqlite_journal_in_the_per_event_layout_is_moved_into_blocks() {
     assert_eq!(old_tables, 0, "the per-event table is gone");
 }
 
+/// The blocks of `dir`'s SQLite journal as stored: first seq, text, hashes column.
+fn raw_blocks(conn: &rusqlite::Connection) -> Vec<(u64, String, Option<Vec<u8>>)> {
+    conn.prepare("SELECT first_seq, records, hashes FROM audit_block ORDER BY first_seq")
+        .expect("blocks")
+        .query_map([], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, block_text(r.get(1)?), r.get(2)?))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// SHA-256 over the previous hash's hex digits, the seq (8 bytes big-endian) and the body,
+/// computed here with `sha2` from the chain's definition.
+fn chain_digest(prev_hex: &str, seq: u64, body: &str) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(prev_hex.as_bytes());
+    h.update(seq.to_be_bytes());
+    h.update(body.as_bytes());
+    h.finalize().into()
+}
+
+#[tokio::test]
+async fn sqlite_blocks_keep_the_record_hashes_apart_from_the_text_and_verify_checks_them() {
+    let b = Backend::sqlite();
+    let store = b.open().await;
+    append_n(store.as_ref(), 0, 12, OffsetDateTime::now_utc()).await;
+    append_n(store.as_ref(), 12, 8, OffsetDateTime::now_utc()).await;
+    let conn = b.blocks_rewritable();
+    let blocks = raw_blocks(&conn);
+    assert_eq!(blocks.len(), 2);
+    // Lines are `<seq> <event JSON>`; the hashes column holds the chain, 32 bytes a record.
+    let mut prev = "0".repeat(64);
+    let mut seq = 0;
+    for (first_seq, text, hashes) in &blocks {
+        let hashes = hashes.as_deref().expect("a hashes column");
+        assert_eq!(hashes.len(), 32 * text.lines().count());
+        for (i, line) in text.lines().enumerate() {
+            seq += 1;
+            let (s, body) = line.split_once(' ').expect("a record line");
+            assert_eq!(s.parse::<u64>().expect("seq"), seq);
+            assert_eq!(seq, first_seq + i as u64);
+            assert!(body.starts_with('{'), "{line}");
+            let digest = chain_digest(&prev, seq, body);
+            assert_eq!(&hashes[32 * i..32 * i + 32], digest, "seq {seq}");
+            prev = hex::encode(digest);
+        }
+    }
+    let tail = store.tail(1).await.expect("tail");
+    assert_eq!(tail[0].hash, prev);
+    // A hash changed in the column is a changed record.
+    let mut second = blocks[1].2.clone().expect("hashes");
+    second[32 * 2] ^= 1;
+    conn.execute(
+        "UPDATE audit_block SET hashes = ?1 WHERE first_seq = 13",
+        rusqlite::params![second],
+    )
+    .expect("change a hash");
+    assert_eq!(
+        store.verify().await.expect("verify"),
+        VerifyReport::Changed { seq: 15 }
+    );
+    // Cut short: the first record without its 32 bytes is named.
+    let first = blocks[0].2.clone().expect("hashes");
+    conn.execute(
+        "UPDATE audit_block SET hashes = ?1 WHERE first_seq = 1",
+        rusqlite::params![&first[..32 * 5 + 7]],
+    )
+    .expect("cut the hashes");
+    assert_eq!(
+        store.verify().await.expect("verify"),
+        VerifyReport::Changed { seq: 6 }
+    );
+}
+
+#[tokio::test]
+async fn sqlite_journal_from_before_the_hashes_column_reads_verifies_and_takes_new_blocks() {
+    // A journal of today turned into one from before the column: each line gets its hash
+    // back and the column goes.
+    let b = Backend::sqlite();
+    let now = OffsetDateTime::now_utc();
+    {
+        let store = b.open().await;
+        append_n(store.as_ref(), 0, 6, now).await;
+        let conn = b.blocks_rewritable();
+        for (first_seq, text, hashes) in raw_blocks(&conn) {
+            let hashes = hashes.expect("hashes");
+            let old: String = text
+                .lines()
+                .zip(hashes.chunks(32))
+                .map(|(line, h)| {
+                    let (seq, body) = line.split_once(' ').expect("line");
+                    format!("{seq} {} {body}\n", hex::encode(h))
+                })
+                .collect();
+            conn.execute(
+                "UPDATE audit_block SET records = ?1, hashes = NULL WHERE first_seq = ?2",
+                rusqlite::params![
+                    zstd::encode_all(old.as_bytes(), 1).expect("zstd"),
+                    first_seq as i64
+                ],
+            )
+            .expect("old block");
+        }
+        conn.execute_batch("ALTER TABLE audit_block DROP COLUMN hashes;")
+            .expect("drop the column");
+    }
+    let store = b.open().await;
+    assert_ok(&store.verify().await.expect("verify"), 6, 1, 6);
+    assert_eq!(seqs_of_transaction(store.as_ref(), "tx-4").await, vec![5]);
+    append_n(store.as_ref(), 6, 4, now).await;
+    assert_ok(&store.verify().await.expect("verify"), 10, 1, 10);
+    let tail = store.tail(5).await.expect("tail");
+    assert_eq!(
+        tail[3].prev_hash, tail[4].hash,
+        "the chain runs on across the formats"
+    );
+    let conn = b.blocks_rewritable();
+    let blocks = raw_blocks(&conn);
+    assert!(blocks[0].2.is_none() && blocks[1].2.is_some());
+    // An old block's record changed is still found.
+    b.tamper_records("", 3..=3, |line| {
+        Some(line.replace("bad secret", "good secret"))
+    })
+    .await;
+    assert_eq!(
+        store.verify().await.expect("verify"),
+        VerifyReport::Changed { seq: 3 }
+    );
+}
+
 #[tokio::test]
 async fn sqlite_journal_with_the_keys_text_in_its_index_gets_key_codes_when_opened() {
     // A journal from before key codes: `audit_key` declared TEXT, one row per key's text and
@@ -1044,7 +1176,8 @@ async fn sqlite_journal_with_the_keys_text_in_its_index_gets_key_codes_when_open
         let mut keys = std::collections::HashSet::new();
         for (first_seq, text) in blocks {
             for line in text.lines() {
-                let body = line.splitn(3, ' ').nth(2).expect("a record line");
+                // `<seq> <event JSON>`: the hashes have a column of their own.
+                let (_, body) = line.split_once(' ').expect("a record line");
                 let e: AuditEvent = serde_json::from_str(body).expect("event");
                 for key in [
                     e.transaction_id.map(|t| format!("t:{t}")),

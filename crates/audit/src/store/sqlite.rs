@@ -5,10 +5,13 @@
 //! Layout: one row per *append* rather than per event, because a row per event (its B-tree
 //! entries, five secondary indexes and its share of every commit) cost ~16 µs of CPU per event
 //! and a quarter of the gateway's accept rate. `audit_block` holds a batch of consecutive
-//! records as text, one line per record: `<seq> <hash> <event JSON>\n`, stored as one zstd
-//! frame (level 1: a block shrinks 8–9 times for about the CPU SQLite saves on the pages it
-//! no longer writes; blocks written before compression are plain TEXT and read as they are),
-//! plus the first record's `prev_hash` and the batch's time range. `audit_key` says which
+//! records as text, one line per record: `<seq> <event JSON>\n`, stored as one zstd frame
+//! (level 1: a block shrinks ~15 times for about the CPU SQLite saves on the pages it no
+//! longer writes; blocks written before compression are plain TEXT and read as they are),
+//! the records' hashes in `hashes`, 32 bytes each in seq order (kept out of the text: random
+//! hex made a tenth of its bytes and a third of zstd's time; blocks written before keep
+//! `<seq> <hash> <event JSON>` lines and no `hashes`), plus the first record's `prev_hash`
+//! and the batch's time range. `audit_key` says which
 //! blocks hold which transaction, account, kind, target and severity (`t:`, `a:`, `k:`,
 //! `g:`, `s:` prefixes), by a 64-bit code of each key ([`key_code`]: the time-ordered half of
 //! a UUID transaction id, else a hash; journals that kept the keys' text are converted when
@@ -26,6 +29,7 @@
 //! queries) and each block's time bookkeeping. A journal written with the older per-event
 //! layout (`audit_log`) is moved into blocks when opened; blocks written before the time
 //! bookkeeping get it then too.
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
@@ -39,7 +43,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 
 use super::{
-    chain_hash_hex, check_anchor, online_cutoff, page_of, prune_archives, time_us, ArchiveReport,
+    chain_digest, check_anchor, online_cutoff, page_of, prune_archives, time_us, ArchiveReport,
     ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Entry, Page,
     Retention, Row, StoreError, StoredRecord, VerifyReport, GENESIS_HASH,
 };
@@ -54,7 +58,8 @@ CREATE TABLE IF NOT EXISTS audit_block (
     max_time_us INTEGER NOT NULL,
     records     TEXT NOT NULL,
     upto_us     INTEGER NOT NULL DEFAULT 0,
-    late_us     INTEGER NOT NULL DEFAULT 0
+    late_us     INTEGER NOT NULL DEFAULT 0,
+    hashes      BLOB
 );
 CREATE TABLE IF NOT EXISTS audit_key (
     key       INTEGER NOT NULL,
@@ -317,24 +322,44 @@ impl<'a> Prepared<'a> {
 /// One record of a block, as stored.
 struct Line<'a> {
     seq: u64,
-    hash: &'a str,
+    /// Its hash, 64 hex digits.
+    hash: Cow<'a, str>,
     body: &'a str,
 }
 
 /// Splits a block's text into its records; `Err(n)` names the first line that is not
-/// `<seq> <hash> <body>` (0-based).
-fn lines(records: &str) -> Result<Vec<Line<'_>>, usize> {
+/// `<seq> <hash> <body>` (0-based). Blocks with a `hashes` column (`hashes`, the block
+/// starting at `first_seq`) have `<seq> <body>` lines and keep the records' hashes there
+/// instead, 32 bytes per seq from `first_seq` on: `Err(n)` then also names the first line
+/// whose seq has no hash there. A record missing from the text leaves its hash unused, and the
+/// chain walk reports the gap.
+fn lines<'a>(
+    records: &'a str,
+    hashes: Option<&[u8]>,
+    first_seq: u64,
+) -> Result<Vec<Line<'a>>, usize> {
     records
         .split_terminator('\n')
         .enumerate()
         .map(|(n, l)| {
             let (seq, rest) = l.split_once(' ').ok_or(n)?;
-            let (hash, body) = rest.split_once(' ').ok_or(n)?;
-            Ok(Line {
-                seq: seq.parse().map_err(|_| n)?,
-                hash,
-                body,
-            })
+            let seq: u64 = seq.parse().map_err(|_| n)?;
+            let (hash, body) = match hashes {
+                None => {
+                    let (hash, body) = rest.split_once(' ').ok_or(n)?;
+                    (Cow::Borrowed(hash), body)
+                }
+                Some(hashes) => {
+                    let at = seq
+                        .checked_sub(first_seq)
+                        .and_then(|i| usize::try_from(i).ok())
+                        .and_then(|i| i.checked_mul(32))
+                        .ok_or(n)?;
+                    let digest = hashes.get(at..at + 32).ok_or(n)?;
+                    (Cow::Owned(hex::encode(digest)), rest)
+                }
+            };
+            Ok(Line { seq, hash, body })
         })
         .collect()
 }
@@ -455,6 +480,9 @@ struct Block {
     max_time_us: i64,
     /// The records' text; `None` when the stored form cannot be read back.
     records: Option<String>,
+    /// The records' hashes, 32 bytes each, in blocks that keep them apart from the text
+    /// (`None`: each line holds its hash).
+    hashes: Option<Vec<u8>>,
     /// The latest record time of this block and all before it.
     upto_us: i64,
     /// How far this block's earliest record lies before the latest of the blocks before it
@@ -463,7 +491,7 @@ struct Block {
 }
 
 const BLOCK_COLUMNS: &str =
-    "first_seq, last_seq, prev_hash, min_time_us, max_time_us, records, upto_us, late_us";
+    "first_seq, last_seq, prev_hash, min_time_us, max_time_us, records, upto_us, late_us, hashes";
 
 /// The time bookkeeping of a block with records from `min` to `max` after blocks whose latest
 /// record is at `upto_before` (`None`: no block before it is kept): `(upto_us, late_us)`.
@@ -485,7 +513,7 @@ impl Block {
     /// The block's records; `Err(n)` names the first line (0-based) that cannot be read.
     fn lines(&self) -> Result<Vec<Line<'_>>, usize> {
         match &self.records {
-            Some(text) => lines(text),
+            Some(text) => lines(text, self.hashes.as_deref(), self.first_seq),
             None => Err(0),
         }
     }
@@ -501,6 +529,7 @@ fn block_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Block> {
         records: block_text(r.get_ref(5)?),
         upto_us: r.get(6)?,
         late_us: r.get(7)?,
+        hashes: r.get(8)?,
     })
 }
 
@@ -516,25 +545,36 @@ fn write_block(
     frame: &mut Vec<u8>,
 ) -> Result<String, StoreError> {
     // The text is written as bytes: it is strings and ASCII, and it only goes to zstd.
-    records.reserve(batch.items.iter().map(|(b, _)| b.len() + 90).sum());
+    records.reserve(batch.items.iter().map(|(b, _)| b.len() + 24).sum());
+    // Chained here: the hashes go to their own column, 32 bytes each, and the text holds
+    // `<seq> <body>` lines. Random hex in the text made a tenth of its bytes and a third of
+    // zstd's time (docs/BENCHMARKS.md). Given (a migration): each line keeps its hash, as the
+    // stored one may not even be hex.
+    let mut digests: Option<Vec<u8>> = hashes
+        .is_none()
+        .then(|| Vec::with_capacity(32 * batch.len()));
     let mut hash = prev_hash.as_bytes().to_vec();
     let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
     for (i, &(body, time)) in batch.items.iter().enumerate() {
         let seq = first_seq + i as u64;
-        let next;
-        let record_hash: &[u8] = match hashes {
-            Some(h) => h[i].as_bytes(),
-            None => {
-                next = chain_hash_hex(&hash, seq, body);
-                next.as_bytes()
-            }
-        };
-        hash.clear();
-        hash.extend_from_slice(record_hash);
         crate::event::push_decimal(records, seq);
         records.push(b' ');
-        records.extend_from_slice(&hash);
-        records.push(b' ');
+        match (hashes, &mut digests) {
+            (Some(given), _) => {
+                hash.clear();
+                hash.extend_from_slice(given[i].as_bytes());
+                records.extend_from_slice(&hash);
+                records.push(b' ');
+            }
+            (None, Some(digests)) => {
+                let digest = chain_digest(&hash, seq, body);
+                digests.extend_from_slice(&digest);
+                hash.resize(64, b'0');
+                // 32 bytes always fit 64 hex digits.
+                let _ = hex::encode_to_slice(digest, &mut hash);
+            }
+            (None, None) => unreachable!("digests are collected whenever hashes are not given"),
+        }
         records.extend_from_slice(body.as_bytes());
         records.push(b'\n');
         min_time = min_time.min(time);
@@ -546,7 +586,7 @@ fn write_block(
     let last_seq = first_seq + batch.len() as u64 - 1;
     let (upto, late) = time_bookkeeping(last_upto(tx)?, min_time, max_time);
     tx.prepare_cached(
-        "INSERT INTO audit_block (first_seq, last_seq, prev_hash, min_time_us, max_time_us, records, upto_us, late_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit_block (first_seq, last_seq, prev_hash, min_time_us, max_time_us, records, upto_us, late_us, hashes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         seq_i64(first_seq),
@@ -556,7 +596,8 @@ fn write_block(
         max_time,
         &frame[..],
         upto,
-        late
+        late,
+        digests
     ])?;
     Ok(hash)
 }
@@ -716,6 +757,20 @@ fn add_time_bookkeeping(tx: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A journal from before the hashes' own column gets it; its blocks keep their hashes in their
+/// lines (the column stays NULL for them) and read as before.
+fn add_hashes_column(tx: &Connection) -> Result<(), StoreError> {
+    if exists(
+        tx,
+        "SELECT 1 FROM pragma_table_info('audit_block') WHERE name = 'hashes'",
+    )? {
+        return Ok(());
+    }
+    tx.execute_batch("ALTER TABLE audit_block ADD COLUMN hashes BLOB;")?;
+    tracing::info!("audit journal: new blocks keep their record hashes in a column of their own");
+    Ok(())
+}
+
 /// Where a walk newest first may start for records before `to`: the first block whose
 /// predecessors already reach `to` plus the greatest lateness of any block. No block after it
 /// can hold a record before `to` (its earliest record would be later than that lateness
@@ -788,6 +843,7 @@ impl SqliteAuditStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(SCHEMA)?;
             add_time_bookkeeping(&tx)?;
+            add_hashes_column(&tx)?;
             tx.execute_batch(BLOCK_NO_UPDATE)?;
             tx.execute_batch(TIME_INDEXES)?;
             migrate_text_keys(&tx)?;
@@ -877,7 +933,7 @@ impl AuditStore for SqliteAuditStore {
             }
             let key = driving_key(&filter);
             let sql = match key {
-                Some(_) => "SELECT b.first_seq, b.last_seq, b.prev_hash, b.min_time_us, b.max_time_us, b.records, b.upto_us, b.late_us \
+                Some(_) => "SELECT b.first_seq, b.last_seq, b.prev_hash, b.min_time_us, b.max_time_us, b.records, b.upto_us, b.late_us, b.hashes \
                      FROM audit_key k JOIN audit_block b ON b.first_seq = k.first_seq \
                      WHERE k.key = ?1 AND k.first_seq < ?2 ORDER BY k.first_seq DESC"
                     .to_owned(),
@@ -918,12 +974,12 @@ impl AuditStore for SqliteAuditStore {
                     }
                     let prev_hash = match i {
                         0 => block.prev_hash.clone(),
-                        _ => lines[i - 1].hash.to_owned(),
+                        _ => lines[i - 1].hash.to_string(),
                     };
                     records.push(StoredRecord {
                         seq: line.seq,
                         prev_hash,
-                        hash: line.hash.to_owned(),
+                        hash: line.hash.to_string(),
                         event,
                     });
                     if records.len() > limit {
@@ -994,7 +1050,7 @@ impl AuditStore for SqliteAuditStore {
                         else {
                             return Ok(VerifyReport::Changed { seq: line.seq });
                         };
-                        row.hash = line.hash.to_owned();
+                        row.hash = line.hash.to_string();
                         if !walk.step(&row) {
                             break 'blocks;
                         }
@@ -1109,10 +1165,10 @@ impl AuditStore for SqliteAuditStore {
                     for line in &lines {
                         let mut row = Row::new_from_body(line.body, line.seq, &last_hash)
                             .ok_or_else(|| broken(line.seq))?;
-                        if line.seq != upto + 1 || row.hash != line.hash {
+                        if line.seq != upto + 1 || row.hash != *line.hash {
                             return Err(broken(line.seq));
                         }
-                        row.hash = line.hash.to_owned();
+                        row.hash = line.hash.to_string();
                         w.write(&row)?;
                         let event: AuditEvent = serde_json::from_str(line.body)?;
                         keys_of(&event, &mut keys);
