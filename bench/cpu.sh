@@ -87,7 +87,7 @@ callgrind_report() {
       part("qaqpa_audit::Auditor::record", "audit: Auditor::record (+ record text)")
       part("qaqpa_audit::sink::Task::run::{{closure}}", "audit: syslog sink task")
       part("qaqpa_audit::store::sqlite::insert_block", "audit: journal block (chain, zstd, rows)")
-      part("qaqpa_audit::store::chain_hash_hex", "audit:   of it SHA-256 chain (software here)")
+      part("qaqpa_audit::store::chain_digest", "audit:   of it SHA-256 chain (software here)")
       part("qaqpa_audit::event::AuditEvent::exchange", "audit: building EXCHANGE events")
     }'
 }
