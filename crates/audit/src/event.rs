@@ -1510,6 +1510,23 @@ mod tests {
         }
     }
 
+    /// An exchange with nothing but its direction, target and result.
+    fn bare_exchange(direction: Direction, target: &str, result: ExchangeResult) -> Exchange {
+        Exchange {
+            direction,
+            target: target.into(),
+            service_id: None,
+            message_id: None,
+            request_out: None,
+            response_in: None,
+            request_in: None,
+            response_out: None,
+            request_bytes: None,
+            response_bytes: None,
+            result,
+        }
+    }
+
     #[test]
     fn exchange_results_are_written_the_same_by_hand_and_by_display() {
         for result in [
@@ -1525,19 +1542,11 @@ mod tests {
         }
         let e = AuditEvent::exchange(
             "engine",
-            Exchange {
-                direction: Direction::Inbound,
-                target: "shep-push".into(),
-                service_id: None,
-                message_id: None,
-                request_out: None,
-                response_in: None,
-                request_in: None,
-                response_out: None,
-                request_bytes: None,
-                response_bytes: None,
-                result: ExchangeResult::Shep("SCSS001".into()),
-            },
+            bare_exchange(
+                Direction::Inbound,
+                "shep-push",
+                ExchangeResult::Shep("SCSS001".into()),
+            ),
         );
         assert_eq!(
             e.description,
@@ -1585,19 +1594,7 @@ mod tests {
             AuditEvent::refused("a", RefusalReason::RateLimited, "submit", None).level,
             Level::Warning
         );
-        let x = |result| Exchange {
-            direction: Direction::Outbound,
-            target: "esedo".into(),
-            service_id: None,
-            message_id: None,
-            request_out: None,
-            response_in: None,
-            request_in: None,
-            response_out: None,
-            request_bytes: None,
-            response_bytes: None,
-            result,
-        };
+        let x = |result| bare_exchange(Direction::Outbound, "esedo", result);
         assert_eq!(
             AuditEvent::exchange("a", x(ExchangeResult::Shep("SCSS001".into()))).level,
             Level::Informational
