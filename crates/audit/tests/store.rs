@@ -1071,6 +1071,16 @@ async fn sqlite_blocks_keep_the_record_hashes_apart_from_the_text_and_verify_che
         store.verify().await.expect("verify"),
         VerifyReport::Changed { seq: 15 }
     );
+    // The column emptied: the lines do not read as lines with their hashes either.
+    conn.execute(
+        "UPDATE audit_block SET hashes = NULL WHERE first_seq = 13",
+        [],
+    )
+    .expect("empty the column");
+    assert_eq!(
+        store.verify().await.expect("verify"),
+        VerifyReport::Changed { seq: 13 }
+    );
     // Cut short: the first record without its 32 bytes is named.
     let first = blocks[0].2.clone().expect("hashes");
     conn.execute(
