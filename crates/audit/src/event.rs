@@ -218,9 +218,7 @@ impl ExchangeResult {
     pub fn code(&self) -> String {
         self.to_string()
     }
-}
 
-impl ExchangeResult {
     /// Appends the result as `Display` writes it, without the formatting machinery: every
     /// delivery's `EXCHANGE` event has it in its description.
     pub(crate) fn push_to(&self, out: &mut String) {
