@@ -636,6 +636,18 @@ fn exists(conn: &Connection, sql: &str) -> rusqlite::Result<bool> {
     Ok(conn.query_row(sql, [], |_| Ok(())).optional()?.is_some())
 }
 
+/// Whether `audit_block` has `column` (journals from before a column lack it).
+fn block_has_column(conn: &Connection, column: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM pragma_table_info('audit_block') WHERE name = ?1",
+            [column],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 /// Records written by the per-event layout of earlier versions (`audit_log`) go into blocks,
 /// their hashes unchanged (the chain formula is the same); then `audit_log` is dropped.
 fn migrate_per_event_layout(tx: &Connection) -> Result<(), StoreError> {
@@ -722,10 +734,7 @@ fn migrate_text_keys(tx: &Connection) -> Result<(), StoreError> {
 /// Blocks written before the time bookkeeping (`upto_us`, `late_us`) get it, computed in seq
 /// order; the append-only trigger steps aside for that one update.
 fn add_time_bookkeeping(tx: &Connection) -> Result<(), StoreError> {
-    if exists(
-        tx,
-        "SELECT 1 FROM pragma_table_info('audit_block') WHERE name = 'upto_us'",
-    )? {
+    if block_has_column(tx, "upto_us")? {
         return Ok(());
     }
     tx.execute_batch(
@@ -760,10 +769,7 @@ fn add_time_bookkeeping(tx: &Connection) -> Result<(), StoreError> {
 /// A journal from before the hashes' own column gets it; its blocks keep their hashes in their
 /// lines (the column stays NULL for them) and read as before.
 fn add_hashes_column(tx: &Connection) -> Result<(), StoreError> {
-    if exists(
-        tx,
-        "SELECT 1 FROM pragma_table_info('audit_block') WHERE name = 'hashes'",
-    )? {
+    if block_has_column(tx, "hashes")? {
         return Ok(());
     }
     tx.execute_batch("ALTER TABLE audit_block ADD COLUMN hashes BLOB;")?;
