@@ -486,16 +486,18 @@ pub(crate) async fn accept(
         .await?;
     match outcome {
         InsertOutcome::Inserted => {
+            // The message id is also the transaction id: written out once.
+            let id_text = id.to_string();
             state.audit.record(
                 qaqpa_audit::AuditEvent::lifecycle(
                     crate::audit::API,
                     qaqpa_audit::LifecycleStage::Accepted,
-                    &id.to_string(),
+                    &id_text,
                     Some(&route.name),
                     None,
                 )
                 .account(caller.key_id.clone())
-                .transaction(id.to_string()),
+                .transaction(id_text),
             );
             state.metrics.accepted(&route.name);
             state.engine_wake.notify_one();

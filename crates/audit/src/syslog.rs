@@ -369,10 +369,7 @@ fn escape_sd_value(v: &str, out: &mut String) {
 }
 
 fn write_msg_value(v: &str, out: &mut String) {
-    let needs_quotes = v.is_empty()
-        || v.chars()
-            .any(|c| c == ' ' || c == '"' || c == '=' || c == '\\' || c.is_control());
-    if !needs_quotes {
+    if !msg_needs_quotes(v) {
         out.push_str(v);
         return;
     }
@@ -388,6 +385,17 @@ fn write_msg_value(v: &str, out: &mut String) {
         c => push_control(c, "\\", out),
     });
     out.push('"');
+}
+
+/// Whether a MSG value is quoted: empty, or holding a space, `"`, `=`, `\\` or a control
+/// character (C0, DEL or C1; `0xC2` starts a C1 control only before `0x80..=0x9F`).
+fn msg_needs_quotes(v: &str) -> bool {
+    let bytes = v.as_bytes();
+    bytes.is_empty()
+        || bytes.iter().enumerate().any(|(i, &b)| {
+            CLASS[usize::from(b)] & MSG_QUOTE != 0
+                && (b != 0xc2 || matches!(bytes.get(i + 1), Some(0x80..=0x9f)))
+        })
 }
 
 /// Reads a MSG written by [`Formatter::format`] (with or without the BOM) back into its
