@@ -211,15 +211,13 @@ impl Entry {
 
     /// [`Entry::new`] without keeping the event.
     pub fn without_event(event: &AuditEvent) -> Result<Entry, StoreError> {
-        // Room for a typical event, so the buffer does not grow while it is written.
-        let mut json = Vec::with_capacity(768);
-        if !crate::body::write(event, &mut json) {
+        // Room for a typical event, so the buffer does not grow while it is written. Written
+        // as text from text, so it needs no UTF-8 check afterwards.
+        let mut body = String::with_capacity(768);
+        if !crate::body::write(event, &mut body) {
             // What the hand-written text declines, serde writes or refuses as it always did.
-            json.clear();
-            serde_json::to_writer(&mut json, event)?;
+            body = serde_json::to_string(event)?;
         }
-        let body = String::from_utf8(json)
-            .map_err(|_| StoreError::Other("audit event JSON is not UTF-8".into()))?;
         Ok(Entry {
             event: None,
             body,

@@ -210,7 +210,7 @@ impl FieldSink for LineFields<'_> {
         let seen = self
             .times
             .iter()
-            .find(|&&(time, from, to)| to > from && time == value)
+            .find(|&&(time, from, to)| to > from && crate::event::same_text(time, value))
             .map(|&(_, from, to)| from..to);
         match seen {
             Some(text) => self.sd.extend_from_within(text),
@@ -464,6 +464,22 @@ pub fn parse_msg(msg: &str) -> Option<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_equal_to_an_earlier_one_at_another_offset_keeps_its_own_offset() {
+        let t = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_764_000_000);
+        let almaty = t.to_offset(time::UtcOffset::from_hms(5, 0, 0).expect("offset"));
+        let event = AuditEvent::login("api", "admin").at(t).operation(almaty, t);
+        let line = Formatter::new(13, "gw", "qaqpa").format(&event);
+        for expected in [
+            "time=\"2025-11-24T16:00:00.000000+00:00\"",
+            "op_start=\"2025-11-24T21:00:00.000000+05:00\"",
+            "op_end=\"2025-11-24T16:00:00.000000+00:00\"",
+            " op_start=2025-11-24T21:00:00.000000+05:00 ",
+        ] {
+            assert!(line.contains(expected), "{expected} in {line}");
+        }
+    }
 
     #[test]
     fn header_fields_are_printable_ascii_and_bounded() {
