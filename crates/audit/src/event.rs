@@ -482,52 +482,54 @@ impl EventKind {
     /// Adds the kind's own fields to `f` as (name, value) pairs, in a fixed order; absent
     /// optional fields are left out. Names are ≤ 32 characters of `[a-z_]`.
     pub fn write_fields<F: FieldSink>(&self, f: &mut F) {
-        let opt = |f: &mut F, k: &'static str, v: &Option<String>| {
+        let opt = |f: &mut F, k: &'static Key, v: &Option<String>| {
             if let Some(v) = v {
                 f.str(k, v);
             }
         };
         match self {
-            EventKind::Login { user } | EventKind::Logout { user } => f.str("user", user),
-            EventKind::AuthOk { key_id } => f.str("key_id", key_id),
+            EventKind::Login { user } | EventKind::Logout { user } => f.str(key!("user"), user),
+            EventKind::AuthOk { key_id } => f.str(key!("key_id"), key_id),
             EventKind::AuthFail { key_id, reason } => {
-                opt(f, "key_id", key_id);
-                f.str("reason", reason);
+                opt(f, key!("key_id"), key_id);
+                f.str(key!("reason"), reason);
             }
-            EventKind::Account { key_id, .. } => f.str("key_id", key_id),
-            EventKind::Config { what, .. } => f.str("what", what),
+            EventKind::Account { key_id, .. } => f.str(key!("key_id"), key_id),
+            EventKind::Config { what, .. } => f.str(key!("what"), what),
             EventKind::Refused { action, detail, .. } => {
-                f.str("action", action);
-                opt(f, "detail", detail);
+                f.str(key!("action"), action);
+                opt(f, key!("detail"), detail);
             }
             EventKind::ObjectAccess { object, object_id } => {
-                f.plain("object", object.as_str());
-                f.str("object_id", object_id);
+                f.plain(key!("object"), object.as_str());
+                f.str(key!("object_id"), object_id);
             }
             EventKind::Exchange(x) => {
-                f.plain("direction", x.direction.as_str());
-                f.str("target", &x.target);
-                opt(f, "service_id", &x.service_id);
-                opt(f, "message_id", &x.message_id);
+                f.plain(key!("direction"), x.direction.as_str());
+                f.str(key!("target"), &x.target);
+                opt(f, key!("service_id"), &x.service_id);
+                opt(f, key!("message_id"), &x.message_id);
                 for (k, t) in [
-                    ("request_out", x.request_out),
-                    ("response_in", x.response_in),
-                    ("request_in", x.request_in),
-                    ("response_out", x.response_out),
+                    (key!("request_out"), x.request_out),
+                    (key!("response_in"), x.response_in),
+                    (key!("request_in"), x.request_in),
+                    (key!("response_out"), x.response_out),
                 ] {
                     if let Some(t) = t {
                         f.time(k, t);
                     }
                 }
                 if let Some(n) = x.request_bytes {
-                    f.number("request_bytes", "", n);
+                    f.number(key!("request_bytes"), "", n);
                 }
                 if let Some(n) = x.response_bytes {
-                    f.number("response_bytes", "", n);
+                    f.number(key!("response_bytes"), "", n);
                 }
                 match &x.result {
-                    ExchangeResult::Http(status) => f.number("result", "http:", u64::from(*status)),
-                    other => f.display("result", other),
+                    ExchangeResult::Http(status) => {
+                        f.number(key!("result"), "http:", u64::from(*status))
+                    }
+                    other => f.display(key!("result"), other),
                 }
             }
             EventKind::SignatureVerify {
@@ -536,10 +538,10 @@ impl EventKind {
                 reason,
                 message_id,
             } => {
-                f.plain("valid", if *valid { "true" } else { "false" });
-                opt(f, "signer", signer);
-                opt(f, "reason", reason);
-                opt(f, "message_id", message_id);
+                f.plain(key!("valid"), if *valid { "true" } else { "false" });
+                opt(f, key!("signer"), signer);
+                opt(f, key!("reason"), reason);
+                opt(f, key!("message_id"), message_id);
             }
             EventKind::CertExpiry {
                 subject,
@@ -547,10 +549,10 @@ impl EventKind {
                 not_after,
                 days_left,
             } => {
-                f.str("subject", subject);
-                f.str("serial", serial);
-                f.time("not_after", *not_after);
-                f.display("days_left", days_left);
+                f.str(key!("subject"), subject);
+                f.str(key!("serial"), serial);
+                f.time(key!("not_after"), *not_after);
+                f.display(key!("days_left"), days_left);
             }
             EventKind::Lifecycle {
                 message_id,
@@ -558,23 +560,23 @@ impl EventKind {
                 detail,
                 ..
             } => {
-                f.str("message_id", message_id);
-                opt(f, "target", target);
-                opt(f, "detail", detail);
+                f.str(key!("message_id"), message_id);
+                opt(f, key!("target"), target);
+                opt(f, key!("detail"), detail);
             }
             EventKind::AuditDropped { count, sink } => {
-                f.number("count", "", *count);
-                f.str("sink", sink);
+                f.number(key!("count"), "", *count);
+                f.str(key!("sink"), sink);
             }
             EventKind::UncleanStop {
                 previous_pid,
                 previous_start,
             } => {
                 if let Some(pid) = previous_pid {
-                    f.number("previous_pid", "", u64::from(*pid));
+                    f.number(key!("previous_pid"), "", u64::from(*pid));
                 }
                 if let Some(t) = previous_start {
-                    f.time("previous_start", *t);
+                    f.time(key!("previous_start"), *t);
                 }
             }
         }
@@ -648,21 +650,45 @@ pub struct AuditEvent {
     pub description: String,
 }
 
+/// A field's name and how it opens in a syslog line: ` name="` in STRUCTURED-DATA and
+/// ` name=` in MSG. Made by [`key!`] at compile time, so a line copies each opening whole
+/// rather than a space, the name and `="` one after the other.
+#[derive(Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub(crate) sd: &'static str,
+    pub(crate) msg: &'static str,
+}
+
+/// The [`Key`] of a field named by a literal.
+macro_rules! key {
+    ($name:literal) => {
+        const {
+            &$crate::event::Key {
+                name: $name,
+                sd: concat!(" ", $name, "=\""),
+                msg: concat!(" ", $name, "="),
+            }
+        }
+    };
+}
+pub(crate) use key;
+
 /// Where an event's fields go, in order, each a name and a value: [`Fields`] keeps them as
 /// pairs; the syslog formatter writes them straight into a line.
 pub trait FieldSink {
     /// A text value.
-    fn str(&mut self, name: &'static str, value: &str);
+    fn str(&mut self, key: &'static Key, value: &str);
     /// A value its writer knows to be plain: no space, `=`, `"`, `\\`, `]` or control
     /// character (ids, the model's own names, empty), so it need not be looked through for
     /// them.
-    fn plain(&mut self, name: &'static str, value: &str);
+    fn plain(&mut self, key: &'static Key, value: &str);
     /// A time as [`rfc3339`] writes it (plain).
-    fn time(&mut self, name: &'static str, value: OffsetDateTime);
+    fn time(&mut self, key: &'static Key, value: OffsetDateTime);
     /// `prefix` (plain) and `value` in decimal.
-    fn number(&mut self, name: &'static str, prefix: &'static str, value: u64);
+    fn number(&mut self, key: &'static Key, prefix: &'static str, value: u64);
     /// A value as its `Display` writes it.
-    fn display(&mut self, name: &'static str, value: impl std::fmt::Display);
+    fn display(&mut self, key: &'static Key, value: impl std::fmt::Display);
 }
 
 /// Named field values written end to end into one buffer, without an allocation per field:
@@ -705,32 +731,32 @@ impl Fields {
 }
 
 impl FieldSink for Fields {
-    fn str(&mut self, name: &'static str, value: &str) {
+    fn str(&mut self, key: &'static Key, value: &str) {
         self.text.push_str(value);
-        self.end(name);
+        self.end(key.name);
     }
 
     /// Checked in debug builds.
-    fn plain(&mut self, name: &'static str, value: &str) {
-        debug_assert!(is_plain(value), "{name}={value:?} is not plain");
-        self.str(name, value);
+    fn plain(&mut self, key: &'static Key, value: &str) {
+        debug_assert!(is_plain(value), "{}={value:?} is not plain", key.name);
+        self.str(key, value);
     }
 
-    fn time(&mut self, name: &'static str, value: OffsetDateTime) {
+    fn time(&mut self, key: &'static Key, value: OffsetDateTime) {
         write_rfc3339(&mut self.text, value);
-        self.end(name);
+        self.end(key.name);
     }
 
-    fn number(&mut self, name: &'static str, prefix: &'static str, value: u64) {
+    fn number(&mut self, key: &'static Key, prefix: &'static str, value: u64) {
         self.text.push_str(prefix);
         push_decimal_chars(&mut self.text, value);
-        self.end(name);
+        self.end(key.name);
     }
 
-    fn display(&mut self, name: &'static str, value: impl std::fmt::Display) {
+    fn display(&mut self, key: &'static Key, value: impl std::fmt::Display) {
         use std::fmt::Write as _;
         let _ = write!(self.text, "{value}");
-        self.end(name);
+        self.end(key.name);
     }
 }
 

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 
 use time::OffsetDateTime;
 
-use crate::event::{write_rfc3339, AuditEvent, FieldSink, Fields};
+use crate::event::{key, write_rfc3339, AuditEvent, FieldSink, Fields, Key};
 
 /// The SD-ID of our structured-data element.
 pub const SD_ID: &str = "qaqpa@32473";
@@ -143,27 +143,25 @@ struct LineFields<'a> {
 
 impl LineFields<'_> {
     /// `name=` in MSG, after a space unless it is the first field.
-    fn msg_key(&mut self, name: &str) {
-        if !self.msg.is_empty() {
-            self.msg.push(' ');
+    fn msg_key(&mut self, key: &Key) {
+        if self.msg.is_empty() {
+            self.msg.push_str(&key.msg[1..]);
+        } else {
+            self.msg.push_str(key.msg);
         }
-        self.msg.push_str(name);
-        self.msg.push('=');
     }
 
     /// ` name="` in STRUCTURED-DATA.
-    fn sd_key(&mut self, name: &str) {
-        self.sd.push(' ');
-        self.sd.push_str(name);
-        self.sd.push_str("=\"");
+    fn sd_key(&mut self, key: &Key) {
+        self.sd.push_str(key.sd);
     }
 
     /// A value that needs no escaping or quoting anywhere, already written to `sd` from
     /// `start` on: closes it there and copies it to MSG (`""` when empty).
-    fn close_plain(&mut self, name: &str, start: usize) {
+    fn close_plain(&mut self, key: &Key, start: usize) {
         let end = self.sd.len();
         self.sd.push('"');
-        self.msg_key(name);
+        self.msg_key(key);
         if start == end {
             self.msg.push_str("\"\"");
         } else {
@@ -171,15 +169,15 @@ impl LineFields<'_> {
         }
     }
 
-    fn value(&mut self, name: &str, value: &str, class: u8) {
-        self.sd_key(name);
+    fn value(&mut self, key: &Key, value: &str, class: u8) {
+        self.sd_key(key);
         if class & SD_ESCAPE == 0 {
             self.sd.push_str(value);
         } else {
             escape_sd_value(value, self.sd);
         }
         self.sd.push('"');
-        self.msg_key(name);
+        self.msg_key(key);
         if class & MSG_QUOTE == 0 && !value.is_empty() {
             self.msg.push_str(value);
         } else {
@@ -189,23 +187,24 @@ impl LineFields<'_> {
 }
 
 impl FieldSink for LineFields<'_> {
-    fn str(&mut self, name: &'static str, value: &str) {
-        self.value(name, value, classify(value));
+    fn str(&mut self, key: &'static Key, value: &str) {
+        self.value(key, value, classify(value));
     }
 
-    fn plain(&mut self, name: &'static str, value: &str) {
+    fn plain(&mut self, key: &'static Key, value: &str) {
         debug_assert!(
             crate::event::is_plain(value),
-            "{name}={value:?} is not plain"
+            "{}={value:?} is not plain",
+            key.name
         );
-        self.sd_key(name);
+        self.sd_key(key);
         let start = self.sd.len();
         self.sd.push_str(value);
-        self.close_plain(name, start);
+        self.close_plain(key, start);
     }
 
-    fn time(&mut self, name: &'static str, value: OffsetDateTime) {
-        self.sd_key(name);
+    fn time(&mut self, key: &'static Key, value: OffsetDateTime) {
+        self.sd_key(key);
         let start = self.sd.len();
         let seen = self
             .times
@@ -220,23 +219,23 @@ impl FieldSink for LineFields<'_> {
                 self.next = if self.next == 1 { 2 } else { 1 };
             }
         }
-        self.close_plain(name, start);
+        self.close_plain(key, start);
     }
 
-    fn number(&mut self, name: &'static str, prefix: &'static str, value: u64) {
-        self.sd_key(name);
+    fn number(&mut self, key: &'static Key, prefix: &'static str, value: u64) {
+        self.sd_key(key);
         let start = self.sd.len();
         self.sd.push_str(prefix);
         crate::event::push_decimal_chars(self.sd, value);
-        self.close_plain(name, start);
+        self.close_plain(key, start);
     }
 
-    fn display(&mut self, name: &'static str, value: impl std::fmt::Display) {
+    fn display(&mut self, key: &'static Key, value: impl std::fmt::Display) {
         use std::fmt::Write as _;
         let mut text = std::mem::take(&mut *self.text);
         text.clear();
         let _ = write!(text, "{value}");
-        self.value(name, &text, classify(&text));
+        self.value(key, &text, classify(&text));
         *self.text = text;
     }
 }
@@ -257,27 +256,27 @@ fn write_fields<F: FieldSink>(event: &AuditEvent, f: &mut F) {
         v.as_deref().unwrap_or_default()
     }
     let mut id = uuid::Uuid::encode_buffer();
-    f.plain("id", event.id.hyphenated().encode_lower(&mut id));
-    f.time("time", event.time);
-    f.str("source", &event.source);
-    f.str("account", opt(&event.account));
+    f.plain(key!("id"), event.id.hyphenated().encode_lower(&mut id));
+    f.time(key!("time"), event.time);
+    f.str(key!("source"), &event.source);
+    f.str(key!("account"), opt(&event.account));
     match event.client_ip {
-        Some(ip) => f.display("client_ip", ip),
-        None => f.plain("client_ip", ""),
+        Some(ip) => f.display(key!("client_ip"), ip),
+        None => f.plain(key!("client_ip"), ""),
     }
     match event.op_start {
-        Some(t) => f.time("op_start", t),
-        None => f.plain("op_start", ""),
+        Some(t) => f.time(key!("op_start"), t),
+        None => f.plain(key!("op_start"), ""),
     }
     match event.op_end {
-        Some(t) => f.time("op_end", t),
-        None => f.plain("op_end", ""),
+        Some(t) => f.time(key!("op_end"), t),
+        None => f.plain(key!("op_end"), ""),
     }
-    f.plain("level", event.level.as_str());
-    f.plain("category", event.category().as_str());
-    f.str("transaction_id", opt(&event.transaction_id));
-    f.plain("kind", event.kind.name());
-    f.str("description", &event.description);
+    f.plain(key!("level"), event.level.as_str());
+    f.plain(key!("category"), event.category().as_str());
+    f.str(key!("transaction_id"), opt(&event.transaction_id));
+    f.plain(key!("kind"), event.kind.name());
+    f.str(key!("description"), &event.description);
     event.kind.write_fields(f);
 }
 
