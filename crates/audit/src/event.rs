@@ -651,7 +651,7 @@ pub struct AuditEvent {
 }
 
 /// A field's name and how it opens in a syslog line: ` name="` in STRUCTURED-DATA and
-/// ` name=` in MSG. Made by [`key!`] at compile time, so a line copies each opening whole
+/// ` name=` in MSG. Made by `key!` at compile time, so a line copies each opening whole
 /// rather than a space, the name and `="` one after the other.
 #[derive(Debug)]
 pub struct Key {
