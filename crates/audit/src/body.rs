@@ -496,15 +496,7 @@ mod tests {
                     days_left: i64::try_from(self.below(61)).expect("fits") - 30,
                 },
                 11 => EventKind::Lifecycle {
-                    stage: self.pick(&[
-                        LifecycleStage::Accepted,
-                        LifecycleStage::Delivered,
-                        LifecycleStage::Failed,
-                        LifecycleStage::DeadLettered,
-                        LifecycleStage::ReceiptApplied,
-                        LifecycleStage::WebhookDelivered,
-                        LifecycleStage::WebhookFailed,
-                    ]),
+                    stage: self.pick(&LifecycleStage::ALL),
                     message_id: self.text(),
                     target: self.opt_text(),
                     detail: self.opt_text(),

@@ -308,6 +308,17 @@ pub enum LifecycleStage {
 }
 
 impl LifecycleStage {
+    /// Every stage, in the order of the enum.
+    pub const ALL: [LifecycleStage; 7] = [
+        LifecycleStage::Accepted,
+        LifecycleStage::Delivered,
+        LifecycleStage::Failed,
+        LifecycleStage::DeadLettered,
+        LifecycleStage::ReceiptApplied,
+        LifecycleStage::WebhookDelivered,
+        LifecycleStage::WebhookFailed,
+    ];
+
     /// The name in the record JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -1609,15 +1620,7 @@ mod tests {
 
     #[test]
     fn lifecycle_descriptions_name_the_message_and_the_stage_in_lower_case() {
-        for stage in [
-            LifecycleStage::Accepted,
-            LifecycleStage::Delivered,
-            LifecycleStage::Failed,
-            LifecycleStage::DeadLettered,
-            LifecycleStage::ReceiptApplied,
-            LifecycleStage::WebhookDelivered,
-            LifecycleStage::WebhookFailed,
-        ] {
+        for stage in LifecycleStage::ALL {
             let e = AuditEvent::lifecycle("api", stage, "m-1", Some("esedo"), None);
             assert_eq!(
                 e.description,
