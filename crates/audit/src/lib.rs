@@ -315,9 +315,9 @@ impl Auditor {
         }
         if let Some(first) = self.inner.sinks.first() {
             let formatter = first.formatter();
-            let hand_over = |line: &str| {
+            let hand_over = |parts: [&str; 2]| {
                 for sink in &self.inner.sinks {
-                    sink.record(line);
+                    sink.record_parts(parts);
                 }
             };
             // The thread's buffers, or fresh ones where they cannot be had (a call from a
@@ -325,14 +325,14 @@ impl Auditor {
             let done = LINE
                 .try_with(|scratch| match scratch.try_borrow_mut() {
                     Ok(mut scratch) => {
-                        hand_over(formatter.format_with(&event, &mut scratch));
+                        hand_over(formatter.format_parts(&event, &mut scratch));
                         true
                     }
                     Err(_) => false,
                 })
                 .unwrap_or(false);
             if !done {
-                hand_over(&formatter.format(&event));
+                hand_over([&formatter.format(&event), ""]);
             }
         }
         if let Some(journal) = &self.inner.journal {

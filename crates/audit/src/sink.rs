@@ -420,12 +420,19 @@ impl Lines {
     }
 
     fn push(&mut self, line: &str) {
-        crate::event::push_decimal_chars(&mut self.framed, line.len() as u64);
+        self.push_parts([line, ""]);
+    }
+
+    /// A line given as two parts written end to end (see [`Formatter::format_parts`]).
+    fn push_parts(&mut self, parts: [&str; 2]) {
+        let len = parts[0].len() + parts[1].len();
+        crate::event::push_decimal_chars(&mut self.framed, len as u64);
         self.framed.push(' ');
         let start = self.framed.len();
-        self.framed.push_str(line);
+        self.framed.push_str(parts[0]);
+        self.framed.push_str(parts[1]);
         self.spans.push((start, self.framed.len()));
-        self.text_bytes += line.len() as u64;
+        self.text_bytes += len as u64;
     }
 
     /// Empties the buffer, keeping its memory for the next batch.
@@ -710,11 +717,19 @@ impl SyslogSink {
     /// formats each event once, where it is recorded, and hands the same line to every sink,
     /// so the event itself never leaves the thread that made it.
     pub fn record(&self, line: &str) {
+        self.record_parts([line, ""]);
+    }
+
+    /// [`SyslogSink::record`] of a line given as two parts written end to end, as
+    /// [`Formatter::format_parts`] gives it: the parts go into the intake one after the other,
+    /// so the MSG is not first copied behind the rest of the line.
+    pub fn record_parts(&self, parts: [&str; 2]) {
         let mut intake = self.shared.intake();
         if intake.closed {
             drop(intake);
+            let line = parts.concat();
             let mut spool = self.shared.spool();
-            self.shared.spool_lines(&mut spool, [line]);
+            self.shared.spool_lines(&mut spool, [line.as_str()]);
             return;
         }
         if intake.lines.len() >= INTAKE_CAPACITY {
@@ -723,7 +738,7 @@ impl SyslogSink {
             return;
         }
         let first = intake.lines.is_empty();
-        intake.lines.push(line);
+        intake.lines.push_parts(parts);
         drop(intake);
         if first {
             self.shared.arrived.notify_one();
@@ -1193,6 +1208,16 @@ mod tests {
         assert_eq!(lines.framed, "2 ab4 жж");
         assert_eq!(lines.iter().collect::<Vec<_>>(), ["ab", "жж"]);
         assert_eq!((lines.len(), lines.text_bytes), (2, 6));
+    }
+
+    #[test]
+    fn a_line_in_two_parts_is_framed_as_the_whole_line() {
+        let mut lines = Lines::default();
+        lines.push_parts(["<110>1 - [x] ", "k=жж"]);
+        lines.push_parts(["", "m"]);
+        assert_eq!(lines.framed, "19 <110>1 - [x] k=жж1 m");
+        assert_eq!(lines.iter().collect::<Vec<_>>(), ["<110>1 - [x] k=жж", "m"]);
+        assert_eq!((lines.len(), lines.text_bytes), (2, 20));
     }
 
     #[test]

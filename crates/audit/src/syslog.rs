@@ -72,6 +72,22 @@ impl Formatter {
     /// [`Formatter::format`] into reused buffers: the line is valid until the next call.
     /// A sink formats every event this way, so a line costs no allocation.
     pub fn format_with<'s>(&self, event: &AuditEvent, scratch: &'s mut Scratch) -> &'s str {
+        self.write_parts(event, scratch);
+        scratch.line.push_str(&scratch.msg);
+        &scratch.line
+    }
+
+    /// The line of [`Formatter::format_with`] in two parts that make it end to end: everything
+    /// up to the MSG (the header, the STRUCTURED-DATA and the BOM), and the MSG. A sink takes
+    /// both parts ([`crate::SyslogSink::record_parts`]), so the MSG, written apart while the
+    /// STRUCTURED-DATA is, is not copied behind the rest first.
+    pub fn format_parts<'s>(&self, event: &AuditEvent, scratch: &'s mut Scratch) -> [&'s str; 2] {
+        self.write_parts(event, scratch);
+        [&scratch.line, &scratch.msg]
+    }
+
+    /// Writes the line up to its MSG into `scratch.line` and the MSG into `scratch.msg`.
+    fn write_parts(&self, event: &AuditEvent, scratch: &mut Scratch) {
         let Scratch { line, msg, text } = scratch;
         line.clear();
         msg.clear();
@@ -113,8 +129,6 @@ impl Formatter {
         write_fields(event, &mut w);
         line.push_str("] ");
         line.push_str(BOM);
-        line.push_str(msg);
-        line
     }
 }
 
@@ -478,6 +492,20 @@ mod tests {
         ] {
             assert!(line.contains(expected), "{expected} in {line}");
         }
+    }
+
+    #[test]
+    fn the_two_parts_of_a_line_make_the_line_end_to_end() {
+        let formatter = Formatter::new(13, "gw", "qaqpa");
+        let event = AuditEvent::login("api", "admin \"root\"");
+        let whole = formatter.format(&event);
+        let mut scratch = Scratch::default();
+        let [head, msg] = formatter.format_parts(&event, &mut scratch);
+        assert!(head.ends_with(&format!("] {BOM}")), "{head}");
+        assert!(msg.starts_with("id="), "{msg}");
+        assert_eq!(format!("{head}{msg}"), whole);
+        // The buffers are reused: the whole line again after the parts.
+        assert_eq!(formatter.format_with(&event, &mut scratch), whole);
     }
 
     #[test]
