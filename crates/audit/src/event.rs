@@ -123,7 +123,7 @@ impl RefusalReason {
         }
     }
 
-    fn msgid(self) -> &'static str {
+    pub(crate) fn msgid(self) -> &'static str {
         match self {
             RefusalReason::Unauthorized => "ACCESS_DENIED",
             RefusalReason::Validation => "REJECTED",
@@ -332,7 +332,7 @@ impl LifecycleStage {
         }
     }
 
-    fn msgid(self) -> &'static str {
+    pub(crate) fn msgid(self) -> &'static str {
         match self {
             LifecycleStage::Accepted => "MSG_ACCEPTED",
             LifecycleStage::Delivered => "MSG_DELIVERED",
@@ -1078,11 +1078,18 @@ fn event_id(time: OffsetDateTime) -> Uuid {
     uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 
+/// `t` without its nanoseconds beyond the microsecond: the precision of an event's syslog line
+/// and journal record ([`crate::record`]), and of PostgreSQL.
+pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}
+
 impl AuditEvent {
     /// A new event at the current time with a fresh UUIDv7 and the kind's default level.
     pub fn new(source: impl Into<String>, kind: EventKind, description: impl Into<String>) -> Self {
         let level = default_level(&kind);
-        let time = OffsetDateTime::now_utc();
+        let time = to_micros(OffsetDateTime::now_utc());
         AuditEvent {
             id: event_id(time),
             time,
@@ -1108,9 +1115,10 @@ impl AuditEvent {
         self
     }
 
+    /// The operation's start and end, to the microsecond as the journal and syslog keep them.
     pub fn operation(mut self, start: OffsetDateTime, end: OffsetDateTime) -> Self {
-        self.op_start = Some(start);
-        self.op_end = Some(end);
+        self.op_start = Some(to_micros(start));
+        self.op_end = Some(to_micros(end));
         self
     }
 
@@ -1124,8 +1132,9 @@ impl AuditEvent {
         self
     }
 
+    /// The event's time, to the microsecond as the journal and syslog keep it.
     pub fn at(mut self, time: OffsetDateTime) -> Self {
-        self.time = time;
+        self.time = to_micros(time);
         self
     }
 

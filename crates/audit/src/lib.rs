@@ -19,9 +19,12 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 mod body;
 pub mod event;
+pub mod record;
 pub mod sink;
 pub mod store;
 pub mod syslog;
+#[cfg(test)]
+mod testgen;
 
 pub use event::{
     expiry_warning, mask_iin, mask_iins_in, AuditEvent, Category, ChangeOp, Direction, EventKind,
@@ -313,46 +316,62 @@ impl Auditor {
         if self.inner.mask_iins {
             event.mask_iins();
         }
-        if let Some(first) = self.inner.sinks.first() {
-            let formatter = first.formatter();
-            let hand_over = |parts: [&str; 2]| {
-                for sink in &self.inner.sinks {
-                    sink.record_parts(parts);
-                }
-            };
-            // The thread's buffers, or fresh ones where they cannot be had (a call from a
-            // thread-local destructor): never a panic.
-            let done = LINE
-                .try_with(|scratch| match scratch.try_borrow_mut() {
-                    Ok(mut scratch) => {
-                        hand_over(formatter.format_parts(&event, &mut scratch));
-                        true
-                    }
-                    Err(_) => false,
-                })
-                .unwrap_or(false);
-            if !done {
-                hand_over([&formatter.format(&event), ""]);
+        let Some(first) = self.inner.sinks.first() else {
+            self.journal(event, None);
+            return;
+        };
+        let formatter = first.formatter();
+        // The line goes to every sink and its MSG to the journal: the record is a copy of it.
+        let hand_over = |event: AuditEvent, [line, msg]: [&str; 2]| {
+            for sink in &self.inner.sinks {
+                sink.record_parts([line, msg]);
             }
+            self.journal(event, Some(msg));
+        };
+        // The thread's buffers, or fresh ones where they cannot be had (a call from a
+        // thread-local destructor): never a panic.
+        let mut event = Some(event);
+        let _ = LINE.try_with(|scratch| {
+            if let (Ok(mut scratch), Some(event)) = (scratch.try_borrow_mut(), event.take()) {
+                let parts = formatter.format_parts(&event, &mut scratch);
+                hand_over(event, parts);
+            }
+        });
+        if let Some(event) = event {
+            let mut scratch = syslog::Scratch::default();
+            let parts = formatter.format_parts(&event, &mut scratch);
+            hand_over(event, parts);
         }
-        if let Some(journal) = &self.inner.journal {
-            let id = event.id;
-            let entry = if self.inner.keep_events {
-                Entry::new(Arc::new(event))
-            } else {
-                Entry::without_event(&event)
-            };
-            match entry {
-                Ok(entry) => {
-                    if !journal.push(entry) {
-                        self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(%id, "audit journal queue full or shut down: event not journalled");
-                    }
-                }
-                Err(e) => {
+    }
+
+    /// Hands `event`'s entry to the journal's writer: its record text a copy of `msg` (the
+    /// MSG of the event's syslog line) where a line was made, else written here. The event is
+    /// freed here, on the thread that made it, unless the store keeps events.
+    fn journal(&self, event: AuditEvent, msg: Option<&str>) {
+        let Some(journal) = &self.inner.journal else {
+            return;
+        };
+        let id = event.id;
+        let entry = |event: &AuditEvent| match msg {
+            Some(msg) => Entry::from_msg(event, msg),
+            None => Entry::without_event(event),
+        };
+        let entry = if self.inner.keep_events {
+            let event = Arc::new(event);
+            entry(&event).map(|e| e.keeping(event))
+        } else {
+            entry(&event)
+        };
+        match entry {
+            Ok(entry) => {
+                if !journal.push(entry) {
                     self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(%id, error = %e, "audit event cannot be serialised: not journalled");
+                    tracing::error!(%id, "audit journal queue full or shut down: event not journalled");
                 }
+            }
+            Err(e) => {
+                self.inner.store_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%id, error = %e, "audit event cannot be serialised: not journalled");
             }
         }
     }

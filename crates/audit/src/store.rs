@@ -53,6 +53,9 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A journal record's text that does not read as an event ([`crate::record::decode`]).
+    #[error("record: {0}")]
+    Record(String),
     #[error("{0}")]
     Other(String),
 }
@@ -181,11 +184,12 @@ pub struct ArchiveReport {
     pub deleted_files: Vec<PathBuf>,
 }
 
-/// An event ready for the journal: the event and its record text (its JSON), written where the
-/// event is recorded. Serialising was a quarter of the journal thread's time in the delivery
-/// benchmark; done by the runtime workers that record events, it is shared among them instead
-/// of capping the journal's rate on its one thread (docs/BENCHMARKS.md). The text is the
-/// stored record, so it is what the chain hashes.
+/// An event ready for the journal: the event and its record text ([`crate::record`]: its
+/// syslog MSG, or its JSON where the MSG cannot say it exactly), written where the event is
+/// recorded. Serialising was a quarter of the journal thread's time in the delivery benchmark;
+/// done by the runtime workers that record events, it is shared among them instead of capping
+/// the journal's rate on its one thread (docs/BENCHMARKS.md). The text is the stored record, so
+/// it is what the chain hashes.
 ///
 /// An entry also carries what the SQLite journal indexes (the record's time and its key
 /// codes), and the event itself only where a store asks for it ([`AuditStore::keeps_events`]):
@@ -201,29 +205,40 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Serialises `event` and keeps it; an event that cannot be serialised (an offset with
-    /// seconds, a year beyond 9999) is refused.
+    /// Writes `event`'s record text and keeps the event; an event that cannot be written (a
+    /// time with an offset with seconds or a year beyond 9999, which neither its MSG nor
+    /// JSON can say) is refused.
     pub fn new(event: Arc<AuditEvent>) -> Result<Entry, StoreError> {
-        let mut entry = Entry::without_event(&event)?;
-        entry.event = Some(event);
-        Ok(entry)
+        Ok(Entry::without_event(&event)?.keeping(event))
     }
 
     /// [`Entry::new`] without keeping the event.
     pub fn without_event(event: &AuditEvent) -> Result<Entry, StoreError> {
-        // Room for a typical event, so the buffer does not grow while it is written. Written
-        // as text from text, so it needs no UTF-8 check afterwards.
-        let mut body = String::with_capacity(768);
-        if !crate::body::write(event, &mut body) {
-            // What the hand-written text declines, serde writes or refuses as it always did.
-            body = serde_json::to_string(event)?;
-        }
-        Ok(Entry {
+        Ok(Entry::with_body(event, crate::record::write(event)?))
+    }
+
+    /// The entry of `event` whose syslog MSG (as [`crate::syslog::Formatter::format_parts`]
+    /// wrote it) is `msg`: the record text is a copy of it where it says the event exactly.
+    pub(crate) fn from_msg(event: &AuditEvent, msg: &str) -> Result<Entry, StoreError> {
+        Ok(Entry::with_body(
+            event,
+            crate::record::from_msg(event, msg)?,
+        ))
+    }
+
+    /// The entry with the event it was written from, for a store that keeps events.
+    pub(crate) fn keeping(mut self, event: Arc<AuditEvent>) -> Entry {
+        self.event = Some(event);
+        self
+    }
+
+    fn with_body(event: &AuditEvent, body: String) -> Entry {
+        Entry {
             event: None,
             body,
             time_us: time_us(event.time),
             keys: sqlite::KeyCodes::of(event),
-        })
+        }
     }
 
     /// The event, when it was kept ([`Entry::new`]).
@@ -231,7 +246,7 @@ impl Entry {
         self.event.as_deref()
     }
 
-    /// The record text: the event's JSON.
+    /// The record text: the event's MSG or JSON ([`crate::record`]).
     pub fn body(&self) -> &str {
         &self.body
     }
@@ -383,7 +398,7 @@ impl Row {
     /// an older version (another field order, `null`s, another time format) still verifies and
     /// any change to the stored bytes shows.
     fn new_from_body(body: &str, seq: u64, prev_hash: &str) -> Option<Row> {
-        let event: AuditEvent = serde_json::from_str(body).ok()?;
+        let event = crate::record::decode(body).ok()?;
         Some(Row::with_body(&event, body.to_owned(), seq, prev_hash))
     }
 
@@ -392,7 +407,7 @@ impl Row {
             seq: self.seq,
             prev_hash: self.prev_hash.clone(),
             hash: self.hash.clone(),
-            event: serde_json::from_str(&self.body)?,
+            event: crate::record::decode(&self.body)?,
         })
     }
 }

@@ -254,6 +254,86 @@ impl FieldSink for LineFields<'_> {
     }
 }
 
+/// Appends `event`'s MSG (without the BOM) to `out`: the same text as the MSG of its line,
+/// for the journal's record when no sink formats a line ([`crate::record`]).
+pub(crate) fn write_msg(event: &AuditEvent, out: &mut String) {
+    let mut w = MsgFields {
+        msg: out,
+        first: true,
+        text: String::new(),
+        times: [(event.time, 0, 0); 2],
+        next: 0,
+    };
+    write_fields(event, &mut w);
+}
+
+/// Writes each field into a MSG only.
+struct MsgFields<'a> {
+    msg: &'a mut String,
+    first: bool,
+    /// A value written by its `Display` before it is quoted.
+    text: String,
+    /// The last two times written and where their text is in `msg`.
+    times: [(OffsetDateTime, usize, usize); 2],
+    next: usize,
+}
+
+impl MsgFields<'_> {
+    fn key(&mut self, key: &Key) {
+        if self.first {
+            self.first = false;
+            self.msg.push_str(&key.msg[1..]);
+        } else {
+            self.msg.push_str(key.msg);
+        }
+    }
+}
+
+impl FieldSink for MsgFields<'_> {
+    fn str(&mut self, key: &'static Key, value: &str) {
+        self.key(key);
+        write_msg_value(value, self.msg);
+    }
+
+    fn plain(&mut self, key: &'static Key, value: &str) {
+        self.key(key);
+        self.msg
+            .push_str(if value.is_empty() { "\"\"" } else { value });
+    }
+
+    fn time(&mut self, key: &'static Key, value: OffsetDateTime) {
+        self.key(key);
+        let start = self.msg.len();
+        let seen = self
+            .times
+            .iter()
+            .find(|&&(time, from, to)| to > from && crate::event::same_text(time, value))
+            .map(|&(_, from, to)| from..to);
+        match seen {
+            Some(text) => self.msg.extend_from_within(text),
+            None => {
+                write_rfc3339(self.msg, value);
+                self.times[self.next] = (value, start, self.msg.len());
+                self.next ^= 1;
+            }
+        }
+    }
+
+    fn number(&mut self, key: &'static Key, prefix: &'static str, value: u64) {
+        self.key(key);
+        self.msg.push_str(prefix);
+        crate::event::push_decimal_chars(self.msg, value);
+    }
+
+    fn display(&mut self, key: &'static Key, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        self.text.clear();
+        let _ = write!(self.text, "{value}");
+        self.key(key);
+        write_msg_value(&self.text, self.msg);
+    }
+}
+
 /// Every field of an event in the order they are written: the common ones (always present,
 /// absent as empty), then the kind's own.
 pub fn fields(event: &AuditEvent) -> Vec<(&'static str, Cow<'_, str>)> {

@@ -299,7 +299,7 @@ impl<'a> Prepared<'a> {
 
     /// Adds a body as it was stored before, with its keys when it still parses.
     fn push_stored(&mut self, body: &'a str) {
-        let time = match serde_json::from_str::<AuditEvent>(body) {
+        let time = match crate::record::decode(body) {
             Ok(e) => {
                 keys_of(&e, &mut self.keys);
                 time_us(e.time)
@@ -974,7 +974,7 @@ impl AuditStore for SqliteAuditStore {
                     if cursor.is_some_and(|c| line.seq >= c) {
                         continue;
                     }
-                    let event: AuditEvent = serde_json::from_str(line.body)?;
+                    let event = crate::record::decode(line.body)?;
                     if !wanted(&filter, cursor, line.seq, &event) {
                         continue;
                     }
@@ -1061,7 +1061,7 @@ impl AuditStore for SqliteAuditStore {
                             break 'blocks;
                         }
                         // Every key of the record must lead to its block.
-                        let event: AuditEvent = serde_json::from_str(line.body)?;
+                        let event = crate::record::decode(line.body)?;
                         let mut keys = KeySet::default();
                         keys_of(&event, &mut keys);
                         for code in key_codes(&keys) {
@@ -1176,7 +1176,7 @@ impl AuditStore for SqliteAuditStore {
                         }
                         row.hash = line.hash.to_string();
                         w.write(&row)?;
-                        let event: AuditEvent = serde_json::from_str(line.body)?;
+                        let event = crate::record::decode(line.body)?;
                         keys_of(&event, &mut keys);
                         last_hash = row.hash;
                         upto = line.seq;
