@@ -593,27 +593,29 @@ impl EventKind {
         }
     }
 
-    /// Every free-text field (the ones that may carry an IIN/BIN or be long).
-    fn texts_mut(&mut self) -> Vec<&mut String> {
-        let mut v: Vec<&mut String> = Vec::new();
+    /// Hands `f` every free-text field (the ones that may carry an IIN/BIN or be long), one by
+    /// one: no list of them is built, as this runs for every event recorded.
+    fn each_text_mut(&mut self, mut f: impl FnMut(&mut String)) {
         match self {
-            EventKind::AuthFail { reason, .. } => v.push(reason),
-            EventKind::Config { what, .. } => v.push(what),
+            EventKind::AuthFail { reason, .. } => f(reason),
+            EventKind::Config { what, .. } => f(what),
             EventKind::Refused { action, detail, .. } => {
-                v.push(action);
-                v.extend(detail.as_mut());
+                f(action);
+                detail.as_mut().map(f);
             }
             EventKind::Exchange(x) => {
                 if let ExchangeResult::Transport(e) = &mut x.result {
-                    v.push(e);
+                    f(e);
                 }
             }
             EventKind::SignatureVerify { signer, reason, .. } => {
-                v.extend(signer.as_mut());
-                v.extend(reason.as_mut());
+                signer.as_mut().map(&mut f);
+                reason.as_mut().map(f);
             }
-            EventKind::CertExpiry { subject, .. } => v.push(subject),
-            EventKind::Lifecycle { detail, .. } => v.extend(detail.as_mut()),
+            EventKind::CertExpiry { subject, .. } => f(subject),
+            EventKind::Lifecycle { detail, .. } => {
+                detail.as_mut().map(f);
+            }
             EventKind::Login { .. }
             | EventKind::Logout { .. }
             | EventKind::AuthOk { .. }
@@ -622,7 +624,6 @@ impl EventKind {
             | EventKind::AuditDropped { .. }
             | EventKind::UncleanStop { .. } => {}
         }
-        v
     }
 }
 
@@ -796,7 +797,57 @@ pub(crate) fn same_text(a: OffsetDateTime, b: OffsetDateTime) -> bool {
 
 /// [`rfc3339`] appended to `out`. Years outside 0000–9999 and offsets with seconds, which
 /// RFC 3339 cannot write, fall back to the Unix time in seconds.
+///
+/// Events come thousands a second, so most times fall in the second of the time written just
+/// before on the same thread: that one's text up to the fraction and its offset are kept, and
+/// only the six digits of the fraction are written again (a whole time stamp was ~225
+/// instructions, five of them in a delivery's syslog line).
 pub fn write_rfc3339(out: &mut String, t: OffsetDateTime) {
+    let (h, m, sec, micro) = t.to_hms_micro();
+    let second = (t.date(), h, m, sec, t.offset());
+    let mut fraction = [b'0'; 6];
+    digits(&mut fraction, micro);
+    // ASCII digits only.
+    let fraction = std::str::from_utf8(&fraction).unwrap_or_default();
+    let hit = LAST_SECOND
+        .try_with(|last| match last.try_borrow() {
+            Ok(last) if last.0 == Some(second) => {
+                out.push_str(&last.1[..20]);
+                out.push_str(fraction);
+                out.push_str(&last.1[26..]);
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false);
+    if hit {
+        return;
+    }
+    let start = out.len();
+    write_rfc3339_whole(out, t);
+    if out.len() - start == 32 {
+        let text = &out[start..];
+        let _ = LAST_SECOND.try_with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                last.0 = Some(second);
+                last.1.clear();
+                last.1.push_str(text);
+            }
+        });
+    }
+}
+
+/// The second (date, hour, minute, second, offset) of the time last written whole on this
+/// thread, and its text.
+type LastSecond = (Option<(time::Date, u8, u8, u8, time::UtcOffset)>, String);
+
+thread_local! {
+    static LAST_SECOND: std::cell::RefCell<LastSecond> =
+        const { std::cell::RefCell::new((None, String::new())) };
+}
+
+/// [`write_rfc3339`], every digit written.
+fn write_rfc3339_whole(out: &mut String, t: OffsetDateTime) {
     let (year, month, day) = t.to_calendar_date();
     let (off_h, off_m, off_s) = t.offset().as_hms();
     if !(0..=9999).contains(&year) || off_s != 0 {
@@ -1016,19 +1067,34 @@ pub fn mask_iin(iin: &str) -> String {
 /// Whether `text` holds a run of exactly 12 ASCII digits (what [`mask_iins_in`] masks); lets
 /// the common case of nothing to mask skip the copy.
 fn has_iin_run(text: &str) -> bool {
-    let mut run = 0usize;
-    for b in text.bytes() {
-        if b.is_ascii_digit() {
-            run += 1;
-        } else {
-            if run == 12 {
-                return true;
-            }
-            run = 0;
+    // A run of exactly twelve digits holds exactly one index that is 11 modulo 12, so only
+    // those bytes are looked at, and the run around a digit found there is measured.
+    let bytes = text.as_bytes();
+    let mut i = IIN_DIGITS - 1;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += IIN_DIGITS;
+            continue;
         }
+        let start = bytes[..i]
+            .iter()
+            .rposition(|b| !b.is_ascii_digit())
+            .map_or(0, |p| p + 1);
+        let end = bytes[i..]
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .map_or(bytes.len(), |p| i + p);
+        if end - start == IIN_DIGITS {
+            return true;
+        }
+        // The next run starts after this one's end.
+        i = end + IIN_DIGITS;
     }
-    run == 12
+    false
 }
+
+/// Digits in an IIN or a BIN.
+const IIN_DIGITS: usize = 12;
 
 pub fn mask_iins_in(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -1146,22 +1212,19 @@ impl AuditEvent {
     /// Cuts free-text fields to [`MAX_TEXT_CHARS`].
     pub fn limit_texts(&mut self) {
         cut(&mut self.description);
-        for s in self.kind.texts_mut() {
-            cut(s);
-        }
+        self.kind.each_text_mut(cut);
     }
 
     /// Masks every 12-digit run (IIN/BIN) in the description and the kind's free-text fields
     /// (signer, subject, reasons, details).
     pub fn mask_iins(&mut self) {
-        if has_iin_run(&self.description) {
-            self.description = mask_iins_in(&self.description);
-        }
-        for s in self.kind.texts_mut() {
+        let mask = |s: &mut String| {
             if has_iin_run(s) {
                 *s = mask_iins_in(s);
             }
-        }
+        };
+        mask(&mut self.description);
+        self.kind.each_text_mut(mask);
     }
 
     // ----- builders, one per kind, with default levels -----
@@ -1555,6 +1618,46 @@ mod tests {
     }
 
     #[test]
+    fn times_within_one_second_are_written_whole_whatever_came_before() {
+        let oracle = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6][offset_hour sign:mandatory]:[offset_minute]"
+        );
+        let base = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_764_000_000);
+        let almaty = time::UtcOffset::from_hms(5, 0, 0).expect("offset");
+        let odd = time::UtcOffset::from_hms(1, 2, 3).expect("offset");
+        // The same second at another offset, the next second, a second a day later, one RFC
+        // 3339 cannot say, then back: each after the one before, in one buffer.
+        let mut out = String::new();
+        let mut expected = String::new();
+        for (i, (secs, nanos, offset)) in [
+            (0, 0, time::UtcOffset::UTC),
+            (0, 999_999_999, time::UtcOffset::UTC),
+            (0, 123_456_000, time::UtcOffset::UTC),
+            (0, 123_456_000, almaty),
+            (0, 5_000, almaty),
+            (1, 5_000, almaty),
+            (86_400, 5_000, almaty),
+            (86_400, 7_000, odd),
+            (86_400, 9_000, almaty),
+            (0, 1_000, time::UtcOffset::UTC),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let t = (base + time::Duration::seconds(secs) + time::Duration::nanoseconds(nanos))
+                .to_offset(offset);
+            out.push(' ');
+            write_rfc3339(&mut out, t);
+            expected.push(' ');
+            match t.format(&oracle) {
+                Ok(text) if offset != odd => expected.push_str(&text),
+                _ => expected.push_str(&t.unix_timestamp().to_string()),
+            }
+            assert_eq!(out, expected, "time {i}");
+        }
+    }
+
+    #[test]
     fn event_ids_are_version_7_carry_the_events_millisecond_and_do_not_repeat() {
         let mut seen = std::collections::HashSet::new();
         let threads: Vec<_> = (0..2)
@@ -1640,6 +1743,44 @@ mod tests {
         let e = AuditEvent::lifecycle("api", LifecycleStage::Accepted, "m-2", None, None);
         assert_eq!(e.description, "message m-2: msg_accepted");
     }
+
+    #[test]
+    fn a_twelve_digit_run_is_found_wherever_it_falls_and_only_when_exactly_twelve() {
+        // Reference: masking changes the text exactly when it holds such a run.
+        let reference = |t: &str| mask_iins_in(t) != t;
+        let mut seed = 0x1f2e_3d4c_u64;
+        for _ in 0..200_000 {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let len = (seed >> 58) as usize; // 0..=63
+            let mut bits = seed;
+            let text: String = (0..len)
+                .map(|i| {
+                    bits = bits.rotate_left(7) ^ (i as u64).wrapping_mul(0x9e37_79b9);
+                    // Mostly digits, so runs of every length occur.
+                    match bits % 8 {
+                        0 => 'a',
+                        1 => 'Ж',
+                        _ => char::from(b'0' + (bits >> 3) as u8 % 10),
+                    }
+                })
+                .collect();
+            assert_eq!(has_iin_run(&text), reference(&text), "{text:?}");
+        }
+        for (text, run) in [
+            ("870101300123", true),
+            ("x870101300123", true),
+            ("87010130012", false),
+            ("8701013001234", false),
+            ("1234567890123 870101300123", true),
+            ("12345678901 1234567890123", false),
+            ("", false),
+        ] {
+            assert_eq!(has_iin_run(text), run, "{text}");
+        }
+    }
+
     #[test]
     fn iin_masked_keeps_four_first_and_two_last_digits() {
         assert_eq!(mask_iin("870101300123"), "8701******23");
