@@ -797,57 +797,7 @@ pub(crate) fn same_text(a: OffsetDateTime, b: OffsetDateTime) -> bool {
 
 /// [`rfc3339`] appended to `out`. Years outside 0000–9999 and offsets with seconds, which
 /// RFC 3339 cannot write, fall back to the Unix time in seconds.
-///
-/// Events come thousands a second, so most times fall in the second of the time written just
-/// before on the same thread: that one's text up to the fraction and its offset are kept, and
-/// only the six digits of the fraction are written again (a whole time stamp was ~225
-/// instructions, five of them in a delivery's syslog line).
 pub fn write_rfc3339(out: &mut String, t: OffsetDateTime) {
-    let (h, m, sec, micro) = t.to_hms_micro();
-    let second = (t.date(), h, m, sec, t.offset());
-    let mut fraction = [b'0'; 6];
-    digits(&mut fraction, micro);
-    // ASCII digits only.
-    let fraction = std::str::from_utf8(&fraction).unwrap_or_default();
-    let hit = LAST_SECOND
-        .try_with(|last| match last.try_borrow() {
-            Ok(last) if last.0 == Some(second) => {
-                out.push_str(&last.1[..20]);
-                out.push_str(fraction);
-                out.push_str(&last.1[26..]);
-                true
-            }
-            _ => false,
-        })
-        .unwrap_or(false);
-    if hit {
-        return;
-    }
-    let start = out.len();
-    write_rfc3339_whole(out, t);
-    if out.len() - start == 32 {
-        let text = &out[start..];
-        let _ = LAST_SECOND.try_with(|last| {
-            if let Ok(mut last) = last.try_borrow_mut() {
-                last.0 = Some(second);
-                last.1.clear();
-                last.1.push_str(text);
-            }
-        });
-    }
-}
-
-/// The second (date, hour, minute, second, offset) of the time last written whole on this
-/// thread, and its text.
-type LastSecond = (Option<(time::Date, u8, u8, u8, time::UtcOffset)>, String);
-
-thread_local! {
-    static LAST_SECOND: std::cell::RefCell<LastSecond> =
-        const { std::cell::RefCell::new((None, String::new())) };
-}
-
-/// [`write_rfc3339`], every digit written.
-fn write_rfc3339_whole(out: &mut String, t: OffsetDateTime) {
     let (year, month, day) = t.to_calendar_date();
     let (off_h, off_m, off_s) = t.offset().as_hms();
     if !(0..=9999).contains(&year) || off_s != 0 {
@@ -1618,7 +1568,7 @@ mod tests {
     }
 
     #[test]
-    fn times_within_one_second_are_written_whole_whatever_came_before() {
+    fn times_written_one_after_another_each_match_the_time_crate() {
         let oracle = time::macros::format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6][offset_hour sign:mandatory]:[offset_minute]"
         );
