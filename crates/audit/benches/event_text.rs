@@ -1,10 +1,12 @@
 //! Benchmark: what one event costs to write down, on the thread that records it, for the
-//! gateway's two busiest events (a message accepted, a message delivered): its journal record
-//! text (`Entry::without_event`, the JSON the chain hashes) and its RFC 5424 line
-//! (`Formatter::format_with`), in ns per event; then how a journal block of 1,024 delivery
-//! records compresses with zstd level 1: as the journal writes it (the records' hashes in a
-//! column of their own, the 2^11 table of `BLOCK_ZSTD_HASH_LOG` in `src/store/sqlite.rs`),
-//! and as it did before (each line with its hash, with zstd's own table and the 2^11 one).
+//! gateway's two busiest events (a message accepted, a message delivered): its RFC 5424 line
+//! in two parts (`Formatter::format_parts`) and a copy of the MSG, which is what the auditor
+//! writes when a syslog sink is configured (the copy is the journal's record text); its record
+//! text alone (`Entry::without_event`, the MSG written without a line, as without a sink);
+//! and, for comparison, its JSON (what the record text was before 2026-12-03), in ns per
+//! event. Then how a journal block of 1,024 delivery records compresses with zstd level 1 as
+//! the journal writes it (`<seq> <record>` lines, the 2^11 table of `BLOCK_ZSTD_HASH_LOG` in
+//! `src/store/sqlite.rs`), with MSG records (now) and with JSON records (before).
 //!
 //! `cargo bench -p qaqpa-audit --bench event_text` (`QAQPA_AUDIT_BENCH_EVENTS`, default
 //! 200 000 per measurement).
@@ -16,7 +18,6 @@ use std::time::Instant;
 
 use qaqpa_audit::syslog::{Formatter, Scratch};
 use qaqpa_audit::{AuditEvent, Entry};
-use sha2::Digest;
 
 /// Runs `f` on every event of one kind (`parity` 0: accepts, 1: deliveries); ns per event.
 fn per_event(events: &[AuditEvent], parity: usize, mut f: impl FnMut(&AuditEvent) -> usize) -> f64 {
@@ -39,51 +40,49 @@ fn main() {
     let formatter = Formatter::new(13, "gw-1.example.kz", "qaqpa");
     let mut scratch = Scratch::default();
     for (parity, name) in [(1, "delivery (EXCHANGE)"), (0, "accept (ACCEPTED)")] {
+        let line_and_copy = per_event(&events, parity, |e| {
+            let [head, msg] = formatter.format_parts(e, &mut scratch);
+            head.len() + msg.to_owned().len()
+        });
         let text = per_event(&events, parity, |e| {
             Entry::without_event(e).map(|x| x.body().len()).unwrap_or(0)
         });
-        let line = per_event(&events, parity, |e| {
-            formatter.format_with(e, &mut scratch).len()
+        let json = per_event(&events, parity, |e| {
+            serde_json::to_string(e).map(|j| j.len()).unwrap_or(0)
         });
         let sample = &events[parity];
         println!(
-            "{name}: record text {text:.0} ns ({} bytes), syslog line {line:.0} ns ({} bytes)",
+            "{name}: syslog line and a copy of its MSG {line_and_copy:.0} ns ({} bytes), \
+             record text alone {text:.0} ns ({} bytes), JSON through serde {json:.0} ns ({} bytes)",
+            formatter.format(sample).len(),
             Entry::without_event(sample)
                 .map(|x| x.body().len())
                 .unwrap_or(0),
-            formatter.format(sample).len()
+            serde_json::to_string(sample).map(|j| j.len()).unwrap_or(0)
         );
     }
 
-    // A journal block as the SQLite journal writes it, `<seq> <text>` per record (the hashes
-    // have a column of their own), and as it did before, `<seq> <hash> <text>`.
+    // A journal block as the SQLite journal writes it, `<seq> <record>` per record (the
+    // hashes have a column of their own), with MSG records (now) and JSON records (before:
+    // the hand-written JSON is byte for byte serde's).
     let mut block = Vec::new();
-    let mut with_hashes = Vec::new();
-    let mut prev = [b'0'; 64];
+    let mut json_block = Vec::new();
     for (seq, e) in events.iter().skip(1).step_by(2).take(1024).enumerate() {
         let body = Entry::without_event(e)
             .expect("serialisable")
             .body()
             .to_owned();
-        let mut h = sha2::Sha256::new();
-        h.update(prev);
-        h.update((seq as u64).to_be_bytes());
-        h.update(body.as_bytes());
-        let hash = hex::encode(h.finalize());
-        prev.copy_from_slice(hash.as_bytes());
+        let json = serde_json::to_string(e).expect("serialisable");
         block.extend_from_slice(format!("{seq} {body}\n").as_bytes());
-        with_hashes.extend_from_slice(format!("{seq} {hash} {body}\n").as_bytes());
+        json_block.extend_from_slice(format!("{seq} {json}\n").as_bytes());
     }
-    for (name, text, hash_log) in [
-        ("hashes in the text, zstd's own table", &with_hashes, None),
-        ("hashes in the text, 2^11 table", &with_hashes, Some(11)),
-        ("hashes apart (now), 2^11 table", &block, Some(11)),
+    for (name, text) in [
+        ("MSG records (now)", &block),
+        ("JSON records (before)", &json_block),
     ] {
         let mut c = zstd::bulk::Compressor::new(1).expect("zstd");
-        if let Some(log) = hash_log {
-            c.set_parameter(zstd::zstd_safe::CParameter::HashLog(log))
-                .expect("hash log");
-        }
+        c.set_parameter(zstd::zstd_safe::CParameter::HashLog(11))
+            .expect("hash log");
         let rounds = 100;
         let start = Instant::now();
         let mut size = 0;
@@ -92,7 +91,7 @@ fn main() {
         }
         let secs = start.elapsed().as_secs_f64() / f64::from(rounds);
         println!(
-            "block of 1024 delivery records ({} bytes), level 1, {name}: {:.2}x smaller, {:.0} MB/s, {:.0} ns per record",
+            "block of 1024 delivery records ({} bytes), level 1, 2^11 table, {name}: {:.2}x smaller, {:.0} MB/s, {:.0} ns per record",
             text.len(),
             text.len() as f64 / size as f64,
             text.len() as f64 / secs / 1e6,

@@ -1,4 +1,6 @@
-//! The journal record's text: an [`AuditEvent`]'s JSON, written by hand.
+//! An [`AuditEvent`]'s JSON, written by hand: the journal's record text for an event its
+//! syslog MSG cannot say exactly ([`crate::record`]), as it was for every event before
+//! 2026-12-03, and the JSON the tests compare with serde's.
 //!
 //! The text is what the hash chain covers, so it must be byte for byte what `serde_json` writes
 //! for the event's derived `Serialize` (the struct's field order, absent options left out, the

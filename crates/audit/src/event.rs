@@ -886,7 +886,7 @@ fn decimal(n: u64) -> ([u8; 20], usize) {
     (buf, start)
 }
 
-/// Times in the event JSON (the journal's record bodies): exactly what
+/// Times in the event JSON (the journal's JSON records, [`crate::body`]): exactly what
 /// `time::serde::rfc3339` writes (nanoseconds without trailing zeros, `Z` for UTC, else a
 /// numeric offset), but into a buffer on the stack; an EXCHANGE record carries five. Reading
 /// is `time`'s. What RFC 3339 cannot say (a year beyond 9999, an offset with seconds) goes to

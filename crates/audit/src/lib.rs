@@ -5,10 +5,11 @@
 //! * [`syslog`]: RFC 5424 formatting for the SOC.
 //! * [`sink`]: UDP/TCP/TLS syslog transports with a disk spool and at-least-once delivery.
 //! * [`store`]: the append-only, hash-chained journal on SQLite or PostgreSQL, with retention.
+//! * [`record`]: the journal's record text (the event's syslog MSG) and how it is read back.
 //!
 //! The [`Auditor`] facade ties them together: [`Auditor::record`] never waits and never panics;
-//! it writes the (masked) event's record text and syslog line where it is called, and hands
-//! the text to the store writer task and the line to every syslog sink.
+//! it writes the (masked) event's syslog line where it is called, hands the line to every
+//! syslog sink and a copy of its MSG, the record text, to the store writer task.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -308,9 +309,10 @@ impl Auditor {
     /// Records an event: masks and bounds its free text, hands it to the store writer and every
     /// sink. Never waits, never panics.
     ///
-    /// The event's syslog line and record text are written here, on the recording thread, and
-    /// only they travel to the sinks and the journal's writer: the event is dropped where it
-    /// was made (unless the store keeps events, see [`AuditStore::keeps_events`]).
+    /// The event's syslog line is written here, on the recording thread, once: the sinks take
+    /// the line and the journal's writer a copy of its MSG, the record text ([`record`]). Only
+    /// they travel; the event is dropped where it was made (unless the store keeps events, see
+    /// [`AuditStore::keeps_events`]).
     pub fn record(&self, mut event: AuditEvent) {
         event.limit_texts();
         if self.inner.mask_iins {

@@ -2,8 +2,10 @@
 //!
 //! Every record has `seq` (1, 2, 3… without gaps), `prev_hash` and
 //! `hash = hex(SHA-256(prev_hash as 64 ASCII hex digits ‖ seq as 8 bytes big-endian ‖ body))`,
-//! where `body` is the event's JSON exactly as stored (the struct's fixed field order; the text
-//! is kept, never re-serialised, so the hash stays verifiable whatever the code becomes). The
+//! where `body` is the record text exactly as stored: the event's syslog MSG, or its JSON for
+//! records written before 2026-12-03 and for events the MSG cannot say exactly
+//! ([`crate::record`]). The text is kept, never written again, so the hash stays verifiable
+//! whatever the code becomes. The
 //! first record's `prev_hash` is 64 zeros. What queries look records up by (time, account,
 //! kind, severity, transaction id, target) is derived from the body, and `verify` checks it
 //! against the body too: on PostgreSQL these are columns of a row per record (`audit_log`); on
@@ -548,7 +550,7 @@ struct ArchiveLine {
     seq: u64,
     prev_hash: String,
     hash: String,
-    /// The event JSON exactly as hashed.
+    /// The record text exactly as hashed.
     body: String,
 }
 

@@ -274,6 +274,62 @@ async fn entries_without_their_events_are_stored_and_found_like_entries_with_the
     }
 }
 
+/// Records are the events' syslog MSGs; an event a MSG cannot say exactly (an empty account
+/// or transaction id) is recorded as JSON among them. Both verify, are found by their keys and
+/// read back as they were recorded, and a change to either is found.
+async fn events_a_msg_cannot_say_are_recorded_as_json_among_the_others(b: Backend) {
+    let store = b.open().await;
+    let now = OffsetDateTime::now_utc();
+    let events: Vec<AuditEvent> = (0..6)
+        .map(|i| match i % 3 {
+            0 => event(i, now).account(""),
+            1 => event(i, now).account(format!("acct-{i}")),
+            _ => event(i, now).account("acct \"quoted\" = x\nnext line"),
+        })
+        .collect();
+    let entries: Vec<qaqpa_audit::Entry> = events
+        .iter()
+        .map(|e| qaqpa_audit::Entry::without_event(e).expect("serialisable"))
+        .collect();
+    let json: Vec<bool> = entries.iter().map(|e| e.body().starts_with('{')).collect();
+    assert_eq!(json, [true, false, false, true, false, false]);
+    assert!(entries.iter().all(|e| !e.body().contains('\n')));
+    store.append(entries.into()).await.expect("append");
+    assert_ok(&store.verify().await.expect("verify"), 6, 1, 6);
+    for (i, e) in events.iter().enumerate() {
+        let filter = AuditFilter {
+            transaction_id: Some(format!("tx-{i}")),
+            ..Default::default()
+        };
+        let found = store.query(&filter, None, 10).await.expect("query");
+        assert_eq!(found.records.len(), 1, "{filter:?}");
+        assert_eq!(&found.records[0].event, e);
+    }
+    let by_account = AuditFilter {
+        account: Some("acct-4".into()),
+        ..Default::default()
+    };
+    let found = store.query(&by_account, None, 10).await.expect("query");
+    assert_eq!(found.records.len(), 1);
+    assert_eq!(found.records[0].seq, 5);
+    // A changed MSG record (seq 5), then a changed JSON record before it (seq 4), are each
+    // found at their seq.
+    for seq in [5, 4] {
+        b.tamper_records(
+            &format!(
+                "UPDATE audit_log SET body = replace(body, 'bad secret', 'bad secrets') WHERE seq = {seq}"
+            ),
+            seq..=seq,
+            |line| Some(line.replace("bad secret", "bad secrets")),
+        )
+        .await;
+        assert_eq!(
+            store.verify().await.expect("verify"),
+            VerifyReport::Changed { seq }
+        );
+    }
+}
+
 async fn chain_verifies_after_appends(b: Backend) {
     let store = b.open().await;
     assert_ok(&store.verify().await.expect("verify"), 0, 1, 0);
@@ -671,6 +727,16 @@ async fn postgres_entries_without_their_events_are_stored_and_found_like_entries
 }
 
 #[tokio::test]
+async fn sqlite_events_a_msg_cannot_say_are_recorded_as_json_among_the_others() {
+    events_a_msg_cannot_say_are_recorded_as_json_among_the_others(Backend::sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_events_a_msg_cannot_say_are_recorded_as_json_among_the_others() {
+    events_a_msg_cannot_say_are_recorded_as_json_among_the_others(Backend::pg().await).await;
+}
+
+#[tokio::test]
 async fn sqlite_chain_verifies_after_appends() {
     chain_verifies_after_appends(Backend::sqlite()).await;
 }
@@ -997,6 +1063,18 @@ async fn sqlite_journal_in_the_per_event_layout_is_moved_into_blocks() {
     assert_eq!(seqs_of_transaction(&store, "tx-2").await, vec![2]);
     assert_eq!(append_n(&store, 4, 1, now).await, 4);
     assert_ok(&store.verify().await.expect("verify"), 4, 1, 4);
+    // The old JSON records and the new MSG record read back as the events they were.
+    let tail = store.tail(4).await.expect("tail");
+    let read: Vec<(u64, AuditEvent)> = tail.into_iter().map(|r| (r.seq, r.event)).collect();
+    let expected: Vec<(u64, AuditEvent)> = (1..=4u64)
+        .rev()
+        .map(|seq| {
+            let mut e = event(seq as usize, now);
+            e.id = read[4 - seq as usize].1.id;
+            (seq, e)
+        })
+        .collect();
+    assert_eq!(read, expected);
     let conn = rusqlite::Connection::open(dir.path().join("audit.db")).expect("open");
     let old_tables: i64 = conn
         .query_row(

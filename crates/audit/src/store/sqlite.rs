@@ -5,12 +5,13 @@
 //! Layout: one row per *append* rather than per event, because a row per event (its B-tree
 //! entries, five secondary indexes and its share of every commit) cost ~16 µs of CPU per event
 //! and a quarter of the gateway's accept rate. `audit_block` holds a batch of consecutive
-//! records as text, one line per record: `<seq> <event JSON>\n`, stored as one zstd frame
+//! records as text, one line per record: `<seq> <record>\n` (the record text of
+//! [`crate::record`], which never holds a line break), stored as one zstd frame
 //! (level 1: a block shrinks ~15 times for about the CPU SQLite saves on the pages it no
 //! longer writes; blocks written before compression are plain TEXT and read as they are),
 //! the records' hashes in `hashes`, 32 bytes each in seq order (kept out of the text: random
 //! hex made a tenth of its bytes and a third of zstd's time; blocks written before keep
-//! `<seq> <hash> <event JSON>` lines and no `hashes`), plus the first record's `prev_hash`
+//! `<seq> <hash> <record>` lines and no `hashes`), plus the first record's `prev_hash`
 //! and the batch's time range. `audit_key` says which
 //! blocks hold which transaction, account, kind, target and severity (`t:`, `a:`, `k:`,
 //! `g:`, `s:` prefixes), by a 64-bit code of each key ([`key_code`]: the time-ordered half of
