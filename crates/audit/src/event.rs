@@ -30,6 +30,17 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every level, from the worst.
+    pub const ALL: [Level; 7] = [
+        Level::Alert,
+        Level::Critical,
+        Level::Error,
+        Level::Warning,
+        Level::Notice,
+        Level::Informational,
+        Level::Debug,
+    ];
+
     /// The RFC 5424 severity (1 = alert … 7 = debug).
     pub fn severity(self) -> u8 {
         match self {
@@ -114,6 +125,12 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
+    pub const ALL: [RefusalReason; 3] = [
+        RefusalReason::Unauthorized,
+        RefusalReason::Validation,
+        RefusalReason::RateLimited,
+    ];
+
     /// The name in the record JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -142,6 +159,8 @@ pub enum ChangeOp {
 }
 
 impl ChangeOp {
+    pub const ALL: [ChangeOp; 3] = [ChangeOp::Created, ChangeOp::Changed, ChangeOp::Deleted];
+
     /// The name in the record JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -163,6 +182,13 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
+    pub const ALL: [ObjectKind; 4] = [
+        ObjectKind::Message,
+        ObjectKind::Attachment,
+        ObjectKind::InboxItem,
+        ObjectKind::AuditJournal,
+    ];
+
     /// The name in the record JSON and the syslog fields.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -183,6 +209,8 @@ pub enum Direction {
 }
 
 impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Outbound, Direction::Inbound];
+
     /// The name in the record JSON and the syslog fields.
     pub fn as_str(self) -> &'static str {
         match self {

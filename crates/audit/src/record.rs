@@ -194,7 +194,7 @@ fn from_msg_text(body: &str) -> Result<AuditEvent, Bad> {
         .maybe("op_end")?
         .map(|v| parse_time("op_end", &v))
         .transpose()?;
-    let level = named("level", &f.need("level")?, &LEVELS, Level::as_str)?;
+    let level = named("level", &f.need("level")?, &Level::ALL, Level::as_str)?;
     if f.need("category")? != level.category().as_str() {
         return Err(bad("`category` is not the one its level gives"));
     }
@@ -218,49 +218,13 @@ fn from_msg_text(body: &str) -> Result<AuditEvent, Bad> {
     })
 }
 
-const LEVELS: [Level; 7] = [
-    Level::Alert,
-    Level::Critical,
-    Level::Error,
-    Level::Warning,
-    Level::Notice,
-    Level::Informational,
-    Level::Debug,
-];
-const OPS: [ChangeOp; 3] = [ChangeOp::Created, ChangeOp::Changed, ChangeOp::Deleted];
-const REASONS: [RefusalReason; 3] = [
-    RefusalReason::Unauthorized,
-    RefusalReason::Validation,
-    RefusalReason::RateLimited,
-];
-const OBJECTS: [ObjectKind; 4] = [
-    ObjectKind::Message,
-    ObjectKind::Attachment,
-    ObjectKind::InboxItem,
-    ObjectKind::AuditJournal,
-];
-
 /// The kind named `name` (its MSGID) with its own fields from `f`.
 fn kind(name: &str, f: &mut Fields) -> Result<EventKind, Bad> {
-    let account_op = |name: &str| {
-        OPS.into_iter().find(|&op| {
-            EventKind::Account {
-                op,
-                key_id: String::new(),
-            }
-            .name()
-                == name
-        })
-    };
-    let config_op = |name: &str| {
-        OPS.into_iter().find(|&op| {
-            EventKind::Config {
-                op,
-                what: String::new(),
-            }
-            .name()
-                == name
-        })
+    // The operation whose kind (made by `make`) is named `name`.
+    let op_of = |make: fn(ChangeOp) -> EventKind| {
+        ChangeOp::ALL
+            .into_iter()
+            .find(|&op| make(op).name() == name)
     };
     Ok(match name {
         "LOGIN" => EventKind::Login {
@@ -277,14 +241,19 @@ fn kind(name: &str, f: &mut Fields) -> Result<EventKind, Bad> {
             reason: f.need("reason")?,
         },
         "OBJECT_ACCESS" => EventKind::ObjectAccess {
-            object: named("object", &f.need("object")?, &OBJECTS, ObjectKind::as_str)?,
+            object: named(
+                "object",
+                &f.need("object")?,
+                &ObjectKind::ALL,
+                ObjectKind::as_str,
+            )?,
             object_id: f.need("object_id")?,
         },
         "EXCHANGE" => EventKind::Exchange(Exchange {
             direction: named(
                 "direction",
                 &f.need("direction")?,
-                &[Direction::Outbound, Direction::Inbound],
+                &Direction::ALL,
                 Direction::as_str,
             )?,
             target: f.need("target")?,
@@ -323,17 +292,24 @@ fn kind(name: &str, f: &mut Fields) -> Result<EventKind, Bad> {
             previous_start: f.opt_time("previous_start")?,
         },
         other => {
-            if let Some(op) = account_op(other) {
+            if let Some(op) = op_of(|op| EventKind::Account {
+                op,
+                key_id: String::new(),
+            }) {
                 EventKind::Account {
                     op,
                     key_id: f.need("key_id")?,
                 }
-            } else if let Some(op) = config_op(other) {
+            } else if let Some(op) = op_of(|op| EventKind::Config {
+                op,
+                what: String::new(),
+            }) {
                 EventKind::Config {
                     op,
                     what: f.need("what")?,
                 }
-            } else if let Some(reason) = REASONS.into_iter().find(|r| r.msgid() == other) {
+            } else if let Some(reason) = RefusalReason::ALL.into_iter().find(|r| r.msgid() == other)
+            {
                 EventKind::Refused {
                     reason,
                     action: f.need("action")?,

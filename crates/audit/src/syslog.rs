@@ -119,12 +119,7 @@ impl Formatter {
             sd: line,
             msg,
             text,
-            times: [
-                (event.time, time_start, time_end),
-                (event.time, 0, 0),
-                (event.time, 0, 0),
-            ],
-            next: 1,
+            times: RecentTimes::new((event.time, time_start, time_end)),
         };
         write_fields(event, &mut w);
         line.push_str("] ");
@@ -148,11 +143,46 @@ struct LineFields<'a> {
     sd: &'a mut String,
     msg: &'a mut String,
     text: &'a mut String,
-    /// Times written and where their text is in `sd`: the event's time (in the header),
-    /// then the last two others (an `EXCHANGE` event's operation start and end are its
-    /// request and response times again).
-    times: [(OffsetDateTime, usize, usize); 3],
+    /// Times written in `sd`, the event's time in the header first.
+    times: RecentTimes,
+}
+
+/// Times a writer has written and where their text is in its buffer: a fixed first one (a
+/// line's header time) and the last two others, taken in turn. An `EXCHANGE` event's
+/// operation start and end are often its request and response times again, and their text is
+/// then copied rather than formatted.
+struct RecentTimes {
+    slots: [(OffsetDateTime, usize, usize); 3],
     next: usize,
+}
+
+impl RecentTimes {
+    /// `first` stays; an empty range (`0, 0`) is none.
+    fn new(first: (OffsetDateTime, usize, usize)) -> RecentTimes {
+        RecentTimes {
+            slots: [first, (first.0, 0, 0), (first.0, 0, 0)],
+            next: 1,
+        }
+    }
+
+    /// Appends `value`'s text to `out`: a copy of the same text written before in `out`
+    /// (the same date, time of day and offset; `==` compares instants), else formatted.
+    fn write(&mut self, out: &mut String, value: OffsetDateTime) {
+        let start = out.len();
+        let seen = self
+            .slots
+            .iter()
+            .find(|&&(time, from, to)| to > from && crate::event::same_text(time, value))
+            .map(|&(_, from, to)| from..to);
+        match seen {
+            Some(text) => out.extend_from_within(text),
+            None => {
+                write_rfc3339(out, value);
+                self.slots[self.next] = (value, start, out.len());
+                self.next = if self.next == 1 { 2 } else { 1 };
+            }
+        }
+    }
 }
 
 impl LineFields<'_> {
@@ -220,19 +250,7 @@ impl FieldSink for LineFields<'_> {
     fn time(&mut self, key: &'static Key, value: OffsetDateTime) {
         self.sd_key(key);
         let start = self.sd.len();
-        let seen = self
-            .times
-            .iter()
-            .find(|&&(time, from, to)| to > from && crate::event::same_text(time, value))
-            .map(|&(_, from, to)| from..to);
-        match seen {
-            Some(text) => self.sd.extend_from_within(text),
-            None => {
-                write_rfc3339(self.sd, value);
-                self.times[self.next] = (value, start, self.sd.len());
-                self.next = if self.next == 1 { 2 } else { 1 };
-            }
-        }
+        self.times.write(self.sd, value);
         self.close_plain(key, start);
     }
 
@@ -261,8 +279,7 @@ pub(crate) fn write_msg(event: &AuditEvent, out: &mut String) {
         msg: out,
         first: true,
         text: String::new(),
-        times: [(event.time, 0, 0); 2],
-        next: 0,
+        times: RecentTimes::new((event.time, 0, 0)),
     };
     write_fields(event, &mut w);
 }
@@ -273,9 +290,8 @@ struct MsgFields<'a> {
     first: bool,
     /// A value written by its `Display` before it is quoted.
     text: String,
-    /// The last two times written and where their text is in `msg`.
-    times: [(OffsetDateTime, usize, usize); 2],
-    next: usize,
+    /// Times written in `msg`.
+    times: RecentTimes,
 }
 
 impl MsgFields<'_> {
@@ -303,20 +319,7 @@ impl FieldSink for MsgFields<'_> {
 
     fn time(&mut self, key: &'static Key, value: OffsetDateTime) {
         self.key(key);
-        let start = self.msg.len();
-        let seen = self
-            .times
-            .iter()
-            .find(|&&(time, from, to)| to > from && crate::event::same_text(time, value))
-            .map(|&(_, from, to)| from..to);
-        match seen {
-            Some(text) => self.msg.extend_from_within(text),
-            None => {
-                write_rfc3339(self.msg, value);
-                self.times[self.next] = (value, start, self.msg.len());
-                self.next ^= 1;
-            }
-        }
+        self.times.write(self.msg, value);
     }
 
     fn number(&mut self, key: &'static Key, prefix: &'static str, value: u64) {
