@@ -483,7 +483,7 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     let changed: String = records
         .lines()
         .map(|l| match l.starts_with("2 ") {
-            true => l.replacen("\"source\":\"qaqpa-", "\"source\":\"elsewhere-", 1),
+            true => l.replacen(" source=qaqpa-", " source=elsewhere-", 1),
             false => l.to_owned(),
         } + "\n")
         .collect();
