@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # CPU per message, by thread, to compare builds on a noisy machine:
-#   QAQPA_BIN=<binary> [PHASE=accept|drain] [SYSLOG=tcp|null] bench/cpu.sh [seconds]
+#   QAQPA_BIN=<binary> [PHASE=accept|drain|both] [SYSLOG=tcp|null] bench/cpu.sh [seconds]
 # accept (default): the accept phase of bench/run.sh (wrk -t2 -c64, 1 KiB documents, delivery
 #   off, SQLite) for `seconds`; CPU per accepted message.
 # drain: accepts for `seconds` with delivery off, then starts a gateway with delivery on and
 #   measures until the emulator has every message; CPU per delivered message.
+# both: phase 3 of bench/run.sh, accepting for `seconds` with delivery on, measured until the
+#   emulator has every message; CPU per message accepted and delivered.
 # Prints, per thread name, the CPU time (user + system, from /proc/<pid>/task/*/stat) spent per
 # message, the gateway's total, the emulator's, the whole machine's (busy time of all CPUs
 # from /proc/stat: everything running here, the load tool and other tenants included), wrk's
@@ -99,7 +101,11 @@ start_perf() {
   sleep 0.5 # perf attaches to every thread before the measured phase starts
 }
 stop_perf() { [ -z "$PERF_PID" ] || { kill -INT "$PERF_PID"; wait "$PERF_PID" || true; PERF_PID=""; }; }
-write_config false "$SQLITE"
+case "$PHASE" in
+  accept|drain|both) ;;
+  *) echo "PHASE must be accept, drain or both, not $PHASE" >&2; exit 2 ;;
+esac
+write_config "$([ "$PHASE" = both ] && echo true || echo false)" "$SQLITE"
 KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
 if [ "$PHASE" = drain ]; then
   start_gateway
@@ -107,11 +113,27 @@ else
   GW_WRAP=$CG_WRAP start_gateway
   start_perf
 fi
+start=$(date +%s.%N)
 ticks > "$work/before"
 out=$(QAQPA_API_KEY=$KEY /usr/bin/time -f "wrkcpu %U %S" wrk -t2 -c64 -d"${SECS}s" -s bench/post.lua "http://127.0.0.1:$GW_PORT" 2>&1)
+n=$(echo "$out" | awk '/requests in/ {print $1}')
+if [ "$PHASE" = both ]; then
+  # Until the last accepted message is delivered: its delivery's CPU belongs to the phase.
+  waited=0
+  while [ "$(emulator_count)" -lt "$n" ]; do
+    sleep 0.05; waited=$((waited + 1))
+    [ "$waited" -lt 6000 ] || { echo "after 300 s the emulator has $(emulator_count) of $n messages" >&2; exit 1; }
+  done
+fi
 ticks > "$work/after"
 stop_perf
-n=$(echo "$out" | awk '/requests in/ {print $1}')
+if [ "$PHASE" = both ]; then
+  end=$(date +%s.%N)
+  echo "accepted and delivered $n in $(echo "$end - $start" | bc -l | xargs printf '%.1f') s: $(echo "$n / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s"
+  report "$n"
+  callgrind_report "$n"
+  exit 0
+fi
 if [ "$PHASE" = accept ]; then
   echo "accepted $n in ${SECS}s: $(echo "$out" | awk '/Requests\/sec/ {print $2}') msg/s"
   report "$n"

@@ -1116,7 +1116,10 @@ fn cut(s: &mut String) {
 /// sequence. Without the lock an id costs about half, and two threads making ids at once do
 /// not take turns on its cache line.
 fn event_id(time: OffsetDateTime) -> Uuid {
-    let millis = u64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    // `unix_timestamp_nanos() / 1_000_000` (0 before the epoch) without 128-bit division.
+    let millis = u64::try_from(time.unix_timestamp()).map_or(0, |secs| {
+        secs * 1000 + u64::from(time.nanosecond() / 1_000_000)
+    });
     let mut random = [0u8; 10];
     rand::Rng::fill(&mut rand::rng(), &mut random);
     uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()

@@ -346,8 +346,16 @@ pub(crate) struct Row {
     pub hash: String,
 }
 
+/// `t` in microseconds since the Unix epoch, cut toward zero (`i64::MAX` when it does not
+/// fit): `unix_timestamp_nanos() / 1000` in 64-bit arithmetic, without its 128-bit division.
 pub(crate) fn time_us(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+    let secs = t.unix_timestamp();
+    let nanos = t.nanosecond();
+    // Before the epoch a part of a microsecond moves the cut toward zero, that is up.
+    let part = i64::from(nanos / 1000) + i64::from(secs < 0 && nanos % 1000 != 0);
+    secs.checked_mul(1_000_000)
+        .and_then(|us| us.checked_add(part))
+        .unwrap_or(i64::MAX)
 }
 
 /// The instant [`time_us`] stored (the Unix epoch for a value out of range).
@@ -821,6 +829,52 @@ pub type SharedStore = Arc<dyn AuditStore>;
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn time_us_cuts_toward_zero_as_the_128_bit_division_does() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (min, max) = (
+            time::PrimitiveDateTime::MIN
+                .assume_utc()
+                .unix_timestamp_nanos(),
+            time::PrimitiveDateTime::MAX
+                .assume_utc()
+                .unix_timestamp_nanos(),
+        );
+        let near_epoch = [
+            -1_000_000_001,
+            -1_000_000_000,
+            -999_999_999,
+            -1_500,
+            -1_000,
+            -999,
+            -1,
+            0,
+            1,
+            999,
+            1_000,
+            1_001,
+        ];
+        for round in 0..300_000 {
+            let nanos = match round % 3 {
+                0 => rng.random_range(min..=max),
+                1 => rng.random_range(-4_000_000_000_000_000_000i128..4_000_000_000_000_000_000),
+                _ => near_epoch[round / 3 % near_epoch.len()] + rng.random_range(-2_000..2_000),
+            };
+            let t = OffsetDateTime::from_unix_timestamp_nanos(nanos).expect("in range");
+            let expected = i64::try_from(nanos / 1000).unwrap_or(i64::MAX);
+            assert_eq!(time_us(t), expected, "{nanos} ns");
+            // Any offset: the same instant.
+            let offset = time::UtcOffset::from_whole_seconds(rng.random_range(-86_399..86_400))
+                .expect("offset");
+            assert_eq!(
+                time_us(t.to_offset(offset)),
+                expected,
+                "{nanos} ns at {offset}"
+            );
+        }
+    }
 
     #[test]
     fn online_cutoff_goes_back_calendar_months() {
