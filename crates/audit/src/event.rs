@@ -3,9 +3,9 @@
 //!
 //! Privacy is structural: there is no free-form map of data, only typed fields, and none of them
 //! is meant for secrets (API key secrets, key passwords), document contents or personal data.
-//! Free-text fields (description, reasons, certificate subjects) are cut to
-//! [`MAX_TEXT_CHARS`] and, when masking is on, have every 12-digit run (an IIN or BIN) masked by
-//! [`AuditEvent::mask_iins`].
+//! Free-text fields (description, reasons, certificate subjects) have every 12-digit run (an
+//! IIN or BIN) masked by [`AuditEvent::mask_iins`] when masking is on, and are then cut to
+//! [`MAX_TEXT_CHARS`] (masked first, so an IIN across the cut is masked too).
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -823,15 +823,22 @@ pub(crate) fn same_text(a: OffsetDateTime, b: OffsetDateTime) -> bool {
     a.offset() == b.offset() && a.date() == b.date() && a.time() == b.time()
 }
 
-/// [`rfc3339`] appended to `out`. Years outside 0000–9999 and offsets with seconds, which
-/// RFC 3339 cannot write, fall back to the Unix time in seconds.
+/// Whether RFC 3339 can say `t`: a year from 0000 to 9999 and an offset of whole minutes
+/// within ±23:59 (`time` allows offsets up to ±25:59:59).
+pub(crate) fn rfc3339_says(t: OffsetDateTime) -> bool {
+    let (off_h, _, off_s) = t.offset().as_hms();
+    (0..=9999).contains(&t.year()) && off_h.unsigned_abs() <= 23 && off_s == 0
+}
+
+/// [`rfc3339`] appended to `out`. Years outside 0000–9999 and offsets RFC 3339 cannot write
+/// (with seconds, or of 24 hours or more) fall back to the Unix time in seconds.
 pub fn write_rfc3339(out: &mut String, t: OffsetDateTime) {
-    let (year, month, day) = t.to_calendar_date();
-    let (off_h, off_m, off_s) = t.offset().as_hms();
-    if !(0..=9999).contains(&year) || off_s != 0 {
+    if !rfc3339_says(t) {
         out.push_str(&t.unix_timestamp().to_string());
         return;
     }
+    let (year, month, day) = t.to_calendar_date();
+    let (off_h, off_m, _) = t.offset().as_hms();
     let (h, m, sec, micro) = t.to_hms_micro();
     // `YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM`, digits written in place, one copy into `out`.
     let mut buf = *b"0000-00-00T00:00:00.000000+00:00";
@@ -942,11 +949,11 @@ pub(crate) mod json_time {
                 self.n += 1;
             }
         }
-        let (year, month, day) = t.to_calendar_date();
-        let (off_h, off_m, off_s) = t.offset().as_hms();
-        if !(0..10_000).contains(&year) || off_h.unsigned_abs() > 23 || off_s != 0 {
+        if !super::rfc3339_says(t) {
             return None;
         }
+        let (year, month, day) = t.to_calendar_date();
+        let (off_h, off_m, _) = t.offset().as_hms();
         let (h, m, sec, nanos) = t.to_hms_nano();
         let mut out = Out { buf, n: 0 };
         out.digits(year.unsigned_abs(), 4);

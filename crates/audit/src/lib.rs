@@ -314,10 +314,12 @@ impl Auditor {
     /// they travel; the event is dropped where it was made (unless the store keeps events, see
     /// [`AuditStore::keeps_events`]).
     pub fn record(&self, mut event: AuditEvent) {
-        event.limit_texts();
+        // Masked before the texts are cut: an IIN across the cut would otherwise keep the
+        // digits before it, a run too short to be found.
         if self.inner.mask_iins {
             event.mask_iins();
         }
+        event.limit_texts();
         let Some(first) = self.inner.sinks.first() else {
             self.journal(event, None);
             return;
@@ -560,6 +562,7 @@ async fn store_writer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::MAX_TEXT_CHARS;
 
     #[test]
     fn config_reads_from_toml_with_defaults_and_refuses_unknown_fields() {
@@ -585,5 +588,35 @@ mod tests {
         assert_eq!(c.retention.online_months, 3);
         assert!(toml::from_str::<AuditConfig>("spool = \"x\"").is_err());
         assert!(toml::from_str::<AuditConfig>("[[syslog]]\nurl = \"udp://a:1\"\nfoo = 1").is_err());
+    }
+
+    #[tokio::test]
+    async fn an_iin_across_the_texts_cut_is_masked_before_it_is_cut() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-cut-{}", uuid::Uuid::now_v7()));
+        let store: Arc<dyn AuditStore> =
+            Arc::new(SqliteAuditStore::open(&dir).expect("journal"));
+        let config = AuditConfig {
+            spool_dir: dir.join("spool"),
+            ..AuditConfig::default()
+        };
+        let auditor = Auditor::new(&config, Some(store.clone())).expect("auditor");
+        // The IIN starts eight characters before the cut, so the cut alone would leave
+        // eight of its digits, a run too short to be masked.
+        let before = "x".repeat(MAX_TEXT_CHARS - 8);
+        let reason = format!("{before}870101300123 and more");
+        auditor.record(AuditEvent::signature("api", false, None, Some(&reason), None));
+        assert!(auditor.flush().await.stored);
+        let recorded = store.tail(1).await.expect("tail").remove(0).event;
+        let EventKind::SignatureVerify {
+            reason: Some(kept), ..
+        } = &recorded.kind
+        else {
+            panic!("{recorded:?}")
+        };
+        assert_eq!(kept.chars().count(), MAX_TEXT_CHARS);
+        assert_eq!(kept.as_str(), format!("{before}8701****"));
+        assert!(!recorded.description.contains("87010130"), "{}", recorded.description);
+        auditor.shutdown(Duration::from_secs(5)).await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

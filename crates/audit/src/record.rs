@@ -8,7 +8,7 @@
 //!
 //! The MSG says an event exactly, with two limits, and [`exact`] tells them:
 //! - times to the microsecond (as RFC 5424 and PostgreSQL keep them), RFC 3339 only (years
-//!   0000–9999, offsets in whole minutes);
+//!   0000–9999, offsets in whole minutes up to ±23:59);
 //! - the common optional fields `account` and `transaction_id` are written empty when absent,
 //!   so an empty one cannot be told from an absent one.
 //!
@@ -31,8 +31,7 @@ use crate::store::StoreError;
 
 /// Whether `event`'s MSG says it exactly once its times are taken to the microsecond.
 pub(crate) fn exact(event: &AuditEvent) -> bool {
-    let says =
-        |t: OffsetDateTime| (0..=9999).contains(&t.year()) && t.offset().seconds_past_minute() == 0;
+    let says = crate::event::rfc3339_says;
     let says_opt = |t: Option<OffsetDateTime>| t.is_none_or(says);
     let kind = match &event.kind {
         EventKind::Exchange(x) => {
@@ -436,11 +435,25 @@ mod tests {
 
     #[test]
     fn a_time_neither_a_msg_nor_json_can_say_is_refused() {
-        let odd = time::UtcOffset::from_hms(5, 0, 30).expect("offset");
-        let event = AuditEvent::login("api", "u").at(OffsetDateTime::now_utc().to_offset(odd));
-        assert!(!exact(&event));
-        assert!(write(&event).is_err());
-        assert!(from_msg(&event, "id=x").is_err());
+        // An offset with seconds, and offsets of 24 hours or more (`time` allows up to
+        // ±25:59:59, RFC 3339 only up to ±23:59).
+        for (h, m, s) in [(5, 0, 30), (24, 0, 0), (-24, 0, 0), (25, 59, 0)] {
+            let odd = time::UtcOffset::from_hms(h, m, s).expect("offset");
+            let event = AuditEvent::login("api", "u").at(OffsetDateTime::now_utc().to_offset(odd));
+            assert!(!exact(&event), "{odd}");
+            assert!(write(&event).is_err(), "{odd}");
+            assert!(from_msg(&event, "id=x").is_err(), "{odd}");
+            // Its syslog line says the time as Unix seconds, never as an offset RFC 5424
+            // cannot read.
+            let line = crate::syslog::Formatter::new(13, "h", "qaqpa").format(&event);
+            let seconds = event.time.unix_timestamp().to_string();
+            assert!(line.contains(&format!(" time=\"{seconds}\"")), "{line}");
+        }
+        // The greatest offset RFC 3339 can say is recorded and reads back.
+        let edge = time::UtcOffset::from_hms(23, 59, 0).expect("offset");
+        let event = AuditEvent::login("api", "u").at(OffsetDateTime::now_utc().to_offset(edge));
+        assert!(exact(&event));
+        assert_same(&decode(&write(&event).expect("written")).expect("read"), &event);
     }
 
     #[test]
