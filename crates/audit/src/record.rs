@@ -14,9 +14,11 @@
 //!
 //! An event beyond them (a time RFC 3339 cannot say, an empty account) is stored as its JSON,
 //! as every record was before, byte for byte what `serde_json` writes ([`crate::body`]).
-//! [`decode`] reads both: a JSON record starts with `{`, a MSG with `id=`. Decoding is strict:
-//! every field the kind has, no field it does not have, the category its level gives; so a
-//! record that decodes is one this module wrote (the chain, not the decoder, proves it unchanged).
+//! [`decode`] reads both: a JSON record starts with `{`, a MSG with `id=`. Decoding is strict
+//! about content: every field the kind has, no field it does not have, no field twice, the
+//! category its level gives. It is lenient about form (field order, quotes a value does not
+//! need, the time formats `time` reads), so other texts can decode to the same event; only
+//! the chain, which hashes the text as stored, proves a record is the one written.
 use std::collections::HashMap;
 
 use time::format_description::well_known::Rfc3339;

@@ -269,7 +269,22 @@ impl Spool {
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
         if let Some((_, file)) = self.writer.as_mut() {
-            file.write_all(&buf)?;
+            if let Err(e) = file.write_all(&buf) {
+                // A short write (a full disk) must not leave part of a line, which every later
+                // line would follow: cut the file back to its counted size. Where that fails
+                // too, the segment takes no more lines and counts what it holds, and reading
+                // skips the part line at its end.
+                let counted = self.segments.back().map_or(0, |&(_, size)| size);
+                if file.set_len(counted).is_err() {
+                    let real = file.metadata().map_or(counted, |m| m.len().max(counted));
+                    if let Some((_, size)) = self.segments.back_mut() {
+                        self.bytes += real - *size;
+                        *size = real;
+                    }
+                    self.writer = None;
+                }
+                return Err(e);
+            }
         }
         if let Some((_, size)) = self.segments.back_mut() {
             *size += len;
@@ -278,40 +293,61 @@ impl Spool {
         Ok(true)
     }
 
-    /// Up to `max_bytes` of whole lines from the read position, without consuming them, and
-    /// the bytes they take in the file (to [`Spool::consume`] once sent).
-    fn peek(&mut self, max_bytes: usize) -> std::io::Result<(Lines, u64)> {
+    /// Up to `max_bytes` of whole lines from the read position, without consuming them, the
+    /// bytes they take in the file (to [`Spool::consume`] once sent), and the number of damaged
+    /// lines among those bytes: the part of a line at a segment's end, left by a crash or a
+    /// failed write, which is skipped rather than sent (and which would otherwise stop the
+    /// spool from ever emptying).
+    fn peek(&mut self, max_bytes: usize) -> std::io::Result<(Lines, u64, u64)> {
         let Some(&(index, size)) = self.segments.front() else {
-            return Ok((Lines::default(), 0));
+            return Ok((Lines::default(), 0, 0));
         };
         if self.read_pos >= size {
             self.consume(0)?;
             return if self.is_empty() {
-                Ok((Lines::default(), 0))
+                Ok((Lines::default(), 0, 0))
             } else {
                 self.peek(max_bytes)
             };
         }
-        let mut file = File::open(self.path(index))?;
+        let left = size - self.read_pos;
+        let mut file = match File::open(self.path(index)) {
+            Ok(file) => file,
+            // Removed from outside: its lines are lost, at least one; the rest of the spool
+            // must not wait behind it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Lines::default(), left, 1));
+            }
+            Err(e) => return Err(e),
+        };
         file.seek(SeekFrom::Start(self.read_pos))?;
-        let want = usize::try_from(size - self.read_pos)
+        let mut want = usize::try_from(left)
             .unwrap_or(usize::MAX)
             .min(max_bytes.max(1 << 16));
-        let mut buf = vec![0u8; want];
+        let mut buf = Vec::new();
         let mut got = 0;
-        while got < want {
-            let n = file.read(&mut buf[got..])?;
-            if n == 0 {
-                break;
+        let complete = loop {
+            buf.resize(want, 0);
+            while got < want {
+                let n = file.read(&mut buf[got..])?;
+                if n == 0 {
+                    break;
+                }
+                got += n;
             }
-            got += n;
+            if let Some(last) = buf[..got].iter().rposition(|b| *b == b'\n') {
+                break last + 1;
+            }
+            if got < want || got as u64 >= left {
+                // The segment (or its file, shorter than counted) ends inside a line.
+                break 0;
+            }
+            // One line longer than a read: read on to the segment's end.
+            want = usize::try_from(left).unwrap_or(usize::MAX);
+        };
+        if complete == 0 {
+            return Ok((Lines::default(), left, 1));
         }
-        buf.truncate(got);
-        let complete = buf
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map(|p| p + 1)
-            .unwrap_or(0);
         buf.truncate(complete);
         let text = match std::str::from_utf8(&buf) {
             Ok(text) => std::borrow::Cow::Borrowed(text),
@@ -322,7 +358,7 @@ impl Spool {
         for line in text.lines().filter(|l| !l.is_empty()) {
             lines.push(line);
         }
-        Ok((lines, complete as u64))
+        Ok((lines, complete as u64, 0))
     }
 
     /// Marks `n` bytes as sent; deletes segments read to their end and resets when empty.
@@ -377,21 +413,28 @@ impl Conn {
         }
     }
 
-    async fn write_lines(&mut self, lines: &Lines) -> std::io::Result<()> {
+    /// Writes every line; returns how many no UDP datagram can hold, which are left out
+    /// (sending them would fail every time, and the lines behind them with them).
+    async fn write_lines(&mut self, lines: &Lines) -> std::io::Result<u64> {
         match self {
             Conn::Udp(s) => {
+                let mut too_long = 0;
                 for line in lines.iter() {
+                    if line.len() > MAX_DATAGRAM {
+                        too_long += 1;
+                        continue;
+                    }
                     s.send(line.as_bytes()).await?;
                 }
-                Ok(())
+                Ok(too_long)
             }
             Conn::Tcp(s) => {
                 s.write_all(lines.framed.as_bytes()).await?;
-                s.flush().await
+                s.flush().await.map(|()| 0)
             }
             Conn::Tls(s) => {
                 s.write_all(lines.framed.as_bytes()).await?;
-                s.flush().await
+                s.flush().await.map(|()| 0)
             }
         }
     }
@@ -401,7 +444,7 @@ impl Conn {
 /// (`LEN SP MSG`): the buffer is the TCP/TLS frame as it goes on the wire, so a batch is
 /// formatted, sent and kept for replay without a copy or an allocation per line. UDP and the
 /// spool take the lines one by one.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Lines {
     framed: String,
     /// Per line: where its text starts and ends in `framed`.
@@ -457,6 +500,8 @@ impl Lines {
     }
 }
 
+/// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers).
+const MAX_DATAGRAM: usize = 65_507;
 /// Room per line in a sink's first batch: a delivery's `EXCHANGE` line is ~1,100 bytes.
 const LINE_BYTES_GUESS: usize = 1280;
 /// Bounds of the room made per line from what was seen (a few very long lines must not make
@@ -701,6 +746,7 @@ impl SyslogSink {
             replay_bytes: 0,
             replay_max: target.replay_bytes,
             must_replay: false,
+            replaying: VecDeque::new(),
             spares: Vec::with_capacity(SPARES),
             line_guess: LINE_BYTES_GUESS,
             last_batch: MIN_INTAKE_LINES,
@@ -806,6 +852,9 @@ struct Task {
     replay_bytes: u64,
     replay_max: u64,
     must_replay: bool,
+    /// Batches of the replay under way not yet sent again: kept here, not in a local, so a
+    /// shutdown whose deadline cuts the replay short spools them.
+    replaying: VecDeque<Lines>,
     /// Buffers of batches let go (sent and out of the replay, or spooled), handed to the
     /// intake for the next batches: appending into memory that is already there saves a fresh
     /// buffer's regrowth and the page faults of touching it.
@@ -988,10 +1037,20 @@ impl Task {
             self.report_drops().await;
         };
         let _ = tokio::time::timeout_at(deadline, work).await;
+        // Lines written on a connection that broke afterwards (which the receiver may not have
+        // had) and lines of a replay cut short go to the spool first, to be sent again by the
+        // next run: a receiver drops the duplicates by id.
+        let mut unsent_before: Vec<Lines> = Vec::new();
+        if self.must_replay {
+            unsent_before.extend(std::mem::take(&mut self.replay));
+        }
+        unsent_before.extend(std::mem::take(&mut self.replaying));
         let mut spool = self.shared.spool();
         let unsent = rest.iter().filter(|l| !l.is_empty()).skip(sent_upto);
-        self.shared
-            .spool_lines(&mut spool, unsent.flat_map(|l| l.iter()));
+        self.shared.spool_lines(
+            &mut spool,
+            unsent_before.iter().chain(unsent).flat_map(|l| l.iter()),
+        );
         spool.is_empty()
     }
 
@@ -1023,14 +1082,17 @@ impl Task {
                     self.shared
                         .replayed
                         .fetch_add(count as u64, Ordering::Relaxed);
-                    let mut batches = batches.into_iter();
-                    while let Some(lines) = batches.next() {
+                    self.replaying.extend(batches);
+                    // Each batch leaves `replaying` only once written (a copy is written, so
+                    // a deadline that drops this future mid-write loses nothing).
+                    while let Some(lines) = self.replaying.front().cloned() {
                         if self.write(&lines).await {
+                            self.replaying.pop_front();
                             self.remember(lines);
                         } else {
                             // Broken again: replay all of them next time.
-                            self.replay.push_back(lines);
-                            self.replay.extend(batches);
+                            let rest = std::mem::take(&mut self.replaying);
+                            self.replay.extend(rest);
                             self.replay_bytes = self.replay.iter().map(|l| l.text_bytes).sum();
                             return false;
                         }
@@ -1063,10 +1125,19 @@ impl Task {
             return false;
         };
         match conn.write_lines(lines).await {
-            Ok(()) => {
+            Ok(too_long) => {
                 self.shared
                     .sent
-                    .fetch_add(lines.len() as u64, Ordering::Relaxed);
+                    .fetch_add(lines.len() as u64 - too_long, Ordering::Relaxed);
+                if too_long > 0 {
+                    tracing::error!(
+                        target = %self.shared.url,
+                        lines = too_long,
+                        max_bytes = MAX_DATAGRAM,
+                        "audit lines too long for a UDP datagram were dropped; use tcp:// or tls:// for them"
+                    );
+                    self.shared.drop_events(too_long);
+                }
                 true
             }
             Err(e) => {
@@ -1116,15 +1187,25 @@ impl Task {
             if deadline.is_none() {
                 self.spill_if_backlogged();
             }
-            let (lines, bytes) = match self.shared.spool().peek(256 << 10) {
+            let (lines, bytes, damaged) = match self.shared.spool().peek(256 << 10) {
                 Ok(read) => read,
                 Err(e) => {
                     tracing::error!(target = %self.shared.url, error = %e, "audit spool read failed");
+                    // Tried again after a pause, not at once in a loop.
+                    self.next_attempt = Instant::now() + self.backoff.next_delay();
                     return;
                 }
             };
             if bytes == 0 {
                 return;
+            }
+            if damaged > 0 {
+                tracing::error!(
+                    target = %self.shared.url,
+                    bytes,
+                    "a damaged or missing part of the audit spool (a crash or a failed write) was skipped; its lines are counted as dropped"
+                );
+                self.shared.drop_events(damaged);
             }
             if !lines.is_empty() {
                 if !self.write(&lines).await {
@@ -1228,7 +1309,8 @@ mod tests {
         let text = b"first\n\n\xff\xfe tail\nlast\n";
         std::fs::write(dir.join("seg-000000000001.log"), text).expect("segment");
         let mut spool = Spool::open(dir.clone(), 1 << 20).expect("open");
-        let (lines, bytes) = spool.peek(1 << 16).expect("peek");
+        let (lines, bytes, damaged) = spool.peek(1 << 16).expect("peek");
+        assert_eq!(damaged, 0);
         assert_eq!(
             lines.iter().collect::<Vec<_>>(),
             ["first", "\u{fffd}\u{fffd} tail", "last"]
@@ -1241,6 +1323,176 @@ mod tests {
         spool.consume(bytes).expect("consume");
         assert!(spool.is_empty());
         assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Everything a spool gives, read to the end: the lines and the damaged ones counted.
+    fn read_all(spool: &mut Spool, max_bytes: usize) -> (Vec<String>, u64) {
+        let (mut seen, mut damaged) = (Vec::new(), 0);
+        for _ in 0..10_000 {
+            let (lines, bytes, bad) = spool.peek(max_bytes).expect("peek");
+            if bytes == 0 {
+                assert!(spool.is_empty(), "nothing more to read but not empty");
+                return (seen, damaged);
+            }
+            seen.extend(lines.iter().map(str::to_owned));
+            damaged += bad;
+            spool.consume(bytes).expect("consume");
+        }
+        panic!("the spool never empties");
+    }
+
+    #[test]
+    fn a_part_line_a_crash_left_at_a_segments_end_is_skipped_counted_and_the_rest_sent() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        // A crash in the middle of a line in the older segment; a newer one after a restart.
+        std::fs::write(dir.join("seg-000000000001.log"), b"one\ntwo\nthr").expect("segment");
+        std::fs::write(dir.join("seg-000000000002.log"), b"four\n").expect("segment");
+        let mut spool = Spool::open(dir.clone(), 1 << 20).expect("open");
+        assert!(spool.append("five").expect("append"));
+        assert_eq!(read_all(&mut spool, 1 << 16), (vec!["one".into(), "two".into(), "four".into(), "five".into()], 1));
+        // Only a part line, and a zero-filled tail without a newline, as power loss can leave.
+        std::fs::write(dir.join("seg-000000000007.log"), b"half a li").expect("segment");
+        std::fs::write(dir.join("seg-000000000008.log"), b"six\n\0\0\0\0").expect("segment");
+        let mut spool = Spool::open(dir.clone(), 1 << 20).expect("open");
+        assert_eq!(read_all(&mut spool, 1 << 16), (vec!["six".into()], 2));
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_spooled_line_longer_than_one_read_is_read_whole() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
+        let mut spool = Spool::open(dir.clone(), 16 << 20).expect("open");
+        let long = "y".repeat(200_000);
+        for line in ["a", long.as_str(), "b"] {
+            assert!(spool.append(line).expect("append"));
+        }
+        // Reads of 64 KiB at the least: the long line does not fit one.
+        assert_eq!(read_all(&mut spool, 1000), (vec!["a".into(), long, "b".into()], 0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_spool_segment_removed_from_outside_is_counted_and_the_rest_sent() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("seg-000000000001.log"), b"one\n").expect("segment");
+        std::fs::write(dir.join("seg-000000000002.log"), b"two\n").expect("segment");
+        let mut spool = Spool::open(dir.clone(), 1 << 20).expect("open");
+        std::fs::remove_file(dir.join("seg-000000000001.log")).expect("remove");
+        assert_eq!(read_all(&mut spool, 1 << 16), (vec!["two".into()], 1));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Every line in the spool files under `dir`.
+    fn spooled_lines(dir: &Path) -> Vec<String> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("spool dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                for seg in std::fs::read_dir(&path).expect("target dir") {
+                    files.push(seg.expect("segment").path());
+                }
+            }
+        }
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| {
+                let text = std::fs::read_to_string(f).expect("segment");
+                text.lines().map(str::to_owned).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lines_sent_on_a_connection_that_broke_are_spooled_at_shutdown_when_no_receiver_is_back() {
+        use tokio::io::AsyncReadExt;
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-replay-{}", uuid::Uuid::now_v7()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("tcp://{}", listener.local_addr().expect("addr"));
+        let sink = SyslogSink::start(
+            &SyslogTarget::new(url),
+            Formatter::new(13, "h", "qaqpa"),
+            "test",
+            &dir,
+            1 << 20,
+        )
+        .expect("sink");
+        let events: Vec<AuditEvent> = (0..10)
+            .map(|i| AuditEvent::auth_ok("api", &format!("key-{i}")))
+            .collect();
+        for e in &events {
+            sink.record(&sink.formatter().format(e));
+        }
+        let (mut conn, _) = listener.accept().await.expect("accept");
+        assert!(sink.flush().await, "sent");
+        // The receiver read them, then goes away with its listener before any answer could
+        // tell the sink what it kept.
+        let mut got = vec![0u8; 1 << 16];
+        let mut read = 0;
+        while !events.iter().all(|e| {
+            String::from_utf8_lossy(&got[..read]).contains(&e.id.to_string())
+        }) {
+            let n = conn.read(&mut got[read..]).await.expect("read");
+            assert!(n > 0, "receiver saw the end before every line");
+            read += n;
+        }
+        drop((conn, listener));
+        let last = AuditEvent::auth_ok("api", "key-last");
+        sink.record(&sink.formatter().format(&last));
+        let all = sink.shutdown(Instant::now() + Duration::from_secs(2)).await;
+        assert!(!all, "the receiver is gone: not everything was sent");
+        let spooled = spooled_lines(&dir);
+        for e in events.iter().chain([&last]) {
+            let id = e.id.to_string();
+            assert_eq!(
+                spooled.iter().filter(|l| l.contains(&id)).count(),
+                1,
+                "{id} spooled once: {spooled:#?}"
+            );
+        }
+        assert_eq!(spooled.len(), 11);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_line_no_udp_datagram_holds_is_dropped_counted_and_reported_and_the_rest_sent() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-udp-{}", uuid::Uuid::now_v7()));
+        let receiver = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("udp://{}", receiver.local_addr().expect("addr"));
+        let sink = SyslogSink::start(
+            &SyslogTarget::new(url),
+            Formatter::new(13, "h", "qaqpa"),
+            "test",
+            &dir,
+            1 << 20,
+        )
+        .expect("sink");
+        let before = AuditEvent::auth_ok("api", "before");
+        let after = AuditEvent::auth_ok("api", "after");
+        sink.record(&sink.formatter().format(&before));
+        sink.record(&"x".repeat(MAX_DATAGRAM + 1));
+        sink.record(&sink.formatter().format(&after));
+        assert!(sink.flush().await, "nothing left in the spool");
+        let stats = sink.stats();
+        assert_eq!((stats.sent, stats.dropped, stats.spooled), (3, 1, 0), "{stats:?}");
+        let mut datagrams = Vec::new();
+        let mut buf = vec![0u8; 1 << 17];
+        while datagrams.len() < 3 {
+            let n = tokio::time::timeout(Duration::from_secs(5), receiver.recv(&mut buf))
+                .await
+                .expect("a datagram in time")
+                .expect("recv");
+            datagrams.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert!(datagrams[0].contains(&before.id.to_string()), "{}", datagrams[0]);
+        assert!(datagrams[1].contains(&after.id.to_string()), "{}", datagrams[1]);
+        assert!(datagrams[2].contains("AUDIT_DROPPED"), "{}", datagrams[2]);
+        assert!(datagrams[2].contains("count=1"), "{}", datagrams[2]);
+        sink.shutdown(Instant::now() + Duration::from_secs(2)).await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1266,7 +1518,7 @@ mod tests {
         let mut spool = Spool::open(dir.clone(), 8192).expect("reopen");
         let mut seen = Vec::new();
         loop {
-            let (lines, bytes) = spool.peek(1000).expect("peek");
+            let (lines, bytes, _) = spool.peek(1000).expect("peek");
             if lines.is_empty() {
                 assert_eq!(bytes, 0, "nothing left to read");
                 break;
