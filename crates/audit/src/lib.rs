@@ -593,8 +593,7 @@ mod tests {
     #[tokio::test]
     async fn an_iin_across_the_texts_cut_is_masked_before_it_is_cut() {
         let dir = std::env::temp_dir().join(format!("qaqpa-audit-cut-{}", uuid::Uuid::now_v7()));
-        let store: Arc<dyn AuditStore> =
-            Arc::new(SqliteAuditStore::open(&dir).expect("journal"));
+        let store: Arc<dyn AuditStore> = Arc::new(SqliteAuditStore::open(&dir).expect("journal"));
         let config = AuditConfig {
             spool_dir: dir.join("spool"),
             ..AuditConfig::default()
@@ -604,7 +603,13 @@ mod tests {
         // eight of its digits, a run too short to be masked.
         let before = "x".repeat(MAX_TEXT_CHARS - 8);
         let reason = format!("{before}870101300123 and more");
-        auditor.record(AuditEvent::signature("api", false, None, Some(&reason), None));
+        auditor.record(AuditEvent::signature(
+            "api",
+            false,
+            None,
+            Some(&reason),
+            None,
+        ));
         assert!(auditor.flush().await.stored);
         let recorded = store.tail(1).await.expect("tail").remove(0).event;
         let EventKind::SignatureVerify {
@@ -615,7 +620,11 @@ mod tests {
         };
         assert_eq!(kept.chars().count(), MAX_TEXT_CHARS);
         assert_eq!(kept.as_str(), format!("{before}8701****"));
-        assert!(!recorded.description.contains("87010130"), "{}", recorded.description);
+        assert!(
+            !recorded.description.contains("87010130"),
+            "{}",
+            recorded.description
+        );
         auditor.shutdown(Duration::from_secs(5)).await;
         let _ = std::fs::remove_dir_all(&dir);
     }

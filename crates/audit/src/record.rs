@@ -455,7 +455,10 @@ mod tests {
         let edge = time::UtcOffset::from_hms(23, 59, 0).expect("offset");
         let event = AuditEvent::login("api", "u").at(OffsetDateTime::now_utc().to_offset(edge));
         assert!(exact(&event));
-        assert_same(&decode(&write(&event).expect("written")).expect("read"), &event);
+        assert_same(
+            &decode(&write(&event).expect("written")).expect("read"),
+            &event,
+        );
     }
 
     #[test]

@@ -1351,7 +1351,13 @@ mod tests {
         std::fs::write(dir.join("seg-000000000002.log"), b"four\n").expect("segment");
         let mut spool = Spool::open(dir.clone(), 1 << 20).expect("open");
         assert!(spool.append("five").expect("append"));
-        assert_eq!(read_all(&mut spool, 1 << 16), (vec!["one".into(), "two".into(), "four".into(), "five".into()], 1));
+        assert_eq!(
+            read_all(&mut spool, 1 << 16),
+            (
+                vec!["one".into(), "two".into(), "four".into(), "five".into()],
+                1
+            )
+        );
         // Only a part line, and a zero-filled tail without a newline, as power loss can leave.
         std::fs::write(dir.join("seg-000000000007.log"), b"half a li").expect("segment");
         std::fs::write(dir.join("seg-000000000008.log"), b"six\n\0\0\0\0").expect("segment");
@@ -1370,7 +1376,10 @@ mod tests {
             assert!(spool.append(line).expect("append"));
         }
         // Reads of 64 KiB at the least: the long line does not fit one.
-        assert_eq!(read_all(&mut spool, 1000), (vec!["a".into(), long, "b".into()], 0));
+        assert_eq!(
+            read_all(&mut spool, 1000),
+            (vec!["a".into(), long, "b".into()], 0)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1408,10 +1417,13 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn lines_sent_on_a_connection_that_broke_are_spooled_at_shutdown_when_no_receiver_is_back() {
+    async fn lines_sent_on_a_connection_that_broke_are_spooled_at_shutdown_when_no_receiver_is_back(
+    ) {
         use tokio::io::AsyncReadExt;
         let dir = std::env::temp_dir().join(format!("qaqpa-audit-replay-{}", uuid::Uuid::now_v7()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("tcp://{}", listener.local_addr().expect("addr"));
         let sink = SyslogSink::start(
             &SyslogTarget::new(url),
@@ -1433,9 +1445,10 @@ mod tests {
         // tell the sink what it kept.
         let mut got = vec![0u8; 1 << 16];
         let mut read = 0;
-        while !events.iter().all(|e| {
-            String::from_utf8_lossy(&got[..read]).contains(&e.id.to_string())
-        }) {
+        while !events
+            .iter()
+            .all(|e| String::from_utf8_lossy(&got[..read]).contains(&e.id.to_string()))
+        {
             let n = conn.read(&mut got[read..]).await.expect("read");
             assert!(n > 0, "receiver saw the end before every line");
             read += n;
@@ -1461,7 +1474,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_line_no_udp_datagram_holds_is_dropped_counted_and_reported_and_the_rest_sent() {
         let dir = std::env::temp_dir().join(format!("qaqpa-audit-udp-{}", uuid::Uuid::now_v7()));
-        let receiver = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let receiver = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("udp://{}", receiver.local_addr().expect("addr"));
         let sink = SyslogSink::start(
             &SyslogTarget::new(url),
@@ -1478,7 +1493,11 @@ mod tests {
         sink.record(&sink.formatter().format(&after));
         assert!(sink.flush().await, "nothing left in the spool");
         let stats = sink.stats();
-        assert_eq!((stats.sent, stats.dropped, stats.spooled), (3, 1, 0), "{stats:?}");
+        assert_eq!(
+            (stats.sent, stats.dropped, stats.spooled),
+            (3, 1, 0),
+            "{stats:?}"
+        );
         let mut datagrams = Vec::new();
         let mut buf = vec![0u8; 1 << 17];
         while datagrams.len() < 3 {
@@ -1488,8 +1507,16 @@ mod tests {
                 .expect("recv");
             datagrams.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
-        assert!(datagrams[0].contains(&before.id.to_string()), "{}", datagrams[0]);
-        assert!(datagrams[1].contains(&after.id.to_string()), "{}", datagrams[1]);
+        assert!(
+            datagrams[0].contains(&before.id.to_string()),
+            "{}",
+            datagrams[0]
+        );
+        assert!(
+            datagrams[1].contains(&after.id.to_string()),
+            "{}",
+            datagrams[1]
+        );
         assert!(datagrams[2].contains("AUDIT_DROPPED"), "{}", datagrams[2]);
         assert!(datagrams[2].contains("count=1"), "{}", datagrams[2]);
         sink.shutdown(Instant::now() + Duration::from_secs(2)).await;

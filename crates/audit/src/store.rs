@@ -352,10 +352,32 @@ pub(crate) fn time_us(t: OffsetDateTime) -> i64 {
     let secs = t.unix_timestamp();
     let nanos = t.nanosecond();
     // Before the epoch a part of a microsecond moves the cut toward zero, that is up.
-    let part = i64::from(nanos / 1000) + i64::from(secs < 0 && nanos % 1000 != 0);
+    let part = i64::from(nanos / 1000) + i64::from(secs < 0 && !nanos.is_multiple_of(1000));
     secs.checked_mul(1_000_000)
         .and_then(|us| us.checked_add(part))
         .unwrap_or(i64::MAX)
+}
+
+/// A query's time bound ([`AuditFilter::from`], [`AuditFilter::to`]) in microseconds since the
+/// Unix epoch: the least whole microsecond not before `t` (rounded up, before the epoch too;
+/// `i64::MIN` or `i64::MAX` when it does not fit, which keeps every record on the side it
+/// was). Records are timed in whole microseconds, so `time >= from` and `time < to` hold
+/// exactly when `time_us >= bound_us(from)` and `time_us < bound_us(to)`; [`time_us`]'s cut
+/// would move a bound between two microseconds to the earlier one, which a record at that
+/// microsecond passes for `from` and fails for `to`.
+pub(crate) fn bound_us(t: OffsetDateTime) -> i64 {
+    // Whole seconds rounded down (before the epoch too) and the nanoseconds after them.
+    let secs = t.unix_timestamp();
+    let nanos = t.nanosecond();
+    let part = i64::from(nanos / 1000) + i64::from(!nanos.is_multiple_of(1000));
+    match secs
+        .checked_mul(1_000_000)
+        .and_then(|us| us.checked_add(part))
+    {
+        Some(us) => us,
+        None if secs < 0 => i64::MIN,
+        None => i64::MAX,
+    }
 }
 
 /// The instant [`time_us`] stored (the Unix epoch for a value out of range).
@@ -565,7 +587,7 @@ struct ArchiveLine {
 /// Writes archive lines to a gzip file, atomically (temp file, fsync, rename).
 pub(crate) struct ArchiveWriter {
     dir: PathBuf,
-    tmp: PathBuf,
+    tmp: TmpFile,
     gz: flate2::write::GzEncoder<std::io::BufWriter<std::fs::File>>,
     first: Option<(u64, i64)>,
     last: Option<(u64, i64)>,
@@ -578,7 +600,7 @@ impl ArchiveWriter {
         let file = std::fs::File::create(&tmp)?;
         Ok(ArchiveWriter {
             dir: dir.to_owned(),
-            tmp,
+            tmp: TmpFile(Some(tmp)),
             gz: flate2::write::GzEncoder::new(
                 std::io::BufWriter::new(file),
                 flate2::Compression::default(),
@@ -605,13 +627,13 @@ impl ArchiveWriter {
     }
 
     /// Finishes the file: `audit-<first date>_<last date>-<first seq>-<last seq>.jsonl.gz`.
-    pub fn finish(self) -> Result<Option<PathBuf>, StoreError> {
+    pub fn finish(mut self) -> Result<Option<PathBuf>, StoreError> {
         let file = self.gz.finish()?.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
         let (Some((first_seq, first_us)), Some((last_seq, last_us))) = (self.first, self.last)
         else {
-            std::fs::remove_file(&self.tmp)?;
+            // Nothing written: the guard removes the file.
             return Ok(None);
         };
         let name = format!(
@@ -620,11 +642,27 @@ impl ArchiveWriter {
             day(last_us)
         );
         let path = self.dir.join(name);
-        std::fs::rename(&self.tmp, &path)?;
+        let tmp = self.tmp.0.take().unwrap_or_default();
+        if let Err(e) = std::fs::rename(&tmp, &path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
         if let Ok(d) = std::fs::File::open(&self.dir) {
             let _ = d.sync_all();
         }
         Ok(Some(path))
+    }
+}
+
+/// An archive's file while it is written: removed when the archive is given up (an error, a
+/// refusal, nothing to archive), so no half-written file stays behind.
+struct TmpFile(Option<PathBuf>);
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -731,10 +769,10 @@ pub(crate) fn where_clause(
         add("seq", "<", Param::I64(i64::try_from(c).unwrap_or(i64::MAX)));
     }
     if let Some(t) = filter.from {
-        add("time_us", ">=", Param::I64(time_us(t)));
+        add("time_us", ">=", Param::I64(bound_us(t)));
     }
     if let Some(t) = filter.to {
-        add("time_us", "<", Param::I64(time_us(t)));
+        add("time_us", "<", Param::I64(bound_us(t)));
     }
     if let Some(v) = &filter.account {
         add("account", "=", Param::Text(v.clone()));
@@ -873,6 +911,58 @@ mod tests {
                 expected,
                 "{nanos} ns at {offset}"
             );
+        }
+    }
+
+    #[test]
+    fn bound_us_rounds_up_to_the_next_whole_microsecond() {
+        let at = |nanos: i128| OffsetDateTime::from_unix_timestamp_nanos(nanos).expect("in range");
+        for (nanos, expected) in [
+            (0, 0),
+            (1, 1),
+            (500, 1),
+            (999, 1),
+            (1_000, 1),
+            (1_001, 2),
+            (-1, 0),
+            (-999, 0),
+            (-1_000, -1),
+            (-1_001, -1),
+            (-1_999, -1),
+            (-2_000, -2),
+            (-999_999_999, -999_999),
+            (-1_000_000_000, -1_000_000),
+            (-1_000_000_001, -1_000_000),
+            (1_764_000_000_123_456_001, 1_764_000_000_123_457),
+            (1_764_000_000_123_456_000, 1_764_000_000_123_456),
+        ] {
+            assert_eq!(bound_us(at(nanos)), expected, "{nanos} ns");
+            // Any offset: the same instant.
+            let offset = time::UtcOffset::from_hms(-5, -30, 0).expect("offset");
+            assert_eq!(
+                bound_us(at(nanos).to_offset(offset)),
+                expected,
+                "{nanos} ns"
+            );
+        }
+        // The ceiling of the 128-bit division, at random; `time_us` where it is whole.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let (min, max) = (
+            time::PrimitiveDateTime::MIN
+                .assume_utc()
+                .unix_timestamp_nanos(),
+            time::PrimitiveDateTime::MAX
+                .assume_utc()
+                .unix_timestamp_nanos(),
+        );
+        for _ in 0..100_000 {
+            let nanos = rng.random_range(min..=max);
+            let expected = i64::try_from(nanos.div_euclid(1000) + i128::from(nanos % 1000 != 0))
+                .expect("fits");
+            assert_eq!(bound_us(at(nanos)), expected, "{nanos} ns");
+            let whole = at(nanos - nanos.rem_euclid(1000));
+            assert_eq!(bound_us(whole), time_us(whole), "{nanos} ns");
         }
     }
 

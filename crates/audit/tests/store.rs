@@ -577,6 +577,68 @@ async fn archive_moves_old_records_and_stays_verifiable(b: Backend) {
     assert_ok(&store.verify().await.expect("verify"), 1, 19, 19);
 }
 
+/// A record whose text was changed in place (its stored hash left as it was) is not archived:
+/// archiving recomputes every hash it is about to move and refuses at the changed record,
+/// archiving and deleting nothing, so the online chain still shows the change.
+async fn archive_refuses_a_record_changed_in_place(b: Backend) {
+    let store = b.open().await;
+    let archive = TempDir::new("qaqpa-audit-archive").expect("archive dir");
+    let now = datetime!(2026-12-01 12:00 UTC);
+    // Three appends (three blocks on SQLite): two old enough to archive, one not.
+    append_n(store.as_ref(), 0, 5, now - Duration::days(200)).await;
+    append_n(store.as_ref(), 5, 5, now - Duration::days(199)).await;
+    append_n(store.as_ref(), 10, 5, now - Duration::days(1)).await;
+    b.tamper_records(
+        "UPDATE audit_log SET body = replace(body, 'bad secret', 'good secret') WHERE seq = 7",
+        7..=7,
+        |line| Some(line.replace("bad secret", "good secret")),
+    )
+    .await;
+
+    let err = store
+        .archive(now, archive.path(), Retention::default())
+        .await
+        .expect_err("a changed record is not archived");
+    assert_eq!(
+        err.to_string(),
+        "not archiving: the chain is broken at seq 7"
+    );
+    // Nothing archived (no file at all, not even a half-written one), nothing deleted.
+    let archived_files: Vec<PathBuf> = std::fs::read_dir(archive.path())
+        .map(|entries| entries.map(|e| e.expect("entry").path()).collect())
+        .unwrap_or_default();
+    assert!(archived_files.is_empty(), "{archived_files:?}");
+    let online = store
+        .query(&AuditFilter::default(), None, 100)
+        .await
+        .expect("query");
+    let seqs: Vec<u64> = online.records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=15).rev().collect::<Vec<u64>>());
+    let changed = online.records.iter().find(|r| r.seq == 7).expect("seq 7");
+    assert!(
+        changed.event.description.ends_with("good secret"),
+        "{}",
+        changed.event.description
+    );
+    assert_eq!(
+        store.verify().await.expect("verify"),
+        VerifyReport::Changed { seq: 7 }
+    );
+    // Once the record reads as appended again, archiving goes ahead.
+    b.tamper_records(
+        "UPDATE audit_log SET body = replace(body, 'good secret', 'bad secret') WHERE seq = 7",
+        7..=7,
+        |line| Some(line.replace("good secret", "bad secret")),
+    )
+    .await;
+    let report = store
+        .archive(now, archive.path(), Retention::default())
+        .await
+        .expect("archive");
+    assert_eq!(report.archived, 10);
+    assert_ok(&store.verify().await.expect("verify"), 5, 11, 15);
+}
+
 async fn queries_filter_and_paginate_newest_first(b: Backend) {
     let store = b.open().await;
     let now = OffsetDateTime::now_utc();
@@ -767,6 +829,11 @@ async fn sqlite_archive_moves_old_records_and_stays_verifiable() {
 }
 
 #[tokio::test]
+async fn sqlite_archive_refuses_a_record_changed_in_place() {
+    archive_refuses_a_record_changed_in_place(Backend::sqlite()).await;
+}
+
+#[tokio::test]
 async fn sqlite_queries_filter_and_paginate_newest_first() {
     queries_filter_and_paginate_newest_first(Backend::sqlite()).await;
 }
@@ -806,6 +873,11 @@ async fn postgres_triggers_refuse_update_and_delete() {
 #[tokio::test]
 async fn postgres_archive_moves_old_records_and_stays_verifiable() {
     archive_moves_old_records_and_stays_verifiable(Backend::pg().await).await;
+}
+
+#[tokio::test]
+async fn postgres_archive_refuses_a_record_changed_in_place() {
+    archive_refuses_a_record_changed_in_place(Backend::pg().await).await;
 }
 
 #[tokio::test]
@@ -1439,6 +1511,140 @@ async fn sqlite_time_windows_find_late_records_and_verify_checks_the_time_bookke
 #[tokio::test]
 async fn postgres_time_windows_find_late_records() {
     time_windows_find_late_records(&Backend::pg().await).await;
+}
+
+/// Five appends a second apart (five blocks on SQLite), each of three records a microsecond
+/// apart, all at whole microseconds. A bound between two microseconds compares like the
+/// instant it is: `to` just after a record keeps it and `from` just after it leaves it out,
+/// whichever block holds it.
+async fn time_bounds_finer_than_a_microsecond_are_exact(b: Backend) {
+    let store = b.open().await;
+    let t0 = datetime!(2026-03-02 09:15:00.000_123 UTC);
+    let time_of = |seq: u64| {
+        let (append, k) = ((seq - 1) / 3, (seq - 1) % 3);
+        t0 + Duration::seconds(append as i64) + Duration::microseconds(k as i64)
+    };
+    for append in 0..5u64 {
+        let events: Vec<AuditEvent> = (1..=3)
+            .map(|k| {
+                let seq = append * 3 + k;
+                event(seq as usize, time_of(seq))
+            })
+            .collect();
+        store
+            .append(batch(events).expect("serialisable"))
+            .await
+            .expect("append");
+    }
+    let everything = all_records(store.as_ref(), &AuditFilter::default()).await;
+    assert_eq!(
+        everything,
+        (1..=15).rev().map(|s| (s, time_of(s))).collect::<Vec<_>>()
+    );
+    let ns = Duration::nanoseconds;
+    let seqs = |from: Option<OffsetDateTime>, to: Option<OffsetDateTime>| {
+        let store = store.clone();
+        async move {
+            let filter = AuditFilter {
+                from,
+                to,
+                ..Default::default()
+            };
+            all_records(store.as_ref(), &filter)
+                .await
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect::<Vec<u64>>()
+        }
+    };
+    let newest_first = |r: std::ops::RangeInclusive<u64>| r.rev().collect::<Vec<u64>>();
+
+    // Seq 7: the first record of the third block, two blocks before it and two after.
+    let x = time_of(7);
+    for d in [1, 500, 999] {
+        assert_eq!(
+            seqs(None, Some(x + ns(d))).await,
+            newest_first(1..=7),
+            "to +{d} ns"
+        );
+        assert_eq!(
+            seqs(Some(x + ns(d)), None).await,
+            newest_first(8..=15),
+            "from +{d} ns"
+        );
+        assert_eq!(
+            seqs(None, Some(x - ns(d))).await,
+            newest_first(1..=6),
+            "to -{d} ns"
+        );
+        assert_eq!(
+            seqs(Some(x - ns(d)), None).await,
+            newest_first(7..=15),
+            "from -{d} ns"
+        );
+        assert_eq!(
+            seqs(Some(x), Some(x + ns(d))).await,
+            vec![7],
+            "[x, x +{d} ns)"
+        );
+        assert_eq!(
+            seqs(Some(x - ns(d)), Some(x)).await,
+            Vec::<u64>::new(),
+            "[x -{d} ns, x)"
+        );
+    }
+    assert_eq!(seqs(None, Some(x)).await, newest_first(1..=6), "to exactly");
+    assert_eq!(
+        seqs(Some(x), None).await,
+        newest_first(7..=15),
+        "from exactly"
+    );
+    assert_eq!(
+        seqs(Some(x + ns(1)), Some(time_of(8) + ns(1))).await,
+        vec![8]
+    );
+    // The oldest record, in the oldest block; the last record of an older block.
+    assert_eq!(seqs(None, Some(time_of(1) + ns(1))).await, vec![1]);
+    assert_eq!(seqs(None, Some(time_of(1))).await, Vec::<u64>::new());
+    assert_eq!(
+        seqs(Some(time_of(3) + ns(500)), Some(time_of(10) + ns(500))).await,
+        newest_first(4..=10)
+    );
+    assert_eq!(
+        seqs(Some(time_of(3)), Some(time_of(10))).await,
+        newest_first(3..=9)
+    );
+
+    // Every record's time and a part of a microsecond either side of it, as `from`, as `to`
+    // and as a window a microsecond long: the same as comparing the record times.
+    for (_, t) in everything.clone() {
+        for d in [-999, -500, -1, 0, 1, 500, 999] {
+            let at = t + ns(d);
+            for (from, to) in [
+                (Some(at), None),
+                (None, Some(at)),
+                (Some(at), Some(at + Duration::microseconds(1))),
+            ] {
+                let expected: Vec<u64> = everything
+                    .iter()
+                    .filter(|(_, rt)| from.is_none_or(|f| *rt >= f) && to.is_none_or(|e| *rt < e))
+                    .map(|(s, _)| *s)
+                    .collect();
+                assert_eq!(seqs(from, to).await, expected, "{from:?}..{to:?}");
+            }
+        }
+    }
+    assert_ok(&store.verify().await.expect("verify"), 15, 1, 15);
+}
+
+#[tokio::test]
+async fn sqlite_time_bounds_finer_than_a_microsecond_are_exact() {
+    time_bounds_finer_than_a_microsecond_are_exact(Backend::sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_time_bounds_finer_than_a_microsecond_are_exact() {
+    time_bounds_finer_than_a_microsecond_are_exact(Backend::pg().await).await;
 }
 
 #[tokio::test]

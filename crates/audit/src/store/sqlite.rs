@@ -44,9 +44,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 
 use super::{
-    chain_digest, check_anchor, online_cutoff, page_of, prune_archives, time_us, ArchiveReport,
-    ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Entry, Page,
-    Retention, Row, StoreError, StoredRecord, VerifyReport, GENESIS_HASH,
+    bound_us, chain_digest, check_anchor, online_cutoff, page_of, prune_archives, time_us,
+    ArchiveReport, ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Entry,
+    Page, Retention, Row, StoreError, StoredRecord, VerifyReport, GENESIS_HASH,
 };
 use crate::event::AuditEvent;
 
@@ -928,7 +928,13 @@ impl AuditStore for SqliteAuditStore {
     ) -> Result<Page, StoreError> {
         let filter = filter.clone();
         self.with(move |conn| {
-            let (from_us, to_us) = (filter.from.map(time_us), filter.to.map(time_us));
+            // The bounds in the blocks' microseconds, only to skip blocks (`wanted` compares
+            // every record's own time): `to` rounded up ([`bound_us`]), so a record in the
+            // microsecond `to` falls in is still read; `from` cut as record times are
+            // ([`time_us`]), so a block is skipped only when all its records are before `from`
+            // even for a record with nanoseconds (JSON records from before times were taken to
+            // the microsecond). For whole-microsecond records both are exact.
+            let (from_us, to_us) = (filter.from.map(time_us), filter.to.map(bound_us));
             // Newest first from below the cursor, or from the last block that can hold a
             // record before `to` (found through the time bookkeeping, not by walking the
             // newer blocks).
