@@ -868,18 +868,20 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
+    /// The first and last instant `time` can hold, in nanoseconds since the Unix epoch.
+    fn representable_nanos() -> (i128, i128) {
+        let nanos = |t: time::PrimitiveDateTime| t.assume_utc().unix_timestamp_nanos();
+        (
+            nanos(time::PrimitiveDateTime::MIN),
+            nanos(time::PrimitiveDateTime::MAX),
+        )
+    }
+
     #[test]
     fn time_us_cuts_toward_zero_as_the_128_bit_division_does() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let (min, max) = (
-            time::PrimitiveDateTime::MIN
-                .assume_utc()
-                .unix_timestamp_nanos(),
-            time::PrimitiveDateTime::MAX
-                .assume_utc()
-                .unix_timestamp_nanos(),
-        );
+        let (min, max) = representable_nanos();
         let near_epoch = [
             -1_000_000_001,
             -1_000_000_000,
@@ -948,14 +950,7 @@ mod tests {
         // The ceiling of the 128-bit division, at random; `time_us` where it is whole.
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        let (min, max) = (
-            time::PrimitiveDateTime::MIN
-                .assume_utc()
-                .unix_timestamp_nanos(),
-            time::PrimitiveDateTime::MAX
-                .assume_utc()
-                .unix_timestamp_nanos(),
-        );
+        let (min, max) = representable_nanos();
         for _ in 0..100_000 {
             let nanos = rng.random_range(min..=max);
             let expected = i64::try_from(nanos.div_euclid(1000) + i128::from(nanos % 1000 != 0))
