@@ -600,7 +600,10 @@ impl ArchiveWriter {
         let file = std::fs::File::create(&tmp)?;
         Ok(ArchiveWriter {
             dir: dir.to_owned(),
-            tmp: TmpFile(Some(tmp)),
+            tmp: TmpFile {
+                path: tmp,
+                keep: false,
+            },
             gz: flate2::write::GzEncoder::new(
                 std::io::BufWriter::new(file),
                 flate2::Compression::default(),
@@ -642,11 +645,8 @@ impl ArchiveWriter {
             day(last_us)
         );
         let path = self.dir.join(name);
-        let tmp = self.tmp.0.take().unwrap_or_default();
-        if let Err(e) = std::fs::rename(&tmp, &path) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
+        std::fs::rename(&self.tmp.path, &path)?;
+        self.tmp.keep = true;
         if let Ok(d) = std::fs::File::open(&self.dir) {
             let _ = d.sync_all();
         }
@@ -656,12 +656,16 @@ impl ArchiveWriter {
 
 /// An archive's file while it is written: removed when the archive is given up (an error, a
 /// refusal, nothing to archive), so no half-written file stays behind.
-struct TmpFile(Option<PathBuf>);
+struct TmpFile {
+    path: PathBuf,
+    /// Renamed into place: nothing to remove.
+    keep: bool,
+}
 
 impl Drop for TmpFile {
     fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }

@@ -145,12 +145,6 @@ fn row_from(r: &tokio_postgres::Row) -> Result<Row, StoreError> {
     })
 }
 
-/// Whether `row`'s stored hash is the chain hash of its text, and the text reads as an event:
-/// what the SQLite journal's archiving checks of each record it moves.
-fn hash_holds(row: &Row) -> bool {
-    Row::new_from_body(&row.body, row.seq, &row.prev_hash).is_some_and(|r| r.hash == row.hash)
-}
-
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => {
@@ -449,10 +443,10 @@ impl AuditStore for PgAuditStore {
                 }
                 for r in &rows {
                     let row = row_from(r)?;
-                    // Linked in seq order, and the hash recomputed over the text as stored (a
-                    // text changed in place under its old hash must not leave the database,
-                    // where `verify` finds it, for the archive).
-                    if row.seq != expected || row.prev_hash != last_hash || !hash_holds(&row) {
+                    // Linked in seq order, and intact as `verify` checks it (a text changed in
+                    // place under its old hash must not leave the database, where `verify`
+                    // finds it, for the archive).
+                    if row.seq != expected || row.prev_hash != last_hash || !row.intact() {
                         return Err(StoreError::Other(format!(
                             "not archiving: the chain is broken at seq {}",
                             row.seq
