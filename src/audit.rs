@@ -8,7 +8,10 @@
 //! requests, reads of messages, attachments, inbox items and the journal itself, every exchange
 //! with a target (and every push from one), each step of a message's life, API key changes,
 //! configuration loaded, signature verifications, certificates that expire within 30 days,
-//! and a previous run that ended without a clean stop ([`RunMarker`]).
+//! and a previous run that ended without a clean stop ([`RunMarker`]). An event a request
+//! causes names its caller's key id and the request's client IP ([`crate::auth::CausedBy`]);
+//! an accepted message's event also gives the operation, from the message's creation to its
+//! durable commit.
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use qaqpa_audit::{AuditEvent, AuditFilter, AuditStore, Auditor, ObjectKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Caller, Role};
+use crate::auth::{Caller, CausedBy, Role};
 use crate::config::{Config, StoreConfig};
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -120,7 +123,7 @@ pub fn object_read(
     id: &str,
     transaction: Option<&str>,
 ) {
-    let mut e = AuditEvent::object_access(API, object, id).account(caller.key_id.clone());
+    let mut e = AuditEvent::object_access(API, object, id).by(caller);
     if let Some(t) = transaction {
         e = e.transaction(t);
     }
@@ -199,10 +202,9 @@ pub async fn query(
         transaction_id: q.transaction_id.clone(),
         target: q.target.clone(),
     };
-    state.audit.record(
-        AuditEvent::object_access(API, ObjectKind::AuditJournal, "audit")
-            .account(caller.key_id.clone()),
-    );
+    state
+        .audit
+        .record(AuditEvent::object_access(API, ObjectKind::AuditJournal, "audit").by(&caller));
     let store = state
         .audit
         .store()

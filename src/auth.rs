@@ -57,6 +57,24 @@ pub struct Caller {
     pub key_id: String,
     pub client: ClientId,
     pub role: Role,
+    /// The address this request came from, when known: every event it causes carries it.
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// An audit event caused by a caller's request.
+pub trait CausedBy {
+    /// The event with the caller's account (its key id) and the request's client IP.
+    fn by(self, caller: &Caller) -> Self;
+}
+
+impl CausedBy for qaqpa_audit::AuditEvent {
+    fn by(self, caller: &Caller) -> Self {
+        let event = self.account(caller.key_id.clone());
+        match caller.ip {
+            Some(ip) => event.client_ip(ip),
+            None => event,
+        }
+    }
 }
 
 impl Caller {
@@ -192,6 +210,7 @@ impl KeyVerifier {
             key_id: record.key_id,
             client: record.client,
             role,
+            ip: None,
         };
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() > 10_000 {
@@ -231,14 +250,14 @@ impl FromRequestParts<AppState> for Caller {
             Err(p) => Err((p, None)),
         };
         let caller = match verified {
-            Ok((caller, fresh)) => {
+            Ok((mut caller, fresh)) => {
+                // The cached caller is the key's; the address is this request's.
+                caller.ip = ip;
                 if fresh {
-                    let mut e = qaqpa_audit::AuditEvent::auth_ok(crate::audit::API, &caller.key_id)
-                        .account(caller.key_id.clone());
-                    if let Some(ip) = ip {
-                        e = e.client_ip(ip);
-                    }
-                    state.audit.record(e);
+                    state.audit.record(
+                        qaqpa_audit::AuditEvent::auth_ok(crate::audit::API, &caller.key_id)
+                            .by(&caller),
+                    );
                 }
                 caller
             }
@@ -257,17 +276,15 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         if let Err(wait) = state.rate.check(&caller.key_id) {
-            let mut e = qaqpa_audit::AuditEvent::refused(
-                crate::audit::API,
-                qaqpa_audit::RefusalReason::RateLimited,
-                &format!("{} {}", parts.method, parts.uri.path()),
-                None,
-            )
-            .account(caller.key_id.clone());
-            if let Some(ip) = ip {
-                e = e.client_ip(ip);
-            }
-            state.audit.record(e);
+            state.audit.record(
+                qaqpa_audit::AuditEvent::refused(
+                    crate::audit::API,
+                    qaqpa_audit::RefusalReason::RateLimited,
+                    &format!("{} {}", parts.method, parts.uri.path()),
+                    None,
+                )
+                .by(&caller),
+            );
             return Err(Problem::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 "rate-limited",

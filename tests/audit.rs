@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::HookSink;
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 const SECRET: &str = "audit test master secret, long enough!";
 const KEYSTORE_PASSWORD: &str = "Kilt-7vQ-password-of-the-keystore";
@@ -288,6 +290,26 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     )
     .await;
     assert!(path.to_string().contains(&id));
+    // The accept names who asked, from where, and when the message was created and committed.
+    let accept = path["records"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["name"] == "MSG_ACCEPTED"))
+        .map(|x| &x["event"])
+        .expect("MSG_ACCEPTED in the path");
+    assert_eq!(accept["client_ip"], "127.0.0.1", "{accept:#}");
+    assert!(
+        accept["account"]
+            .as_str()
+            .is_some_and(|a| client.contains(a)),
+        "{accept:#}"
+    );
+    let op_time = |field: &str| {
+        accept[field]
+            .as_str()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+            .unwrap_or_else(|| panic!("{field} is not an RFC 3339 time: {accept:#}"))
+    };
+    assert!(op_time("op_start") <= op_time("op_end"), "{accept:#}");
     let calls = journal_until(
         &http,
         &url,
@@ -334,6 +356,22 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
             .iter()
             .all(|k| refusals.contains(k))
         {
+            let accepted = parsed
+                .iter()
+                .find(|m| m.msgid.as_deref() == Some("MSG_ACCEPTED"))
+                .expect("MSG_ACCEPTED over syslog");
+            for (field, nonempty) in [("client_ip", "127.0.0.1"), ("op_start", ""), ("op_end", "")]
+            {
+                let value = accepted
+                    .sd
+                    .find_tuple("qaqpa@32473", field)
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_default();
+                assert!(
+                    !value.is_empty() && value.contains(nonempty),
+                    "{field}={value:?} in {accepted:?}"
+                );
+            }
             for m in &parsed {
                 for field in ["source", "level", "category", "description"] {
                     assert!(

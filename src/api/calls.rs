@@ -13,7 +13,7 @@ use qaqpa_core::{Answer, Call, Cx, Failure};
 use time::OffsetDateTime;
 
 use crate::api::body::{check_depth, parse_json};
-use crate::auth::{Caller, Role};
+use crate::auth::{Caller, CausedBy, Role};
 use crate::engine::NoAttachments;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -109,7 +109,7 @@ pub async fn call(
                 result: journal_result,
             },
         )
-        .account(caller.key_id.clone())
+        .by(&caller)
         .operation(asked, answered)
         .transaction(transaction_id.clone()),
     );

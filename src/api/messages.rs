@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::body::{check_depth, parse_json};
-use crate::auth::{Caller, Role};
+use crate::auth::{Caller, CausedBy, Role};
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -486,6 +486,8 @@ pub(crate) async fn accept(
         .await?;
     match outcome {
         InsertOutcome::Inserted => {
+            // The operation: from the message's creation to its durable commit.
+            let stored = OffsetDateTime::now_utc();
             // The message id is also the transaction id: written out once.
             let id_text = id.to_string();
             state.audit.record(
@@ -496,7 +498,8 @@ pub(crate) async fn accept(
                     Some(&route.name),
                     None,
                 )
-                .account(caller.key_id.clone())
+                .by(caller)
+                .operation(now, stored)
                 .transaction(id_text),
             );
             state.metrics.accepted(&route.name);
@@ -928,7 +931,7 @@ fn journal_signatures(
     let id = id.to_string();
     let event = |valid: bool, signer: Option<&str>, reason: Option<&str>| {
         qaqpa_audit::AuditEvent::signature(crate::audit::API, valid, signer, reason, Some(&id))
-            .account(caller.key_id.clone())
+            .by(caller)
             .transaction(id.clone())
     };
     match admitted {

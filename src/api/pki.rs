@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::body::{check_depth, parse_json};
-use crate::auth::{Caller, Role as ApiRole};
+use crate::auth::{Caller, CausedBy, Role as ApiRole};
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -377,7 +377,7 @@ pub async fn cms_verify(
                 reason.as_deref(),
                 None,
             )
-            .account(caller.key_id.clone()),
+            .by(&caller),
         );
     }
     Ok(Json(CmsVerifyReport {

@@ -631,11 +631,11 @@ impl EventKind {
                 f(action);
                 detail.as_mut().map(f);
             }
-            EventKind::Exchange(x) => {
-                if let ExchangeResult::Transport(e) = &mut x.result {
-                    f(e);
-                }
-            }
+            EventKind::Exchange(x) => match &mut x.result {
+                // A SHEP status code is the target's text, as long as the target made it.
+                ExchangeResult::Transport(text) | ExchangeResult::Shep(text) => f(text),
+                ExchangeResult::Http(_) => {}
+            },
             EventKind::SignatureVerify { signer, reason, .. } => {
                 signer.as_mut().map(&mut f);
                 reason.as_mut().map(f);
@@ -1847,5 +1847,27 @@ mod tests {
             panic!("kind changed")
         };
         assert_eq!(what.chars().count(), MAX_TEXT_CHARS);
+    }
+
+    #[test]
+    fn a_targets_shep_status_code_is_masked_and_cut_like_free_text() {
+        // The code is whatever the target answered: a hostile or broken one can make it long
+        // or put an IIN in it.
+        let code = format!("SCSE 870101300123 {}", "9".repeat(5000));
+        let mut e = AuditEvent::exchange(
+            "engine",
+            bare_exchange(Direction::Outbound, "esedo", ExchangeResult::Shep(code)),
+        );
+        e.mask_iins();
+        e.limit_texts();
+        let EventKind::Exchange(x) = &e.kind else {
+            panic!("kind changed")
+        };
+        let ExchangeResult::Shep(kept) = &x.result else {
+            panic!("result changed")
+        };
+        assert_eq!(kept.chars().count(), MAX_TEXT_CHARS);
+        assert!(kept.starts_with("SCSE 8701******23 999"), "{}", &kept[..24]);
+        assert!(!e.description.contains("870101300123"));
     }
 }
