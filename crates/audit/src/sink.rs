@@ -258,10 +258,16 @@ impl Spool {
         if need_new {
             let index = self.next_index;
             self.next_index += 1;
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.path(index))?;
+            let path = self.path(index);
+            let open = || OpenOptions::new().create(true).append(true).open(&path);
+            // A directory removed from outside (a temp cleaner, an operator) is made again.
+            let file = match open() {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&self.dir)?;
+                    open()?
+                }
+                opened => opened?,
+            };
             self.writer = Some((index, file));
             self.segments.push_back((index, 0));
         }
@@ -650,22 +656,27 @@ impl Shared {
     }
 
     /// Spools lines (the spool lock held by the caller), counting the dropped ones.
+    /// A write that fails is logged once per call, with how many lines failed: a spool that
+    /// cannot be written fails for every line, and a line of log per line would flood it.
     fn spool_lines<'l>(&self, spool: &mut Spool, lines: impl IntoIterator<Item = &'l str>) {
+        let mut failed: Option<(std::io::Error, u64)> = None;
         for line in lines {
             match spool.append(line) {
                 Ok(true) => {
                     self.spooled.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(false) => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.unreported_drops.fetch_add(1, Ordering::Relaxed);
-                }
+                Ok(false) => self.drop_events(1),
                 Err(e) => {
-                    tracing::error!(target = %self.url, error = %e, "audit spool write failed");
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.unreported_drops.fetch_add(1, Ordering::Relaxed);
+                    self.drop_events(1);
+                    match &mut failed {
+                        Some((_, n)) => *n += 1,
+                        None => failed = Some((e, 1)),
+                    }
                 }
             }
+        }
+        if let Some((e, lines)) = failed {
+            tracing::error!(target = %self.url, error = %e, lines, "audit spool write failed; the lines are dropped");
         }
     }
 }
@@ -1392,6 +1403,20 @@ mod tests {
         let mut spool = Spool::open(dir.clone(), 1 << 20).expect("open");
         std::fs::remove_file(dir.join("seg-000000000001.log")).expect("remove");
         assert_eq!(read_all(&mut spool, 1 << 16), (vec!["two".into()], 1));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_spool_directory_removed_from_outside_is_made_again_and_lines_kept() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
+        let mut spool = Spool::open(dir.clone(), 1 << 20).expect("open");
+        std::fs::remove_dir_all(&dir).expect("remove the spool directory");
+        assert!(spool.append("one").expect("spooled"));
+        assert!(spool.append("two").expect("spooled"));
+        assert_eq!(
+            read_all(&mut spool, 1 << 16),
+            (vec!["one".into(), "two".into()], 0)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
