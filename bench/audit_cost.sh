@@ -24,7 +24,11 @@ secs_of() { # the load's length per phase, unless SECS is set
   case "$1" in drain) echo 3 ;; both) echo 4 ;; accept) echo 6 ;; esac
 }
 bins=$(mktemp -d)
-tree=$(mktemp -d -u)
+# A fixed place, so that the next run compiles only what changed (cargo keys its artifacts by
+# the source's path).
+tree=$PWD/target/audit-off/src
+git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
+git worktree prune
 cleanup() {
   git worktree remove --force "$tree" 2>/dev/null || true
   rm -rf "$bins"
