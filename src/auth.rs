@@ -69,11 +69,7 @@ pub trait CausedBy {
 
 impl CausedBy for qaqpa_audit::AuditEvent {
     fn by(self, caller: &Caller) -> Self {
-        let event = self.account(caller.key_id.clone());
-        match caller.ip {
-            Some(ip) => event.client_ip(ip),
-            None => event,
-        }
+        self.account(caller.key_id.clone()).client_ip(caller.ip)
     }
 }
 
@@ -263,15 +259,14 @@ impl FromRequestParts<AppState> for Caller {
             }
             Err((problem, key_id)) => {
                 // The key id is public; the secret never reaches the journal.
-                let mut e = qaqpa_audit::AuditEvent::auth_fail(
-                    crate::audit::API,
-                    key_id.as_deref(),
-                    &problem.detail,
+                state.audit.record(
+                    qaqpa_audit::AuditEvent::auth_fail(
+                        crate::audit::API,
+                        key_id.as_deref(),
+                        &problem.detail,
+                    )
+                    .client_ip(ip),
                 );
-                if let Some(ip) = ip {
-                    e = e.client_ip(ip);
-                }
-                state.audit.record(e);
                 return Err(problem);
             }
         };

@@ -196,12 +196,10 @@ async fn guard(
         let detail = format!("HTTP {}", response.status().as_u16());
         let mut e =
             qaqpa_audit::AuditEvent::refused(crate::audit::API, reason, &action, Some(&detail))
-                .operation(started, time::OffsetDateTime::now_utc());
+                .operation(started, time::OffsetDateTime::now_utc())
+                .client_ip(ip);
         if let Some(k) = key_id {
             e = e.account(k);
-        }
-        if let Some(ip) = ip {
-            e = e.client_ip(ip);
         }
         audit.record(e);
     }

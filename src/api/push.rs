@@ -94,7 +94,7 @@ pub async fn push(
     }
     let answer = adapter.answer_push(&inbound, &result);
     let now = OffsetDateTime::now_utc();
-    let mut event = qaqpa_audit::AuditEvent::exchange(
+    let event = qaqpa_audit::AuditEvent::exchange(
         crate::audit::PUSH,
         qaqpa_audit::Exchange {
             direction: qaqpa_audit::Direction::Inbound,
@@ -111,10 +111,8 @@ pub async fn push(
         },
     )
     .operation(inbound.received_at, now)
-    .transaction(transaction_id.clone());
-    if let Some(ip) = client_ip {
-        event = event.client_ip(ip);
-    }
+    .transaction(transaction_id.clone())
+    .client_ip(client_ip);
     state.audit.record(event);
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     Response::builder()
@@ -134,13 +132,9 @@ fn journal_signatures(
 ) {
     let event = |valid: bool, signer: Option<&str>, reason: Option<&str>| {
         // No account: the push's exchange event, under the same transaction, names the target.
-        let mut e =
-            qaqpa_audit::AuditEvent::signature(crate::audit::PUSH, valid, signer, reason, None)
-                .transaction(transaction_id);
-        if let Some(ip) = client_ip {
-            e = e.client_ip(ip);
-        }
-        e
+        qaqpa_audit::AuditEvent::signature(crate::audit::PUSH, valid, signer, reason, None)
+            .transaction(transaction_id)
+            .client_ip(client_ip)
     };
     match outcome {
         Ok(PushOutcome::Document { signatures, .. }) => {

@@ -1164,8 +1164,9 @@ impl AuditEvent {
         self
     }
 
-    pub fn client_ip(mut self, ip: IpAddr) -> Self {
-        self.client_ip = Some(ip);
+    /// The client's IP; `None` (an address not known) leaves the field empty.
+    pub fn client_ip(mut self, ip: impl Into<Option<IpAddr>>) -> Self {
+        self.client_ip = ip.into();
         self
     }
 
