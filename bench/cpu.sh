@@ -17,6 +17,10 @@
 # compare these figures (see docs/BENCHMARKS.md).
 # PERF=<file>: also records a `perf` profile (cpu-clock, DWARF call graphs, 499 Hz) of the
 # gateway over the measured phase, for `perf report -i <file> --comm <thread>`.
+# BACKLOG=<dir> (PHASE=drain): when <dir> holds no backlog, accepts as usual, saves the data
+# directory there (gateway stopped) and stops without delivering; when it holds one, delivers a
+# copy of it instead of accepting, so that builds which accept at different rates are measured
+# on the same messages, and none of them right after its own accepting.
 # CALLGRIND=<file>: runs the measured gateway under valgrind's callgrind instead (50-100 times
 # slower, so use a short phase, e.g. `bench/cpu.sh 1`) and prints the instructions it executed
 # per message, in all and in the audit path's parts: a count that does not move with this
@@ -105,6 +109,30 @@ case "$PHASE" in
   accept|drain|both) ;;
   *) echo "PHASE must be accept, drain or both, not $PHASE" >&2; exit 2 ;;
 esac
+# The drain's measured part: delivers the $1 messages the data directory holds.
+deliver_backlog() {
+  write_config true "$SQLITE"
+  start=$(date +%s.%N)
+  GW_WRAP=$CG_WRAP start_gateway
+  start_perf
+  ticks > "$work/before"
+  while [ "$(emulator_count)" -lt "$1" ]; do sleep 0.05; done
+  ticks > "$work/after"
+  stop_perf
+  end=$(date +%s.%N)
+  echo "delivered $1 in $(echo "$end - $start" | bc -l | xargs printf '%.1f') s: $(echo "$1 / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s"
+  report "$1"
+  callgrind_report "$1"
+}
+if [ "$PHASE" = drain ] && [ -n "${BACKLOG:-}" ] && [ -f "$BACKLOG/n" ]; then
+  # The backlog an earlier run saved: the same messages to deliver, whatever this build accepts.
+  # Written out first, so that the kernel's writeback of the copy does not fall into the
+  # measured part.
+  cp -a "$BACKLOG/data" "$work/data"
+  sync
+  deliver_backlog "$(cat "$BACKLOG/n")"
+  exit 0
+fi
 write_config "$([ "$PHASE" = both ] && echo true || echo false)" "$SQLITE"
 KEY=$($QBIN keys create --config "$work/qaqpa.toml" --client bench | sed -n 's/^token: *//p')
 if [ "$PHASE" = drain ]; then
@@ -142,15 +170,9 @@ if [ "$PHASE" = accept ]; then
   exit 0
 fi
 stop_gateway
-write_config true "$SQLITE"
-start=$(date +%s.%N)
-GW_WRAP=$CG_WRAP start_gateway
-start_perf
-ticks > "$work/before"
-while [ "$(emulator_count)" -lt "$n" ]; do sleep 0.05; done
-ticks > "$work/after"
-stop_perf
-end=$(date +%s.%N)
-echo "delivered $n in $(echo "$end - $start" | bc -l | xargs printf '%.1f') s: $(echo "$n / ($end - $start)" | bc -l | xargs printf '%.0f') msg/s"
-report "$n"
-callgrind_report "$n"
+if [ -n "${BACKLOG:-}" ]; then
+  mkdir -p "$BACKLOG"; cp -a "$work/data" "$BACKLOG/data"; echo "$n" > "$BACKLOG/n"
+  echo "accepted $n and saved them in $BACKLOG; nothing delivered"
+  exit 0
+fi
+deliver_backlog "$n"
