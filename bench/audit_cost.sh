@@ -2,10 +2,10 @@
 # What auditing costs in throughput, measured the way issue 6's target reads ("auditing costs
 # under 5% of the delivery benchmark's throughput"):
 #   [PHASES="drain both accept"] [SECS=…] bench/audit_cost.sh [pairs]
-# Builds the gateway once from the working tree with bench/audit-off.patch applied in a git
-# worktree: that binary audits as the product does, except when started with
-# QAQPA_BENCH_AUDIT_OFF set, and then `Auditor::record` returns at once, so nothing is
-# formatted, sent or journalled (callers still build their events). Both sides of every pair
+# Builds the gateway once from the working tree with bench/audit-off.patch (see
+# build_audit_switch_binary in bench/lib.sh): that binary audits as the product does, except
+# when started with QAQPA_BENCH_AUDIT_OFF set, and then `Auditor::record` returns at once, so
+# nothing is formatted, sent or journalled (callers still build their events). Both sides of every pair
 # run that one binary, so they differ in auditing and nothing else, not in how the compiler
 # laid out the code. The patch is never part of the product. Per phase it runs
 # `bench/cpu.sh` with auditing off and on in turn, `pairs` times (default 10), the order
@@ -13,9 +13,9 @@
 # The two runs of a drain pair deliver the same backlog, accepted beforehand (cpu.sh's
 # BACKLOG): with a backlog of its own, the side that accepts faster drains a bigger one. (With
 # two builds and a backlog each, the drain measured 7.5% faster with auditing on, at the median
-# of ten pairs; with these two changes, 6.9% slower at four.) Every audit event goes over TCP to a
-# receiver that discards it (SYSLOG=null), so the stream's cost on the gateway's side is
-# counted and a receiver's is not.
+# of ten pairs; with these two changes, 6.9% slower at four.) Every audit event goes over TCP
+# to a receiver that discards it (SYSLOG=null), so the stream's cost on the gateway's side is
+# counted and a receiver's is not. bench/audit_windows.sh measures the same more finely.
 # Prints each pair's rates and, per phase, the median of the pairs' changes (on against off) and
 # their range. This VM scatters ±10–20% from run to run: trust medians of many pairs only.
 set -euo pipefail
@@ -30,29 +30,10 @@ secs_of() { # the load's length per phase, unless SECS is set
   case "$1" in drain) echo 3 ;; both) echo 4 ;; accept) echo 6 ;; esac
 }
 bins=$(mktemp -d)
-# A fixed place, so that the next run compiles only what changed (cargo keys its artifacts by
-# the source's path).
-tree=$PWD/target/audit-off/src
-git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
-git worktree prune
-cleanup() {
-  git worktree remove --force "$tree" 2>/dev/null || true
-  rm -rf "$bins"
-}
-trap cleanup EXIT
+trap 'rm -rf "$bins"' EXIT
 cargo build --release --quiet --example bench_emulator
-git worktree add --quiet --detach "$tree" HEAD
-# The working tree's uncommitted changes too, so that the binary is built from what is here.
-git diff HEAD --binary | { cd "$tree" && git apply --allow-empty; }
-(cd "$tree" && git apply "$OLDPWD/bench/audit-off.patch") || {
-  echo "bench/audit-off.patch no longer applies to crates/audit/src/lib.rs: update it" >&2
-  exit 1
-}
-# A target directory of its own (target/audit-off, kept for the next run; the first run builds
-# every dependency once more): built into target/, it would leave a binary with the bench's
-# switch at target/release/qaqpa.
-(cd "$tree" && CARGO_TARGET_DIR="$OLDPWD/target/audit-off" cargo build --release --quiet --bin qaqpa)
-cp target/audit-off/release/qaqpa "$bins/qaqpa"
+. bench/lib.sh
+build_audit_switch_binary "$bins/qaqpa"
 rate() { # $1 = phase, $2 = on|off: messages per second of one bench/cpu.sh run
   local switch=(env -u QAQPA_BENCH_AUDIT_OFF)
   [ "$2" = on ] || switch=(env QAQPA_BENCH_AUDIT_OFF=1)

@@ -83,3 +83,27 @@ start_gateway() {
 }
 stop_gateway() { kill $GW_PID; wait $GW_PID 2>/dev/null || true; }
 emulator_count() { curl -s "http://127.0.0.1:$((EMU_PORT + 10))/count"; }
+
+# bench/audit_cost.sh and bench/audit_windows.sh: builds the gateway from the working tree with
+# bench/audit-off.patch (auditing switched by QAQPA_BENCH_AUDIT_OFF or
+# QAQPA_BENCH_AUDIT_SWITCH, see the patch) and copies it to $1. It is built in a git worktree at
+# a fixed place, target/audit-off/src, so that the next run compiles only what changed (cargo
+# keys its artifacts by the source's path), into a target directory of its own (built into
+# target/, it would leave the bench's binary at target/release/qaqpa; the first run builds
+# every dependency once more). The patch is never part of the product.
+build_audit_switch_binary() {
+  local tree=$PWD/target/audit-off/src
+  git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
+  git worktree prune
+  git worktree add --quiet --detach "$tree" HEAD
+  # The working tree's uncommitted changes too, so that the binary is built from what is here.
+  git diff HEAD --binary | (cd "$tree" && git apply --allow-empty)
+  (cd "$tree" && git apply "$OLDPWD/bench/audit-off.patch") || {
+    echo "bench/audit-off.patch no longer applies to crates/audit/src/lib.rs: update it" >&2
+    git worktree remove --force "$tree"
+    return 1
+  }
+  (cd "$tree" && CARGO_TARGET_DIR="$OLDPWD/target/audit-off" cargo build --release --quiet --bin qaqpa)
+  cp target/audit-off/release/qaqpa "$1"
+  git worktree remove --force "$tree"
+}
