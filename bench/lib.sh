@@ -87,10 +87,10 @@ emulator_count() { curl -s "http://127.0.0.1:$((EMU_PORT + 10))/count"; }
 # bench/audit_cost.sh and bench/audit_windows.sh: builds the gateway from the working tree with
 # bench/audit-off.patch (auditing switched by QAQPA_BENCH_AUDIT_OFF or
 # QAQPA_BENCH_AUDIT_SWITCH, see the patch) and copies it to $1. It is built in a git worktree at
-# a fixed place, target/audit-off/src, so that the next run compiles only what changed (cargo
-# keys its artifacts by the source's path), into a target directory of its own (built into
-# target/, it would leave the bench's binary at target/release/qaqpa; the first run builds
-# every dependency once more). The patch is never part of the product.
+# a fixed place, target/audit-off/src, so that dependencies are built once for all runs (cargo
+# keys its artifacts by the source's path; the workspace's own crates are built again each
+# time, a few minutes), into a target directory of its own (built into target/, it would leave
+# the bench's binary at target/release/qaqpa). The patch is never part of the product.
 build_audit_switch_binary() {
   local tree=$PWD/target/audit-off/src
   git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
