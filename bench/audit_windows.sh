@@ -77,7 +77,7 @@ if [ "$PHASE" = drain ]; then
   count() { emulator_count; }
   what="delivered"
 else
-  load $((measured + 15))
+  load $((measured * 2 + 60)) # stopped after the last window; the reads add to each window
   count() { accepted; }
   what="accepted"
 fi
