@@ -5,19 +5,18 @@
 # Builds the gateway once from the working tree with bench/audit-off.patch (see
 # build_audit_switch_binary in bench/lib.sh): that binary audits as the product does, except
 # when started with QAQPA_BENCH_AUDIT_OFF set, and then `Auditor::record` returns at once, so
-# nothing is formatted, sent or journalled (callers still build their events). Both sides of every pair
-# run that one binary, so they differ in auditing and nothing else, not in how the compiler
-# laid out the code. The patch is never part of the product. Per phase it runs
+# nothing is formatted, sent or journalled (callers still build their events). Both sides of
+# every pair run that one binary, so they differ in auditing and nothing else, not in how the
+# compiler laid out the code. The patch is never part of the product. Per phase it runs
 # `bench/cpu.sh` with auditing off and on in turn, `pairs` times (default 10), the order
 # swapped every pair so that a machine speeding up or slowing down does not favour one side.
 # The two runs of a drain pair deliver the same backlog, accepted beforehand (cpu.sh's
-# BACKLOG): with a backlog of its own, the side that accepts faster drains a bigger one. (With
-# two builds and a backlog each, the drain measured 7.5% faster with auditing on, at the median
-# of ten pairs; with these two changes, 6.9% slower at four.) Every audit event goes over TCP
+# BACKLOG): with a backlog of its own, the side that accepts faster drains a bigger one
+# (docs/BENCHMARKS.md). Every audit event goes over TCP
 # to a receiver that discards it (SYSLOG=null), so the stream's cost on the gateway's side is
 # counted and a receiver's is not. bench/audit_windows.sh measures the same more finely.
-# Prints each pair's rates and, per phase, the median of the pairs' changes (on against off) and
-# their range. This VM scatters ±10–20% from run to run: trust medians of many pairs only.
+# Prints each pair's rates and, per phase, the median, the mean, a 95% interval of the mean
+# and the range of the pairs' changes (on against off). This VM scatters ±10–20% from run to run: trust medians of many pairs only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-10}
@@ -43,11 +42,11 @@ rate() { # $1 = phase, $2 = on|off: messages per second of one bench/cpu.sh run
 for phase in $PHASES; do
   changes=()
   for i in $(seq 1 "$PAIRS"); do
-    # A drain pair's backlog, accepted with auditing on, as a gateway would have, and not
-    # measured; both sides then deliver a copy of it.
-    export BACKLOG="$bins/backlog"
-    rm -rf "$BACKLOG"
     if [ "$phase" = drain ]; then
+      # The pair's backlog, accepted with auditing on, as a gateway would have, and not
+      # measured; both sides then deliver a copy of it.
+      export BACKLOG="$bins/backlog"
+      rm -rf "$BACKLOG"
       SYSLOG=null PHASE=drain QAQPA_BIN="$bins/qaqpa" bench/cpu.sh "$(secs_of drain)" >/dev/null 2>&1
     fi
     if [ $((i % 2)) -eq 1 ]; then
@@ -59,10 +58,5 @@ for phase in $PHASES; do
     changes+=("$change")
     echo "$(date -u +%H:%M:%S) $phase pair $i: off $off msg/s, on $on msg/s, $change%"
   done
-  printf '%s\n' "${changes[@]}" | sort -g | awk -v phase="$phase" '
-    { v[NR] = $1 }
-    END {
-      m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-      printf "%s: auditing changes throughput by %+.1f%% (median of %d pairs; from %+.1f%% to %+.1f%%)\n", phase, m, NR, v[1], v[NR]
-    }'
+  printf '%s\n' "${changes[@]}" | summarise_changes "$phase"
 done

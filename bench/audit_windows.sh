@@ -94,6 +94,7 @@ for i in $(seq 1 "$PAIRS"); do
     sleep "$(awk -v w="$WINDOW" -v s="$SETTLE" 'BEGIN { print w - s }')"
     t1=$(now); c1=$(count)
     r=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", (b - a) / (e - s) }')
+    [ "$r" -gt 0 ] || { echo "nothing $what in a window with auditing $side: is something else on port $GW_PORT or $EMU_PORT?" >&2; exit 1; }
     if [ "$side" = off ]; then off=$r; else on=$r; fi
   done
   change=$(awk -v on="$on" -v off="$off" 'BEGIN { printf "%+.1f", (on / off - 1) * 100 }')
@@ -110,12 +111,4 @@ else
   kill "$WRK_PID" 2>/dev/null || true
   stop_gateway
 fi
-printf '%s\n' "${changes[@]}" | sort -g | awk -v phase="$PHASE" -v what="$what" '
-  { v[NR] = $1; s += $1; ss += $1 * $1 }
-  END {
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    mean = s / NR; sd = (NR > 1) ? sqrt((ss - NR * mean * mean) / (NR - 1)) : 0
-    half = 1.96 * sd / sqrt(NR)
-    printf "%s (%s per second): auditing changes throughput by %+.1f%% at the median of %d pairs;\n", phase, what, m, NR
-    printf "  mean %+.1f%%, 95%% interval of the mean %+.1f%% to %+.1f%%; pairs from %+.1f%% to %+.1f%%\n", mean, mean - half, mean + half, v[1], v[NR]
-  }'
+printf '%s\n' "${changes[@]}" | summarise_changes "$PHASE ($what per second)"

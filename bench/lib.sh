@@ -107,3 +107,18 @@ build_audit_switch_binary() {
   cp target/audit-off/release/qaqpa "$1"
   git worktree remove --force "$tree"
 }
+
+# bench/audit_cost.sh and bench/audit_windows.sh: reads one change in percent per line (a
+# pair's on against off) and prints, after `$1: auditing changes throughput by`, their median,
+# and then their mean, a 95% interval of the mean and their range.
+summarise_changes() {
+  sort -g | awk -v head="$1" '
+    { v[NR] = $1; s += $1; ss += $1 * $1 }
+    END {
+      m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      mean = s / NR; sd = (NR > 1) ? sqrt((ss - NR * mean * mean) / (NR - 1)) : 0
+      half = 1.96 * sd / sqrt(NR)
+      printf "%s: auditing changes throughput by %+.1f%% at the median of %d pairs;\n", head, m, NR
+      printf "  mean %+.1f%%, 95%% interval of the mean %+.1f%% to %+.1f%%; pairs from %+.1f%% to %+.1f%%\n", mean, mean - half, mean + half, v[1], v[NR]
+    }'
+}
