@@ -20,7 +20,10 @@
 #   backlog is sized to outlast the windows; the run fails if it did not.
 # Every audit event goes over TCP to a receiver that discards it (SYSLOG=null).
 # Prints each pair and then the median, the mean and a 95% interval of the mean of the pairs'
-# changes (on against off).
+# changes (on against off); then the CPU time per message with auditing off and on, by gateway
+# thread, for the load tool, the emulator, the receiver and the whole machine, with the mean
+# change over the pairs (bench/window_cpu.py). CPU per message scatters far less than the
+# rate on this VM, and it says where auditing's cost lands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-20}
@@ -42,7 +45,7 @@ else
   QBIN=$work/qaqpa
 fi
 GW_PORT=18480; EMU_PORT=18481; SYSLOG_PORT=18614
-target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" >/dev/null &
+target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" >/dev/null & EMU_PID=$!
 write_routes
 SYSLOG=null start_receiver "$SYSLOG_PORT"
 SQLITE=$'[store]\nkind = "sqlite"\ndata_dir = "data"'
@@ -69,7 +72,7 @@ if [ "$PHASE" = drain ]; then
   # rate; 0.7 of the measured time leaves a margin), accepted with auditing on, as a gateway
   # would have.
   load $((measured * 7 / 10 + 10))
-  wait "$WRK_PID"
+  wait "$WRK_PID"; WRK_PID=""
   backlog=$(accepted)
   stop_gateway
   write_config true "$SQLITE"
@@ -84,15 +87,23 @@ fi
 sleep 3 # the load settles (connections opened, caches warm) before the first window
 
 now() { date +%s.%N; }
+# CPU counters of the processes at work: the gateway by thread, the load tool (accept, both),
+# the emulator (both, drain), the receiver, the machine (see bench/window_cpu.py).
+snap() {
+  python3 bench/window_cpu.py snap gateway="$GW_PID" receiver="$RSYSLOG_PID" \
+    ${WRK_PID:+wrk=$WRK_PID} emulator="$EMU_PID"
+}
+: >"$work/cpu"
 changes=()
 for i in $(seq 1 "$PAIRS"); do
   if [ $((i % 2)) -eq 1 ]; then order="off on"; else order="on off"; fi
   for side in $order; do
     if [ "$side" = off ]; then : >"$switch"; else rm -f "$switch"; fi
     sleep "$SETTLE"
-    t0=$(now); c0=$(count)
+    t0=$(now); c0=$(count); s0=$(snap)
     sleep "$(awk -v w="$WINDOW" -v s="$SETTLE" 'BEGIN { print w - s }')"
-    t1=$(now); c1=$(count)
+    t1=$(now); c1=$(count); s1=$(snap)
+    echo "$side $((c1 - c0)) $s0 | $s1" >>"$work/cpu"
     r=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", (b - a) / (e - s) }')
     [ "$r" -gt 0 ] || { echo "nothing $what in a window with auditing $side: is something else on port $GW_PORT or $EMU_PORT?" >&2; exit 1; }
     if [ "$side" = off ]; then off=$r; else on=$r; fi
@@ -112,3 +123,4 @@ else
   stop_gateway
 fi
 printf '%s\n' "${changes[@]}" | summarise_changes "$PHASE ($what per second)"
+python3 bench/window_cpu.py summarise "$work/cpu"
