@@ -758,6 +758,11 @@ pub(crate) enum Param {
 }
 
 /// `WHERE …` for a filter and cursor; `ph(n)` renders the n-th (1-based) placeholder.
+///
+/// The time bounds are whole microseconds, as the `time_us` column is: they keep every record
+/// whose microsecond `from` or `to` falls in, so the caller keeps only the records
+/// [`in_time_window`] (records written before event times were taken to the microsecond, the
+/// journal's JSON records, can lie within a microsecond on either side of a bound).
 pub(crate) fn where_clause(
     filter: &AuditFilter,
     cursor: Option<u64>,
@@ -772,11 +777,14 @@ pub(crate) fn where_clause(
     if let Some(c) = cursor {
         add("seq", "<", Param::I64(i64::try_from(c).unwrap_or(i64::MAX)));
     }
+    // `time_us` cuts a record's time as it cuts a bound, and never moves a later instant to
+    // an earlier microsecond, so `time >= from` implies `time_us >= time_us(from)` and
+    // `time < to` implies `time_us <= time_us(to)`.
     if let Some(t) = filter.from {
-        add("time_us", ">=", Param::I64(bound_us(t)));
+        add("time_us", ">=", Param::I64(time_us(t)));
     }
     if let Some(t) = filter.to {
-        add("time_us", "<", Param::I64(bound_us(t)));
+        add("time_us", "<=", Param::I64(time_us(t)));
     }
     if let Some(v) = &filter.account {
         add("account", "=", Param::Text(v.clone()));
@@ -801,14 +809,10 @@ pub(crate) fn where_clause(
     (sql, params)
 }
 
-/// Builds a page from up to `limit + 1` rows, newest first.
-pub(crate) fn page(rows: Vec<Row>, limit: usize) -> Result<Page, StoreError> {
-    let records = rows
-        .iter()
-        .take(limit + 1)
-        .map(Row::record)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(page_of(records, limit))
+/// Whether `event` lies in `filter`'s time window, to the nanosecond: at or after `from`,
+/// before `to`.
+pub(crate) fn in_time_window(filter: &AuditFilter, event: &AuditEvent) -> bool {
+    filter.from.is_none_or(|t| event.time >= t) && filter.to.is_none_or(|t| event.time < t)
 }
 
 /// A page of at most `limit` records from up to `limit + 1`, newest first: one more than the

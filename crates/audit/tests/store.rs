@@ -1647,6 +1647,85 @@ async fn postgres_time_bounds_finer_than_a_microsecond_are_exact() {
     time_bounds_finer_than_a_microsecond_are_exact(Backend::pg().await).await;
 }
 
+/// A PostgreSQL journal written before event times were taken to the microsecond: JSON records
+/// timed to the nanosecond, several in one microsecond, the `time_us` column their time cut to
+/// the microsecond. A time window that ends or starts inside such a microsecond returns exactly
+/// the records whose own time lies in it, page after page (7 records a page), as the SQLite
+/// journal does.
+#[tokio::test]
+async fn postgres_json_records_finer_than_a_microsecond_are_filtered_by_their_own_time() {
+    let b = Backend::pg().await;
+    let store = b.open().await;
+    let t0 = datetime!(2026-03-02 09:15:00.000_123_100 UTC);
+    // 20 records 400 ns apart: two or three per microsecond.
+    let time_of = |seq: u64| t0 + Duration::nanoseconds(400 * (seq as i64 - 1));
+    let mut prev = qaqpa_audit::store::GENESIS_HASH.to_owned();
+    let mut sql = String::new();
+    for seq in 1..=20u64 {
+        let at = time_of(seq);
+        let e = event(seq as usize, at);
+        let mut json = serde_json::to_value(&e).expect("json");
+        json["time"] = serde_json::Value::String(
+            at.format(&time::format_description::well_known::Rfc3339)
+                .expect("rfc3339"),
+        );
+        let body = json.to_string();
+        let hash = qaqpa_audit::store::chain_hash(&prev, seq, &body);
+        sql.push_str(&format!(
+            "INSERT INTO audit_log VALUES ({seq}, '{id}', {us}, '{account}', '{kind}', {severity}, \
+             '{tx}', NULL, '{body}', '{prev}', '{hash}');",
+            id = e.id,
+            us = at.unix_timestamp_nanos() / 1000,
+            account = e.account.as_deref().expect("an account"),
+            kind = e.kind.name(),
+            severity = e.level.severity(),
+            tx = e.transaction_id.as_deref().expect("a transaction"),
+            body = body.replace('\'', "''"),
+        ));
+        prev = hash;
+    }
+    sql.push_str(&format!(
+        "UPDATE audit_head SET last_seq = 20, last_hash = '{prev}' WHERE id = 1;"
+    ));
+    b.exec(&sql).await.expect("old records written");
+    assert_ok(&store.verify().await.expect("verify"), 20, 1, 20);
+    let everything = all_records(store.as_ref(), &AuditFilter::default()).await;
+    assert_eq!(
+        everything,
+        (1..=20).rev().map(|s| (s, time_of(s))).collect::<Vec<_>>(),
+        "the records read back with their nanoseconds"
+    );
+    let ns = Duration::nanoseconds;
+    for (_, t) in everything.clone() {
+        for d in [-999, -500, -399, -1, 0, 1, 399, 500, 999] {
+            let at = t + ns(d);
+            for (from, to) in [
+                (Some(at), None),
+                (None, Some(at)),
+                (Some(at), Some(at + Duration::microseconds(1))),
+                (Some(at), Some(at + ns(1))),
+            ] {
+                let expected: Vec<u64> = everything
+                    .iter()
+                    .filter(|(_, rt)| from.is_none_or(|f| *rt >= f) && to.is_none_or(|e| *rt < e))
+                    .map(|(s, _)| *s)
+                    .collect();
+                let filter = AuditFilter {
+                    from,
+                    to,
+                    ..Default::default()
+                };
+                let got: Vec<u64> = all_records(store.as_ref(), &filter)
+                    .await
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect();
+                assert_eq!(got, expected, "{from:?}..{to:?}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn sqlite_journal_from_before_the_time_bookkeeping_gets_it_when_opened() {
     let b = Backend::sqlite();

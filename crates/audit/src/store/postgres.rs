@@ -11,9 +11,9 @@ use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    check_anchor, from_time_us, online_cutoff, page, prune_archives, time_us, where_clause,
-    ArchiveReport, ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Page,
-    Param, Retention, Row, StoreError, VerifyReport,
+    check_anchor, from_time_us, in_time_window, online_cutoff, page_of, prune_archives, time_us,
+    where_clause, ArchiveReport, ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch,
+    ChainWalk, Page, Param, Retention, Row, StoreError, VerifyReport,
 };
 
 /// Key of the advisory lock that serialises appends, archiving and migrations ("qaqpaAUD").
@@ -291,32 +291,47 @@ impl AuditStore for PgAuditStore {
         limit: usize,
     ) -> Result<Page, StoreError> {
         let client = self.pool.get().await.map_err(pool_err)?;
-        let (clause, params) = where_clause(filter, cursor, |n| format!("${n}"));
-        let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM audit_log {clause} ORDER BY seq DESC LIMIT {}",
-            limit.saturating_add(1)
-        );
-        let values: Vec<Box<dyn ToSql + Sync + Send>> = params
-            .into_iter()
-            .map(|p| -> Box<dyn ToSql + Sync + Send> {
-                match p {
-                    Param::I32(v) => Box::new(v),
-                    Param::I64(v) => Box::new(v),
-                    Param::Text(v) => Box::new(v),
+        let want = limit.saturating_add(1);
+        // The SQL's time bounds are whole microseconds ([`where_clause`]); each record's own
+        // time decides. Only records in the bounds' two microseconds can be left out here, so
+        // a page needs another round only when some of those fell within its rows.
+        let mut records = Vec::with_capacity(want.min(1024));
+        let mut below = cursor;
+        loop {
+            let (clause, params) = where_clause(filter, below, |n| format!("${n}"));
+            let sql = format!(
+                "SELECT {ROW_COLUMNS} FROM audit_log {clause} ORDER BY seq DESC LIMIT {want}"
+            );
+            let values: Vec<Box<dyn ToSql + Sync + Send>> = params
+                .into_iter()
+                .map(|p| -> Box<dyn ToSql + Sync + Send> {
+                    match p {
+                        Param::I32(v) => Box::new(v),
+                        Param::I64(v) => Box::new(v),
+                        Param::Text(v) => Box::new(v),
+                    }
+                })
+                .collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = values
+                .iter()
+                .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let rows = client.query(&sql, &refs).await?;
+            let fetched = rows.len();
+            for row in &rows {
+                let record = row_from(row)?.record()?;
+                below = Some(record.seq);
+                if in_time_window(filter, &record.event) {
+                    records.push(record);
+                    if records.len() == want {
+                        return Ok(page_of(records, limit));
+                    }
                 }
-            })
-            .collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = values
-            .iter()
-            .map(|v| v.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let rows = client
-            .query(&sql, &refs)
-            .await?
-            .iter()
-            .map(row_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        page(rows, limit)
+            }
+            if fetched < want {
+                return Ok(page_of(records, limit));
+            }
+        }
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {

@@ -799,8 +799,7 @@ fn last_block_before(conn: &Connection, to_us: i64) -> rusqlite::Result<Option<i
 /// Whether `event` (at `seq`) is what `filter` asks for, below `cursor`.
 fn wanted(filter: &AuditFilter, cursor: Option<u64>, seq: u64, event: &AuditEvent) -> bool {
     cursor.is_none_or(|c| seq < c)
-        && filter.from.is_none_or(|t| event.time >= t)
-        && filter.to.is_none_or(|t| event.time < t)
+        && super::in_time_window(filter, event)
         && filter
             .account
             .as_ref()
