@@ -18,7 +18,9 @@
 # PHASE=drain: a backlog is accepted first with auditing on (not measured), then a gateway with
 #   delivery on delivers it; throughput is messages delivered (the emulator's count). The
 #   backlog is sized to outlast the windows; the run fails if it did not.
-# Every audit event goes over TCP to a receiver that discards it (SYSLOG=null).
+# Every audit event goes over TCP to a receiver that discards it (SYSLOG=null, the default), or
+# with SYSLOG=tcp to a local rsyslogd that writes every line to a file (bench/lib.sh): its CPU
+# per message is then what a real receiver spends on the same events.
 # Prints each pair and then the median, the mean and a 95% interval of the mean of the pairs'
 # changes (on against off); then the CPU time per message with auditing off and on, by gateway
 # thread, for the load tool, the emulator, the receiver and the whole machine, with the mean
@@ -47,7 +49,9 @@ fi
 GW_PORT=18480; EMU_PORT=18481; SYSLOG_PORT=18614
 target/release/examples/bench_emulator "127.0.0.1:$EMU_PORT" >/dev/null & EMU_PID=$!
 write_routes
-SYSLOG=null start_receiver "$SYSLOG_PORT"
+SYSLOG=${SYSLOG:-null}
+case "$SYSLOG" in null|tcp) ;; *) echo "SYSLOG: null or tcp, not $SYSLOG" >&2; exit 2 ;; esac
+start_receiver "$SYSLOG_PORT"
 SQLITE=$'[store]\nkind = "sqlite"\ndata_dir = "data"'
 switch=$work/audit-off # auditing is off while this file exists
 export QAQPA_BENCH_AUDIT_SWITCH=$switch
