@@ -16,7 +16,8 @@
 # to a receiver that discards it (SYSLOG=null), so the stream's cost on the gateway's side is
 # counted and a receiver's is not. bench/audit_windows.sh measures the same more finely.
 # Prints each pair's rates and, per phase, the median, the mean, a 95% interval of the mean
-# and the range of the pairs' changes (on against off). This VM scatters ±10–20% from run to run: trust medians of many pairs only.
+# and the range of the pairs' changes (on against off). This VM scatters ±10–20% from run to
+# run: trust many pairs only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-10}

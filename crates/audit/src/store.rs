@@ -759,10 +759,8 @@ pub(crate) enum Param {
 
 /// `WHERE …` for a filter and cursor; `ph(n)` renders the n-th (1-based) placeholder.
 ///
-/// The time bounds are whole microseconds, as the `time_us` column is: they keep every record
-/// whose microsecond `from` or `to` falls in, so the caller keeps only the records
-/// [`in_time_window`] (records written before event times were taken to the microsecond, the
-/// journal's JSON records, can lie within a microsecond on either side of a bound).
+/// The time bounds are [`window_us`]: they keep every record in the window and may keep a few
+/// within a microsecond of a bound, so the caller keeps only the records [`in_time_window`].
 pub(crate) fn where_clause(
     filter: &AuditFilter,
     cursor: Option<u64>,
@@ -777,14 +775,12 @@ pub(crate) fn where_clause(
     if let Some(c) = cursor {
         add("seq", "<", Param::I64(i64::try_from(c).unwrap_or(i64::MAX)));
     }
-    // `time_us` cuts a record's time as it cuts a bound, and never moves a later instant to
-    // an earlier microsecond, so `time >= from` implies `time_us >= time_us(from)` and
-    // `time < to` implies `time_us <= time_us(to)`.
-    if let Some(t) = filter.from {
-        add("time_us", ">=", Param::I64(time_us(t)));
+    let (from_us, to_us) = window_us(filter);
+    if let Some(us) = from_us {
+        add("time_us", ">=", Param::I64(us));
     }
-    if let Some(t) = filter.to {
-        add("time_us", "<=", Param::I64(time_us(t)));
+    if let Some(us) = to_us {
+        add("time_us", "<", Param::I64(us));
     }
     if let Some(v) = &filter.account {
         add("account", "=", Param::Text(v.clone()));
@@ -807,6 +803,16 @@ pub(crate) fn where_clause(
         format!("WHERE {}", conds.join(" AND "))
     };
     (sql, params)
+}
+
+/// `filter`'s time window in whole microseconds, as `time_us` columns hold record times:
+/// `from` cut as record times are ([`time_us`]), `to` rounded up ([`bound_us`]). Every record
+/// in the window has `from_us <= time_us < to_us`, a record with nanoseconds (the JSON records
+/// from before times were taken to the microsecond) included; for whole-microsecond records
+/// the converse holds too. So the bounds select or skip by the column, and
+/// [`in_time_window`] decides for each record read.
+pub(crate) fn window_us(filter: &AuditFilter) -> (Option<i64>, Option<i64>) {
+    (filter.from.map(time_us), filter.to.map(bound_us))
 }
 
 /// Whether `event` lies in `filter`'s time window, to the nanosecond: at or after `from`,

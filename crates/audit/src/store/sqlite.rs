@@ -44,7 +44,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 
 use super::{
-    bound_us, chain_digest, check_anchor, online_cutoff, page_of, prune_archives, time_us,
+    chain_digest, check_anchor, online_cutoff, page_of, prune_archives, time_us, window_us,
     ArchiveReport, ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Entry,
     Page, Retention, Row, StoreError, StoredRecord, VerifyReport, GENESIS_HASH,
 };
@@ -927,13 +927,9 @@ impl AuditStore for SqliteAuditStore {
     ) -> Result<Page, StoreError> {
         let filter = filter.clone();
         self.with(move |conn| {
-            // The bounds in the blocks' microseconds, only to skip blocks (`wanted` compares
-            // every record's own time): `to` rounded up ([`bound_us`]), so a record in the
-            // microsecond `to` falls in is still read; `from` cut as record times are
-            // ([`time_us`]), so a block is skipped only when all its records are before `from`
-            // even for a record with nanoseconds (JSON records from before times were taken to
-            // the microsecond). For whole-microsecond records both are exact.
-            let (from_us, to_us) = (filter.from.map(time_us), filter.to.map(bound_us));
+            // The bounds in the blocks' microseconds ([`window_us`]), only to skip blocks:
+            // `wanted` compares every record's own time.
+            let (from_us, to_us) = window_us(&filter);
             // Newest first from below the cursor, or from the last block that can hold a
             // record before `to` (found through the time bookkeeping, not by walking the
             // newer blocks).
