@@ -1,6 +1,11 @@
 -- wrk script: POST /v1/messages with a 1 KiB document, one unique body per request.
+-- DOC_BYTES sets the padding's size instead (default 1024), e.g. for signed documents.
 local key = os.getenv("QAQPA_API_KEY")
-local pad = string.rep("x", 1024)
+local doc_bytes = tonumber(os.getenv("DOC_BYTES") or "1024")
+if doc_bytes == nil or doc_bytes < 0 then
+  error("DOC_BYTES must be a number of bytes, not " .. os.getenv("DOC_BYTES"))
+end
+local pad = string.rep("x", doc_bytes)
 local counter = 0
 function setup(thread)
   thread:set("tid", tostring(math.random(1, 1e9)))
