@@ -5,12 +5,21 @@
 //! Delivery is at least once, in recording order as far as one sink goes:
 //! * recording threads append their lines to the intake (bounded in events); the task takes
 //!   all of it at once, after a short linger, and sends it as one write; a long backlog is
-//!   moved by the task to the spool (below) in one go;
-//! * when the receiver is down, formatted lines go (from the task only) to a spool directory
-//!   of append-only segment files, bounded in bytes; they are sent first when the receiver is
-//!   back, and the files are removed once sent. A spool left by a previous run is sent too.
-//! * lines beyond the bound are dropped and counted; the count is sent as an `AUDIT_DROPPED`
-//!   event once the spool has drained.
+//!   moved by the task to the spool (below) in one go. Should the task be stuck in a write
+//!   while the intake reaches its bound, the recording thread that finds it full moves it to
+//!   the spool instead;
+//! * a write that makes no progress for `write_timeout_ms` (a receiver that accepts and stops
+//!   reading) counts as a broken connection: its lines are sent again after the reconnect,
+//!   before the spool, or spooled at shutdown;
+//! * when the receiver is down, formatted lines go to a spool directory of append-only segment
+//!   files, bounded in bytes; they are sent first when the receiver is back, and the files are
+//!   removed once sent. A spool left by a previous run is sent too.
+//! * lines beyond the bound are dropped and counted (and logged once per spell); the count is
+//!   sent as an `AUDIT_DROPPED` event once the spool has drained. Until then it is also kept in
+//!   the spool directory (`dropped.count`), so that a restart does not forget it.
+//! * order: lines go out in recording order, except that a batch the task held while a
+//!   recording thread spilled a full intake and whose connect then failed is spooled behind
+//!   those newer lines. Each line carries its event's time and id.
 //! * TCP and TLS keep the last `replay_bytes` of sent lines and send them again after a broken
 //!   connection, since a write that "succeeded" may have died in a kernel buffer or in the
 //!   receiver's queue. The receiver drops the duplicates by event id.
@@ -52,6 +61,11 @@ pub struct SyslogTarget {
     /// (default 4 MiB).
     #[serde(default = "default_replay_bytes")]
     pub replay_bytes: u64,
+    /// Longest a write to the receiver may go without progress, in milliseconds (default
+    /// 10 000): a receiver that accepts the connection and stops reading (a full queue, a hung
+    /// host) is then treated as down, its lines kept and spooled, and reconnected with backoff.
+    #[serde(default = "default_write_timeout_ms")]
+    pub write_timeout_ms: u64,
 }
 
 fn default_backoff_initial_ms() -> u64 {
@@ -63,6 +77,9 @@ fn default_backoff_max_ms() -> u64 {
 fn default_replay_bytes() -> u64 {
     4 << 20
 }
+fn default_write_timeout_ms() -> u64 {
+    10_000
+}
 
 impl SyslogTarget {
     /// A target with the default backoff and replay settings.
@@ -73,6 +90,7 @@ impl SyslogTarget {
             backoff_initial_ms: default_backoff_initial_ms(),
             backoff_max_ms: default_backoff_max_ms(),
             replay_bytes: default_replay_bytes(),
+            write_timeout_ms: default_write_timeout_ms(),
         }
     }
 }
@@ -239,6 +257,43 @@ impl Spool {
 
     fn path(&self, index: u64) -> PathBuf {
         self.dir.join(format!("seg-{index:012}.log"))
+    }
+
+    /// The file holding the count of dropped lines not reported to the receiver yet, so that a
+    /// restart before the receiver is back does not forget them.
+    fn drops_path(&self) -> PathBuf {
+        self.dir.join("dropped.count")
+    }
+
+    /// The unreported drops a previous run left (0 when none, or the file cannot be read: then
+    /// logged).
+    fn load_drops(&self) -> u64 {
+        match std::fs::read_to_string(self.drops_path()) {
+            Ok(text) => text.trim().parse().unwrap_or_else(|_| {
+                tracing::error!(path = %self.drops_path().display(), "unreadable count of dropped audit lines; taken as 1");
+                1
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => {
+                tracing::error!(path = %self.drops_path().display(), error = %e, "count of dropped audit lines cannot be read; taken as 1");
+                1
+            }
+        }
+    }
+
+    /// Writes the unreported drops (written whole, then renamed into place); 0 removes the file.
+    fn save_drops(&self, count: u64) -> std::io::Result<()> {
+        let path = self.drops_path();
+        if count == 0 {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        let part = self.dir.join("dropped.count.part");
+        std::fs::write(&part, format!("{count}\n"))?;
+        std::fs::rename(&part, &path)
     }
 
     fn is_empty(&self) -> bool {
@@ -420,8 +475,10 @@ impl Conn {
     }
 
     /// Writes every line; returns how many no UDP datagram can hold, which are left out
-    /// (sending them would fail every time, and the lines behind them with them).
-    async fn write_lines(&mut self, lines: &Lines) -> std::io::Result<u64> {
+    /// (sending them would fail every time, and the lines behind them with them). Fails with
+    /// `TimedOut` when a write makes no progress for `stall`: a slow receiver is waited for
+    /// as long as it keeps reading, one that stopped reading is not.
+    async fn write_lines(&mut self, lines: &Lines, stall: Duration) -> std::io::Result<u64> {
         match self {
             Conn::Udp(s) => {
                 let mut too_long = 0;
@@ -430,20 +487,50 @@ impl Conn {
                         too_long += 1;
                         continue;
                     }
-                    s.send(line.as_bytes()).await?;
+                    progress(stall, s.send(line.as_bytes())).await?;
                 }
                 Ok(too_long)
             }
-            Conn::Tcp(s) => {
-                s.write_all(lines.framed.as_bytes()).await?;
-                s.flush().await.map(|()| 0)
-            }
-            Conn::Tls(s) => {
-                s.write_all(lines.framed.as_bytes()).await?;
-                s.flush().await.map(|()| 0)
-            }
+            Conn::Tcp(s) => write_stream(s, lines.framed.as_bytes(), stall)
+                .await
+                .map(|()| 0),
+            Conn::Tls(s) => write_stream(s, lines.framed.as_bytes(), stall)
+                .await
+                .map(|()| 0),
         }
     }
+}
+
+/// `io` unless it takes longer than `stall`, which is an error of kind `TimedOut`.
+async fn progress<T>(
+    stall: Duration,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(stall, io).await.unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the receiver took nothing for {} ms (stopped reading?)",
+                stall.as_millis()
+            ),
+        ))
+    })
+}
+
+/// Writes all of `bytes`, each write allowed `stall` to take some of them.
+async fn write_stream(
+    s: &mut (impl tokio::io::AsyncWrite + Unpin),
+    mut bytes: &[u8],
+    stall: Duration,
+) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let n = progress(stall, s.write(bytes)).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+    }
+    progress(stall, s.flush()).await
 }
 
 /// Formatted lines packed into one buffer, each behind its RFC 6587 octet count
@@ -634,6 +721,8 @@ struct Shared {
     spooled: AtomicU64,
     dropped: AtomicU64,
     unreported_drops: AtomicU64,
+    /// The spool's being full was logged and its drops not reported yet.
+    spool_full_logged: AtomicBool,
     reconnects: AtomicU64,
     replayed: AtomicU64,
     connected: AtomicBool,
@@ -660,12 +749,16 @@ impl Shared {
     /// cannot be written fails for every line, and a line of log per line would flood it.
     fn spool_lines<'l>(&self, spool: &mut Spool, lines: impl IntoIterator<Item = &'l str>) {
         let mut failed: Option<(std::io::Error, u64)> = None;
+        let mut full = 0u64;
         for line in lines {
             match spool.append(line) {
                 Ok(true) => {
                     self.spooled.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(false) => self.drop_events(1),
+                Ok(false) => {
+                    full += 1;
+                    self.drop_events(1);
+                }
                 Err(e) => {
                     self.drop_events(1);
                     match &mut failed {
@@ -678,6 +771,15 @@ impl Shared {
         if let Some((e, lines)) = failed {
             tracing::error!(target = %self.url, error = %e, lines, "audit spool write failed; the lines are dropped");
         }
+        // Once per spell of a full spool (until its drops are reported), not once per line.
+        if full > 0 && !self.spool_full_logged.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                target = %self.url,
+                max_bytes = spool.max_bytes,
+                lines = full,
+                "audit spool full: lines are dropped and counted until the receiver is back; the count is reported to it then"
+            );
+        }
     }
 }
 
@@ -686,9 +788,12 @@ impl Shared {
 pub struct SyslogSink {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Msg>,
+    /// The target's [`SyslogTarget::write_timeout_ms`].
+    write_timeout: Duration,
 }
 
-/// Lines held in memory for the task (its intake) before further ones count as dropped.
+/// Lines held in memory for the task (its intake) before a recording thread moves them to the
+/// spool itself: the task is stuck in a write (see [`SyslogTarget::write_timeout_ms`]).
 pub const INTAKE_CAPACITY: usize = 73_728;
 /// An intake longer than this when the task looks at it (recording outpaces the receiver) is
 /// moved to the spool at once, in order, to be sent from there.
@@ -700,6 +805,9 @@ const BATCH: usize = 256;
 const LINGER: Duration = Duration::from_millis(10);
 /// Room for lines a fresh intake buffer starts with.
 const MIN_INTAKE_LINES: usize = 64;
+/// What a stopping sink's task is given, beyond its deadline and a stalled write's timeout,
+/// to spool the lines it holds.
+const SPOOL_GRACE: Duration = Duration::from_secs(5);
 
 impl SyslogSink {
     /// Starts the sink's task (must be called inside a tokio runtime). The spool lives in
@@ -721,6 +829,7 @@ impl SyslogSink {
         );
         let spool = Spool::open(dir.clone(), spool_max_bytes)
             .map_err(|error| SinkError::Spool { path: dir, error })?;
+        let left_unreported = spool.load_drops();
         let shared = Arc::new(Shared {
             url: target.url.clone(),
             formatter,
@@ -734,13 +843,15 @@ impl SyslogSink {
             sent: AtomicU64::new(0),
             spooled: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-            unreported_drops: AtomicU64::new(0),
+            unreported_drops: AtomicU64::new(left_unreported),
+            spool_full_logged: AtomicBool::new(false),
             reconnects: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             hurry: Notify::new(),
         });
         let (tx, rx) = mpsc::channel(16);
+        let write_timeout = Duration::from_millis(target.write_timeout_ms.max(1));
         let task = Task {
             shared: shared.clone(),
             connector,
@@ -756,6 +867,8 @@ impl SyslogSink {
             replay: VecDeque::new(),
             replay_bytes: 0,
             replay_max: target.replay_bytes,
+            write_timeout,
+            saved_drops: left_unreported,
             must_replay: false,
             replaying: VecDeque::new(),
             spares: Vec::with_capacity(SPARES),
@@ -763,12 +876,16 @@ impl SyslogSink {
             last_batch: MIN_INTAKE_LINES,
         };
         tokio::spawn(task.run());
-        Ok(SyslogSink { shared, tx })
+        Ok(SyslogSink {
+            shared,
+            tx,
+            write_timeout,
+        })
     }
 
     /// Hands an event's line to the sink without waiting and without I/O: it is appended to
-    /// the task's intake (beyond [`INTAKE_CAPACITY`] lines it is counted as dropped). After
-    /// shutdown, lines go straight to the spool.
+    /// the task's intake. Only when the intake holds [`INTAKE_CAPACITY`] lines (the task is
+    /// stuck) or after shutdown do lines go to the spool from here.
     ///
     /// `line` is the event's line as this sink's [`Formatter`] writes it: the [`crate::Auditor`]
     /// formats each event once, where it is recorded, and hands the same line to every sink,
@@ -790,8 +907,14 @@ impl SyslogSink {
             return;
         }
         if intake.lines.len() >= INTAKE_CAPACITY {
+            // The task has not taken lines for a long while (a write to a receiver that
+            // stopped reading, until its timeout): the intake goes to the spool from here,
+            // oldest first, instead of lines being dropped.
+            let held = std::mem::take(&mut intake.lines);
+            intake.lines.push_parts(parts);
             drop(intake);
-            self.shared.drop_events(1);
+            let mut spool = self.shared.spool();
+            self.shared.spool_lines(&mut spool, held.iter());
             return;
         }
         let first = intake.lines.is_empty();
@@ -819,14 +942,25 @@ impl SyslogSink {
     }
 
     /// Sends what can be sent before `deadline`, spools the rest and stops the task. Returns
-    /// whether everything was sent.
+    /// whether everything was sent. A task in a write that makes no progress answers once the
+    /// write times out ([`SyslogTarget::write_timeout_ms`]); no later than that, and the time
+    /// it takes to spool, is waited for.
     pub async fn shutdown(&self, deadline: Instant) -> bool {
         let (reply, rx) = oneshot::channel();
         let sent =
             tokio::time::timeout_at(deadline, self.tx.send(Msg::Shutdown(deadline, reply))).await;
         self.shared.hurry.notify_one();
         match sent {
-            Ok(Ok(())) => rx.await.unwrap_or(false),
+            Ok(Ok(())) => {
+                let answer_by = deadline.max(Instant::now()) + self.write_timeout + SPOOL_GRACE;
+                match tokio::time::timeout_at(answer_by, rx).await {
+                    Ok(answer) => answer.unwrap_or(false),
+                    Err(_) => {
+                        tracing::error!(target = %self.shared.url, "syslog sink did not stop in time; lines it held may not be spooled");
+                        false
+                    }
+                }
+            }
             _ => false,
         }
     }
@@ -862,6 +996,10 @@ struct Task {
     replay: VecDeque<Lines>,
     replay_bytes: u64,
     replay_max: u64,
+    /// Longest a write may go without progress ([`SyslogTarget::write_timeout_ms`]).
+    write_timeout: Duration,
+    /// The unreported drops as last written to the spool directory.
+    saved_drops: u64,
     must_replay: bool,
     /// Batches of the replay under way not yet sent again: kept here, not in a local, so a
     /// shutdown whose deadline cuts the replay short spools them.
@@ -885,6 +1023,7 @@ impl Task {
                 self.drain_spool(None).await;
             }
             self.report_drops().await;
+            self.save_drops();
             // Control messages first (a flush takes the intake itself), then the intake, then
             // wait for either, or for the next connection attempt while the spool holds lines.
             let msg = match self.rx.try_recv() {
@@ -998,11 +1137,12 @@ impl Task {
     async fn flush(&mut self, reply: oneshot::Sender<bool>) {
         // Everything recorded before this flush is in the intake, or was taken before.
         self.process_intake().await;
-        if !self.spool_is_empty() && self.ensure_connected(true).await {
+        if (!self.spool_is_empty() || self.must_replay) && self.ensure_connected(true).await {
             self.drain_spool(None).await;
         }
         self.report_drops().await;
-        let _ = reply.send(self.spool_is_empty());
+        // Lines still to be sent again after a broken connection are not sent.
+        let _ = reply.send(self.spool_is_empty() && !self.must_replay);
     }
 
     /// Sends the spool, then the intake, until `deadline`; spools what is left.
@@ -1062,7 +1202,18 @@ impl Task {
             &mut spool,
             unsent_before.iter().chain(unsent).flat_map(|l| l.iter()),
         );
-        spool.is_empty()
+        let all_sent = spool.is_empty();
+        drop(spool);
+        self.save_drops();
+        let unreported = self.shared.unreported_drops.load(Ordering::Relaxed);
+        if unreported > 0 {
+            tracing::error!(
+                target = %self.shared.url,
+                count = unreported,
+                "audit lines were dropped and not reported to the receiver yet; the next run reports them"
+            );
+        }
+        all_sent
     }
 
     /// Connects when not connected and an attempt is due (or `now`). Returns whether connected.
@@ -1135,7 +1286,7 @@ impl Task {
         let Some(conn) = self.conn.as_mut() else {
             return false;
         };
-        match conn.write_lines(lines).await {
+        match conn.write_lines(lines, self.write_timeout).await {
             Ok(too_long) => {
                 self.shared
                     .sent
@@ -1165,6 +1316,12 @@ impl Task {
             self.recycle(lines);
             return;
         }
+        self.keep_for_replay(lines);
+    }
+
+    /// Adds lines to the replay, the newest batch, letting go of the oldest batches beyond
+    /// `replay_max` bytes (never of the one added).
+    fn keep_for_replay(&mut self, lines: Lines) {
         self.replay_bytes += lines.text_bytes;
         self.replay.push_back(lines);
         while let Some(oldest) = self.replay.front() {
@@ -1179,9 +1336,18 @@ impl Task {
     }
 
     async fn send_or_spool(&mut self, lines: Lines) {
-        if self.spool_is_empty() && self.ensure_connected(false).await && self.write(&lines).await {
-            self.remember(lines);
-            return;
+        if self.spool_is_empty() && self.ensure_connected(false).await {
+            if self.write(&lines).await {
+                self.remember(lines);
+                return;
+            }
+            if self.must_replay {
+                // A stream broke (or stalled) while these were written, perhaps in part: they
+                // are sent again after the reconnect with the replay, which goes before the
+                // spool, where recording threads may have put newer lines meanwhile.
+                self.keep_for_replay(lines);
+                return;
+            }
         }
         let mut spool = self.shared.spool();
         self.shared.spool_lines(&mut spool, lines.iter());
@@ -1196,6 +1362,11 @@ impl Task {
                 return;
             }
             if deadline.is_none() {
+                // A flush or shutdown waiting is answered first (it drains the spool itself,
+                // the shutdown within its deadline).
+                if !self.rx.is_empty() {
+                    return;
+                }
                 self.spill_if_backlogged();
             }
             let (lines, bytes, damaged) = match self.shared.spool().peek(256 << 10) {
@@ -1245,10 +1416,29 @@ impl Task {
         self.format_into(&event, &mut lines);
         if self.write(&lines).await {
             self.remember(lines);
+            self.shared
+                .spool_full_logged
+                .store(false, Ordering::Relaxed);
+            tracing::warn!(target = %self.shared.url, count, "dropped audit lines reported to the receiver");
         } else {
             self.shared
                 .unreported_drops
                 .fetch_add(count, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes the count of unreported drops to the spool directory when it changed, so that
+    /// it outlives a restart before the receiver is back.
+    fn save_drops(&mut self) {
+        let count = self.shared.unreported_drops.load(Ordering::Relaxed);
+        if count == self.saved_drops {
+            return;
+        }
+        match self.shared.spool().save_drops(count) {
+            Ok(()) => self.saved_drops = count,
+            Err(e) => {
+                tracing::error!(target = %self.shared.url, error = %e, count, "count of dropped audit lines cannot be saved")
+            }
         }
     }
 }
@@ -1439,7 +1629,10 @@ mod tests {
             let path = entry.expect("entry").path();
             if path.is_dir() {
                 for seg in std::fs::read_dir(&path).expect("target dir") {
-                    files.push(seg.expect("segment").path());
+                    let seg = seg.expect("segment").path();
+                    if seg.extension().is_some_and(|e| e == "log") {
+                        files.push(seg);
+                    }
                 }
             }
         }
@@ -1511,6 +1704,217 @@ mod tests {
             );
         }
         assert_eq!(spooled.len(), expected.len());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The event id of a line this module's formatter wrote (its MSG, behind the BOM, starts
+    /// with `id=`).
+    fn id_of(line: &str) -> Option<&str> {
+        let at = line.find("\u{feff}id=")? + "\u{feff}id=".len();
+        line.get(at..at + 36)
+    }
+
+    /// Reads octet-counted lines from `conn`, each handed to `done`, until it says so;
+    /// returns the lines read.
+    async fn read_lines_until(
+        conn: &mut tokio::net::TcpStream,
+        mut done: impl FnMut(&str) -> bool,
+    ) -> Vec<String> {
+        use tokio::io::AsyncReadExt;
+        let mut lines = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(30), conn.read(&mut chunk))
+                .await
+                .expect("lines in time")
+                .expect("read");
+            assert!(n > 0, "the sink closed after {} lines", lines.len());
+            buf.extend_from_slice(&chunk[..n]);
+            let mut at = 0;
+            while let Some(sp) = buf[at..].iter().position(|b| *b == b' ') {
+                let len: usize = std::str::from_utf8(&buf[at..at + sp])
+                    .expect("count")
+                    .parse()
+                    .expect("octet count");
+                let end = at + sp + 1 + len;
+                if buf.len() < end {
+                    break;
+                }
+                let line = String::from_utf8(buf[at + sp + 1..end].to_vec()).expect("utf-8");
+                at = end;
+                let finished = done(&line);
+                lines.push(line);
+                if finished {
+                    return lines;
+                }
+            }
+            buf.drain(..at);
+        }
+    }
+
+    /// [`read_lines_until`] every id of `want` was read.
+    async fn read_ids(
+        conn: &mut tokio::net::TcpStream,
+        want: &std::collections::HashSet<String>,
+    ) -> Vec<String> {
+        let mut left = want.clone();
+        read_lines_until(conn, |line| {
+            if let Some(id) = id_of(line) {
+                left.remove(id);
+            }
+            left.is_empty()
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_receiver_that_stops_reading_times_out_and_no_line_is_lost_for_the_next_run() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-stall-{}", uuid::Uuid::now_v7()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let url = format!("tcp://{addr}");
+        let target = SyslogTarget {
+            write_timeout_ms: 300,
+            backoff_initial_ms: 10,
+            backoff_max_ms: 50,
+            // Every line written stays in the replay, so that all can be checked below.
+            replay_bytes: 1 << 30,
+            ..SyslogTarget::new(&url)
+        };
+        let formatter = Formatter::new(13, "h", "qaqpa");
+        let sink =
+            SyslogSink::start(&target, formatter.clone(), "test", &dir, 1 << 30).expect("sink");
+        // Accepts every connection and never reads: the kernel's buffers fill, then writes
+        // make no progress.
+        let stalled = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        let pad = "p".repeat(400);
+        let mut ids = std::collections::HashSet::new();
+        for i in 0..40_000 {
+            let e = AuditEvent::auth_ok("api", &format!("key-{i}-{pad}"));
+            ids.insert(e.id.to_string());
+            sink.record(&sink.formatter().format(&e));
+        }
+        let flushed = tokio::time::timeout(Duration::from_secs(60), sink.flush())
+            .await
+            .expect("a flush is answered although the receiver stopped reading");
+        assert!(
+            !flushed,
+            "the receiver read nothing: not everything is sent"
+        );
+        let stopped = tokio::time::timeout(
+            Duration::from_secs(60),
+            sink.shutdown(Instant::now() + Duration::from_secs(1)),
+        )
+        .await
+        .expect("the sink stops although the receiver stopped reading");
+        assert!(!stopped);
+        assert_eq!(sink.stats().dropped, 0, "{:?}", sink.stats());
+        stalled.abort();
+        let spooled = spooled_lines(&dir);
+        let in_spool: std::collections::HashSet<&str> =
+            spooled.iter().filter_map(|l| id_of(l)).collect();
+        let missing = ids
+            .iter()
+            .filter(|id| !in_spool.contains(id.as_str()))
+            .count();
+        assert_eq!(
+            missing,
+            0,
+            "lines neither read nor spooled: {} spooled, {:?}",
+            spooled.len(),
+            sink.stats()
+        );
+        // The next run, with a receiver that reads, sends every one of them.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind again");
+        let next = SyslogSink::start(&target, formatter, "test", &dir, 1 << 30).expect("sink");
+        let (mut conn, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+            .await
+            .expect("the next run connects")
+            .expect("accept");
+        read_ids(&mut conn, &ids).await;
+        assert!(next.flush().await, "{:?}", next.stats());
+        next.shutdown(Instant::now() + Duration::from_secs(2)).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drops_at_a_full_spool_are_reported_by_the_next_run_when_the_receiver_is_back() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-drops-{}", uuid::Uuid::now_v7()));
+        // A port nobody listens on: every line goes to the spool, which holds only a few.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = closed.local_addr().expect("addr");
+        drop(closed);
+        let url = format!("tcp://{addr}");
+        let target = SyslogTarget::new(&url);
+        let formatter = Formatter::new(13, "h", "qaqpa");
+        let sink = SyslogSink::start(&target, formatter.clone(), "test", &dir, 4096).expect("sink");
+        let mut recorded = Vec::new();
+        for i in 0..60 {
+            let e = AuditEvent::auth_ok("api", &format!("key-{i}"));
+            sink.record(&sink.formatter().format(&e));
+            recorded.push(e);
+        }
+        assert!(!sink.flush().await);
+        sink.shutdown(Instant::now() + Duration::from_secs(1)).await;
+        let stats = sink.stats();
+        assert!(stats.dropped > 0 && stats.spooled > 0, "{stats:?}");
+        assert_eq!(stats.spooled + stats.dropped, 60, "{stats:?}");
+        // The run ends with the drops unreported: their count outlives it.
+        let spooled = spooled_lines(&dir);
+        assert_eq!(spooled.len() as u64, stats.spooled);
+        // The receiver is back for the next run: the spooled lines, then the count.
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let next = SyslogSink::start(&target, formatter, "test", &dir, 4096).expect("sink");
+        let (mut conn, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+            .await
+            .expect("the next run connects")
+            .expect("accept");
+        assert!(next.flush().await, "{:?}", next.stats());
+        let want: std::collections::HashSet<String> = spooled
+            .iter()
+            .filter_map(|l| id_of(l))
+            .map(str::to_owned)
+            .collect();
+        let mut left = want.clone();
+        let lines = read_lines_until(&mut conn, |line| {
+            if let Some(id) = id_of(line) {
+                left.remove(id);
+            }
+            line.contains("AUDIT_DROPPED")
+        })
+        .await;
+        assert!(
+            left.is_empty(),
+            "the spooled lines come before the report: {left:?}"
+        );
+        let report = lines.last().expect("report");
+        assert!(
+            report.contains(&format!("count={}", stats.dropped)),
+            "the report carries the first run's count {}: {report}",
+            stats.dropped
+        );
+        assert_eq!(next.stats().dropped, 0);
+        next.shutdown(Instant::now() + Duration::from_secs(2)).await;
+        assert!(
+            !dir.join(
+                url.chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect::<String>()
+            )
+            .join("dropped.count")
+            .exists(),
+            "a reported count is not reported again"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
