@@ -210,6 +210,13 @@ impl Backoff {
 // Spool
 
 /// Append-only segment files `seg-<n>.log`, one formatted line per text line.
+///
+/// One process owns a spool directory at a time (an exclusive lock on its `.lock` file, held
+/// while the spool is open): it alone sends and removes segments. Another process that opens
+/// it meanwhile (a `qaqpa keys …` command beside the running gateway) is a guest: its lines
+/// go to a file of its own, `guest-<pid>.part`, which it publishes as a new segment when it
+/// stops, and the owner adopts published segments ([`Spool::adopt`]). So no segment is ever
+/// written by two processes, nor removed under one still writing it.
 struct Spool {
     dir: PathBuf,
     max_bytes: u64,
@@ -221,26 +228,90 @@ struct Spool {
     read_pos: u64,
     bytes: u64,
     next_index: u64,
+    role: Role,
+}
+
+enum Role {
+    /// Holds the directory's lock (released when the file closes).
+    Owner { _lock: File },
+    /// Another process owns the directory: lines go to `part`, published when stopping.
+    Guest { part: PathBuf, file: Option<File> },
+}
+
+/// The index of a segment file's name, `seg-<n>.log`.
+fn segment_index(name: &std::ffi::OsStr) -> Option<u64> {
+    name.to_str()
+        .and_then(|n| n.strip_prefix("seg-"))
+        .and_then(|n| n.strip_suffix(".log"))
+        .and_then(|n| n.parse::<u64>().ok())
+}
+
+/// The segments in `dir`, (index, size), ordered by index.
+fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, u64)>> {
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(index) = segment_index(&entry.file_name()) {
+            segments.push((index, entry.metadata()?.len()));
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// Links `file` into `dir` as the first free segment after the last one there; the caller
+/// removes `file`. Never takes the name of an existing segment.
+fn publish_as_segment(dir: &Path, file: &Path) -> std::io::Result<PathBuf> {
+    let mut index = list_segments(dir)?.last().map_or(1, |(i, _)| i + 1);
+    loop {
+        let target = dir.join(format!("seg-{index:012}.log"));
+        match std::fs::hard_link(file, &target) {
+            Ok(()) => return Ok(target),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => index += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 impl Spool {
     fn open(dir: PathBuf, max_bytes: u64) -> std::io::Result<Spool> {
         std::fs::create_dir_all(&dir)?;
-        let mut segments = Vec::new();
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(index) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("seg-"))
-                .and_then(|n| n.strip_suffix(".log"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            segments.push((index, entry.metadata()?.len()));
-        }
-        segments.sort();
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))?;
+        let role = match lock.try_lock() {
+            Ok(()) => {
+                // Guests' files a crash left unpublished are taken over as segments.
+                for entry in std::fs::read_dir(&dir)? {
+                    let path = entry?.path();
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    if name.starts_with("guest-") && name.ends_with(".part") {
+                        publish_as_segment(&dir, &path)?;
+                        std::fs::remove_file(&path)?;
+                    }
+                }
+                Role::Owner { _lock: lock }
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::info!(dir = %dir.display(), "audit spool in use by another process (the gateway): this one only adds its own lines to it");
+                let part = dir.join(format!("guest-{}.part", std::process::id()));
+                return Ok(Spool {
+                    dir,
+                    max_bytes,
+                    segment_max: u64::MAX,
+                    segments: VecDeque::new(),
+                    writer: None,
+                    read_pos: 0,
+                    bytes: 0,
+                    next_index: 1,
+                    role: Role::Guest { part, file: None },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        };
+        let segments = list_segments(&dir)?;
         let next_index = segments.last().map(|(i, _)| i + 1).unwrap_or(1);
         let bytes = segments.iter().map(|(_, s)| s).sum();
         Ok(Spool {
@@ -252,7 +323,42 @@ impl Spool {
             read_pos: 0,
             bytes,
             next_index,
+            role,
         })
+    }
+
+    /// Owner: takes in the segments guests published since it last looked, after its own.
+    /// Returns how many.
+    fn adopt(&mut self) -> std::io::Result<usize> {
+        if !matches!(self.role, Role::Owner { .. }) {
+            return Ok(0);
+        }
+        let known: std::collections::HashSet<u64> = self.segments.iter().map(|&(i, _)| i).collect();
+        let mut adopted = 0;
+        for (index, size) in list_segments(&self.dir)? {
+            if known.contains(&index) || self.writer.as_ref().is_some_and(|(w, _)| *w == index) {
+                continue;
+            }
+            self.segments.push_back((index, size));
+            self.bytes += size;
+            self.next_index = self.next_index.max(index + 1);
+            adopted += 1;
+        }
+        Ok(adopted)
+    }
+
+    /// Guest: publishes its lines as a segment for the owner to send. Owner: nothing to do.
+    fn publish(&mut self) -> std::io::Result<()> {
+        let Role::Guest { part, file } = &mut self.role else {
+            return Ok(());
+        };
+        if file.take().is_none() {
+            return Ok(());
+        }
+        publish_as_segment(&self.dir, part)?;
+        std::fs::remove_file(&*part)?;
+        self.bytes = 0;
+        Ok(())
     }
 
     fn path(&self, index: u64) -> PathBuf {
@@ -268,6 +374,9 @@ impl Spool {
     /// The unreported drops a previous run left (0 when none, or the file cannot be read: then
     /// logged).
     fn load_drops(&self) -> u64 {
+        if matches!(self.role, Role::Guest { .. }) {
+            return 0;
+        }
         match std::fs::read_to_string(self.drops_path()) {
             Ok(text) => text.trim().parse().unwrap_or_else(|_| {
                 tracing::error!(path = %self.drops_path().display(), "unreadable count of dropped audit lines; taken as 1");
@@ -283,6 +392,10 @@ impl Spool {
 
     /// Writes the unreported drops (written whole, then renamed into place); 0 removes the file.
     fn save_drops(&self, count: u64) -> std::io::Result<()> {
+        // A guest's drops are logged when it stops; the file is the owner's.
+        if matches!(self.role, Role::Guest { .. }) {
+            return Ok(());
+        }
         let path = self.drops_path();
         if count == 0 {
             return match std::fs::remove_file(&path) {
@@ -306,22 +419,41 @@ impl Spool {
         if self.bytes + len > self.max_bytes {
             return Ok(false);
         }
+        if let Role::Guest { part, file } = &mut self.role {
+            if file.is_none() {
+                std::fs::create_dir_all(&self.dir)?;
+                *file = Some(OpenOptions::new().create(true).append(true).open(&*part)?);
+            }
+            let mut buf = Vec::with_capacity(line.len() + 1);
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            if let Some(file) = file {
+                file.write_all(&buf)?;
+            }
+            self.bytes += len;
+            return Ok(true);
+        }
         let need_new = match (&self.writer, self.segments.back()) {
             (Some((wi, _)), Some((bi, size))) => wi != bi || size + len > self.segment_max,
             _ => true,
         };
         if need_new {
-            let index = self.next_index;
-            self.next_index += 1;
-            let path = self.path(index);
-            let open = || OpenOptions::new().create(true).append(true).open(&path);
-            // A directory removed from outside (a temp cleaner, an operator) is made again.
-            let file = match open() {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(&self.dir)?;
-                    open()?
+            // A fresh file, never one a guest published meanwhile under the next index (that
+            // one is adopted later).
+            let (index, file) = loop {
+                let index = self.next_index;
+                self.next_index += 1;
+                let path = self.path(index);
+                let open = || OpenOptions::new().create_new(true).append(true).open(&path);
+                // A directory removed from outside (a temp cleaner, an operator) is made again.
+                match open() {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        std::fs::create_dir_all(&self.dir)?;
+                        break (index, open()?);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    opened => break (index, opened?),
                 }
-                opened => opened?,
             };
             self.writer = Some((index, file));
             self.segments.push_back((index, 0));
@@ -805,6 +937,8 @@ const BATCH: usize = 256;
 const LINGER: Duration = Duration::from_millis(10);
 /// Room for lines a fresh intake buffer starts with.
 const MIN_INTAKE_LINES: usize = 64;
+/// How often a spool's owner looks for segments other processes published (see [`Spool`]).
+const ADOPT_EVERY: Duration = Duration::from_secs(5);
 /// What a stopping sink's task is given, beyond its deadline and a stalled write's timeout,
 /// to spool the lines it holds.
 const SPOOL_GRACE: Duration = Duration::from_secs(5);
@@ -869,6 +1003,7 @@ impl SyslogSink {
             replay_max: target.replay_bytes,
             write_timeout,
             saved_drops: left_unreported,
+            next_adopt: Instant::now() + ADOPT_EVERY,
             must_replay: false,
             replaying: VecDeque::new(),
             spares: Vec::with_capacity(SPARES),
@@ -1000,6 +1135,8 @@ struct Task {
     write_timeout: Duration,
     /// The unreported drops as last written to the spool directory.
     saved_drops: u64,
+    /// When to look for segments other processes published next.
+    next_adopt: Instant,
     must_replay: bool,
     /// Batches of the replay under way not yet sent again: kept here, not in a local, so a
     /// shutdown whose deadline cuts the replay short spools them.
@@ -1018,6 +1155,7 @@ struct Task {
 impl Task {
     async fn run(mut self) {
         loop {
+            self.adopt_if_due(false);
             self.spill_if_backlogged();
             if !self.spool_is_empty() && self.ensure_connected(false).await {
                 self.drain_spool(None).await;
@@ -1045,12 +1183,14 @@ impl Task {
                         tokio::select! {
                             m = self.rx.recv() => m,
                             _ = self.shared.arrived.notified() => continue,
+                            _ = tokio::time::sleep_until(self.next_adopt) => continue,
                         }
                     } else {
                         tokio::select! {
                             m = self.rx.recv() => m,
                             _ = self.shared.arrived.notified() => continue,
                             _ = tokio::time::sleep_until(self.next_attempt) => continue,
+                            _ = tokio::time::sleep_until(self.next_adopt) => continue,
                         }
                     }
                 }
@@ -1059,6 +1199,9 @@ impl Task {
                 Some(Msg::Flush(reply)) => self.flush(reply).await,
                 Some(Msg::Shutdown(deadline, reply)) => {
                     let all = self.shutdown(deadline).await;
+                    // The task's hold on the spool (and its lock) goes before the answer:
+                    // once every handle is gone too, another process may own the directory.
+                    drop(self);
                     let _ = reply.send(all);
                     return;
                 }
@@ -1073,6 +1216,24 @@ impl Task {
 
     fn spool_is_empty(&self) -> bool {
         self.shared.spool().is_empty()
+    }
+
+    /// Takes in segments other processes published into the spool directory, every
+    /// [`ADOPT_EVERY`] (or `now`).
+    fn adopt_if_due(&mut self, now: bool) {
+        if !now && Instant::now() < self.next_adopt {
+            return;
+        }
+        self.next_adopt = Instant::now() + ADOPT_EVERY;
+        match self.shared.spool().adopt() {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(target = %self.shared.url, segments = n, "audit spool: took in lines another process left")
+            }
+            Err(e) => {
+                tracing::error!(target = %self.shared.url, error = %e, "audit spool: cannot look for lines other processes left")
+            }
+        }
     }
 
     fn intake_len(&self) -> usize {
@@ -1137,6 +1298,7 @@ impl Task {
     async fn flush(&mut self, reply: oneshot::Sender<bool>) {
         // Everything recorded before this flush is in the intake, or was taken before.
         self.process_intake().await;
+        self.adopt_if_due(true);
         if (!self.spool_is_empty() || self.must_replay) && self.ensure_connected(true).await {
             self.drain_spool(None).await;
         }
@@ -1202,7 +1364,10 @@ impl Task {
             &mut spool,
             unsent_before.iter().chain(unsent).flat_map(|l| l.iter()),
         );
-        let all_sent = spool.is_empty();
+        let all_sent = spool.is_empty() && spool.bytes == 0;
+        if let Err(e) = spool.publish() {
+            tracing::error!(target = %self.shared.url, error = %e, "audit spool: this process's lines could not be handed to the owner of the spool");
+        }
         drop(spool);
         self.save_drops();
         let unreported = self.shared.unreported_drops.load(Ordering::Relaxed);
@@ -1523,8 +1688,16 @@ mod tests {
         );
         spool.consume(bytes).expect("consume");
         assert!(spool.is_empty());
-        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+        assert_eq!(segment_files(&dir), 0);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The segment files in a spool directory (its lock file is not one).
+    fn segment_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .expect("dir")
+            .filter(|e| segment_index(&e.as_ref().expect("entry").file_name()).is_some())
+            .count()
     }
 
     /// Everything a spool gives, read to the end: the lines and the damaged ones counted.
@@ -1560,11 +1733,12 @@ mod tests {
             )
         );
         // Only a part line, and a zero-filled tail without a newline, as power loss can leave.
+        drop(spool);
         std::fs::write(dir.join("seg-000000000007.log"), b"half a li").expect("segment");
         std::fs::write(dir.join("seg-000000000008.log"), b"six\n\0\0\0\0").expect("segment");
         let mut spool = Spool::open(dir.clone(), 1 << 20).expect("open");
         assert_eq!(read_all(&mut spool, 1 << 16), (vec!["six".into()], 2));
-        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+        assert_eq!(segment_files(&dir), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1818,6 +1992,8 @@ mod tests {
         assert!(!stopped);
         assert_eq!(sink.stats().dropped, 0, "{:?}", sink.stats());
         stalled.abort();
+        // The spool's lock goes with the last handle: the next run owns the directory.
+        drop(sink);
         let spooled = spooled_lines(&dir);
         let in_spool: std::collections::HashSet<&str> =
             spooled.iter().filter_map(|l| id_of(l)).collect();
@@ -1828,9 +2004,8 @@ mod tests {
         assert_eq!(
             missing,
             0,
-            "lines neither read nor spooled: {} spooled, {:?}",
-            spooled.len(),
-            sink.stats()
+            "lines neither read nor spooled ({} spooled)",
+            spooled.len()
         );
         // The next run, with a receiver that reads, sends every one of them.
         let listener = tokio::net::TcpListener::bind(addr)
@@ -1872,6 +2047,7 @@ mod tests {
         // The run ends with the drops unreported: their count outlives it.
         let spooled = spooled_lines(&dir);
         assert_eq!(spooled.len() as u64, stats.spooled);
+        drop(sink);
         // The receiver is back for the next run: the spooled lines, then the count.
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let next = SyslogSink::start(&target, formatter, "test", &dir, 4096).expect("sink");
@@ -1914,6 +2090,89 @@ mod tests {
             .join("dropped.count")
             .exists(),
             "a reported count is not reported again"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_process_on_a_spool_only_adds_to_it_and_the_owner_sends_everything() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-guest-{}", uuid::Uuid::now_v7()));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = closed.local_addr().expect("addr");
+        drop(closed);
+        let url = format!("tcp://{addr}");
+        // The gateway: its receiver is down, so its lines wait in the spool.
+        let owner = test_sink(&url, &dir);
+        let event = |who: &str, i: usize| AuditEvent::auth_ok("api", &format!("{who}-{i}"));
+        let mut ids = std::collections::HashSet::new();
+        for i in 0..50 {
+            let e = event("gateway", i);
+            ids.insert(e.id.to_string());
+            owner.record(&owner.formatter().format(&e));
+        }
+        assert!(!owner.flush().await);
+        let owned = spooled_lines(&dir);
+        assert_eq!(owned.len(), 50);
+        // A `qaqpa keys …` command beside it, with the same spool: it sends nothing of the
+        // gateway's, removes nothing, and leaves its own lines for the gateway.
+        let guest = test_sink(&url, &dir);
+        for i in 0..3 {
+            let e = event("cli", i);
+            ids.insert(e.id.to_string());
+            guest.record(&guest.formatter().format(&e));
+        }
+        assert!(
+            !guest
+                .shutdown(Instant::now() + Duration::from_millis(500))
+                .await
+        );
+        drop(guest);
+        let after = spooled_lines(&dir);
+        assert_eq!(
+            after.len(),
+            53,
+            "the gateway's lines and the command's: {after:#?}"
+        );
+        assert!(
+            owned.iter().all(|l| after.contains(l)),
+            "the gateway's lines are all still there"
+        );
+        // The receiver is back: the gateway sends its lines and the command's.
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let flushed = owner.flush();
+        let (accepted, flushed) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(30), listener.accept()),
+            flushed
+        );
+        let (mut conn, _) = accepted.expect("the gateway connects").expect("accept");
+        assert!(flushed, "{:?}", owner.stats());
+        read_ids(&mut conn, &ids).await;
+        assert_eq!(
+            spooled_lines(&dir).len(),
+            0,
+            "every segment sent and removed"
+        );
+        owner
+            .shutdown(Instant::now() + Duration::from_secs(2))
+            .await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn lines_of_a_process_that_died_beside_the_owner_are_taken_over_by_the_next_owner() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("seg-000000000001.log"), b"one\n").expect("segment");
+        std::fs::write(dir.join("guest-4242.part"), b"from a command\n").expect("part");
+        let mut spool = Spool::open(dir.clone(), 1 << 20).expect("open");
+        assert_eq!(
+            read_all(&mut spool, 1 << 16),
+            (vec!["one".into(), "from a command".into()], 0)
+        );
+        assert_eq!(
+            std::fs::read_dir(&dir).expect("dir").count(),
+            1,
+            "only the lock file is left"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -2004,8 +2263,7 @@ mod tests {
             assert!(line.starts_with(&format!("line {i:04} ")), "{line}");
         }
         assert!(spool.is_empty());
-        let left = std::fs::read_dir(&dir).expect("dir").count();
-        assert_eq!(left, 0, "sent segments are removed");
+        assert_eq!(segment_files(&dir), 0, "sent segments are removed");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
