@@ -282,6 +282,10 @@ impl Engine {
             ))),
         };
         let now = OffsetDateTime::now_utc();
+        // Sizes as the adapter contract exposes them, not the bytes on the wire: the request is
+        // what the engine hands over (`payload_bytes`), the response the answer as the adapter
+        // hands it back (`Delivered`: the target's reference, receipts and result code, as
+        // JSON). A failed attempt carries no answer in the contract: no response size then.
         self.state.audit.record(
             qaqpa_audit::AuditEvent::exchange(
                 crate::audit::ENGINE,
@@ -294,8 +298,8 @@ impl Engine {
                     response_in: Some(now),
                     request_in: None,
                     response_out: None,
-                    request_bytes: None,
-                    response_bytes: None,
+                    request_bytes: Some(payload_bytes(&out)),
+                    response_bytes: result.as_ref().ok().map(json_bytes),
                     result: crate::audit::exchange_result(
                         result.as_ref().map(|d| d.result_code.as_deref()),
                     ),
@@ -513,6 +517,34 @@ pub async fn apply_receipt(
             Ok(false)
         }
     }
+}
+
+/// The request size an outbound exchange is journalled with: what the engine hands the
+/// adapter for the attempt — the document as JSON, the attachments and the signatures. The
+/// adapter contract does not expose the bytes on the wire, so the adapter's own framing (HTTP
+/// headers, a SOAP envelope, base64) is not counted.
+fn payload_bytes(out: &Outgoing) -> u64 {
+    json_bytes(&out.document)
+        + out.attachments.iter().map(|a| a.size).sum::<u64>()
+        + out.signatures.iter().map(|s| s.len() as u64).sum::<u64>()
+}
+
+/// The length of `value` as compact JSON, counted without building the text.
+fn json_bytes<T: serde::Serialize>(value: &T) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail; a value serde cannot write counts what it wrote.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// Attempts that count against the route's budget (deferrals by an open breaker do not).

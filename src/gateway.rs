@@ -135,21 +135,32 @@ fn check_certificate_expiry(cfg: &Config, audit: &qaqpa_audit::Auditor) {
     }
 }
 
-/// Once a day: archive journal records past the online window (and delete archives past the
-/// retention), and check the signing certificate's expiry again.
+/// How often the journal maintenance runs after its first run.
+const AUDIT_MAINTENANCE_PERIOD: Duration = Duration::from_secs(24 * 3600);
+
+/// Archives journal records past the online window (and deletes archives past the retention)
+/// once right after start, then once a day, and checks the signing certificate's expiry again
+/// each day (start-up checked it already). It runs as a task of its own, so start-up and
+/// readiness never wait for it; the first run is not delayed, so a gateway restarted more
+/// often than daily still archives.
 async fn run_audit_maintenance(state: AppState, shutdown: CancellationToken) {
+    if shutdown.is_cancelled() {
+        return;
+    }
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
-            _ = shutdown.cancelled() => return,
-        }
         match state.audit.archive(time::OffsetDateTime::now_utc()).await {
-            Ok(r) if r.archived > 0 => tracing::info!(archived = r.archived,
-                file = ?r.file, deleted = r.deleted_files.len(), "audit journal archived"),
+            Ok(r) if r.archived > 0 || !r.deleted_files.is_empty() => {
+                tracing::info!(archived = r.archived, file = ?r.file,
+                    deleted = r.deleted_files.len(), "audit journal archived")
+            }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "audit journal archiving failed; will retry tomorrow")
+                tracing::warn!(error = %e, "audit journal archiving failed; will retry in a day")
             }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(AUDIT_MAINTENANCE_PERIOD) => {}
+            _ = shutdown.cancelled() => return,
         }
         check_certificate_expiry(&state.cfg, &state.audit);
     }

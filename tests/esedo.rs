@@ -325,6 +325,32 @@ async fn an_incoming_letter_lands_in_the_inbox_and_our_registration_goes_back() 
             .all(|(_, s, _)| s.contains("700101******") || s.contains("900101******")),
         "{sigs:?}"
     );
+    // The push's exchange names the letter it brought.
+    let exchanges =
+        r.gw.state
+            .audit
+            .store()
+            .expect("journal")
+            .query(
+                &qaqpa_audit::AuditFilter {
+                    kind: Some("EXCHANGE".into()),
+                    ..Default::default()
+                },
+                None,
+                100,
+            )
+            .await
+            .expect("query");
+    assert!(
+        exchanges.records.iter().any(|rec| matches!(
+            &rec.event.kind,
+            qaqpa_audit::EventKind::Exchange(x)
+                if x.direction == qaqpa_audit::Direction::Inbound
+                    && x.message_id.as_deref() == Some(sent.href.as_str())
+        )),
+        "{:#?}",
+        exchanges.records
+    );
     // A letter whose head signature is a plain employee's is refused (SCSE002) and that
     // signature is journalled as not valid.
     let refused = send(&clerk, &clerk).await;

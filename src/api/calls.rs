@@ -92,6 +92,18 @@ pub async fn call(
         Ok(Ok(a)) => serde_json::to_string(&a.body).ok().map(|t| t.len() as u64),
         _ => None,
     };
+    // The contract gives a call no message id of its own; an adapter whose protocol has one
+    // names it in the answer (the ШЭП adapter's `message_id`, the SOAP messageId). Only that
+    // id (if it is of an id's length) is kept, never the answer.
+    let message_id = match &result {
+        Ok(Ok(a)) => a
+            .body
+            .get("message_id")
+            .and_then(|v| v.as_str())
+            .filter(|id| id.len() <= 256)
+            .map(str::to_owned),
+        _ => None,
+    };
     state.audit.record(
         AuditEvent::exchange(
             crate::audit::API,
@@ -99,7 +111,7 @@ pub async fn call(
                 direction: Direction::Outbound,
                 target: svc.name.clone(),
                 service_id: Some(service.clone()),
-                message_id: None,
+                message_id,
                 request_out: Some(asked),
                 response_in: Some(answered),
                 request_in: None,

@@ -80,6 +80,13 @@ pub async fn push(
             ))),
         };
     journal_signatures(&state, &transaction_id, client_ip, &outcome);
+    // The exchange names the message the push is about: ours for a receipt, the target's id of
+    // a document (the ШЭП messageId for the ШЭП adapter).
+    let message_id = match &outcome {
+        Ok(PushOutcome::Receipt { message, .. }) => Some(message.to_string()),
+        Ok(PushOutcome::Document { external_id, .. }) => Some(external_id.clone()),
+        Ok(PushOutcome::Nothing) | Err(_) => None,
+    };
     let result = match outcome {
         Ok(outcome) => store_outcome(&state, &route, &push_cfg, outcome, &transaction_id).await,
         Err(f) => Err(f),
@@ -100,7 +107,7 @@ pub async fn push(
             direction: qaqpa_audit::Direction::Inbound,
             target: route.name.clone(),
             service_id: Some(route.adapter.clone()),
-            message_id: None,
+            message_id,
             request_out: None,
             response_in: None,
             request_in: Some(inbound.received_at),
