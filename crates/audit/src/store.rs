@@ -20,6 +20,15 @@
 //! changed. Someone who can disable triggers *and* recompute every hash after a change is not
 //! caught by the chain alone: export [`VerifyReport`]'s last hash elsewhere (the SOC) to catch
 //! that too.
+//!
+//! The rows of `audit_archive` are only claims: anyone who may insert one can claim the whole
+//! chain archived, move the anchor to the head and delete every record. So `verify` checks the
+//! archived part against the files ([`AuditStore::verify_with`], [`ArchiveCheck`]): every row's
+//! file must be in the archive directory and hold exactly the range the row records (its first
+//! seq after the row's `first_prev_hash`, its last hash the row's), from seq 1 to the anchor. A
+//! file that retention deleted is reported as such (never as verified): the row's file name
+//! carries the day of the range's last record, which is what retention deletes files by, so a
+//! missing file counts as deleted only when retention would have deleted it by then.
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -108,12 +117,14 @@ pub struct Page {
 /// The outcome of a chain walk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyReport {
-    /// The chain holds: `count` records from `first_seq` to `last_seq`.
+    /// The chain holds: `count` records from `first_seq` to `last_seq`, and before them
+    /// `archived` (the store's verification; empty for one archive file).
     Ok {
         count: u64,
         first_seq: u64,
         last_seq: u64,
         last_hash: String,
+        archived: ArchivedPart,
     },
     /// The record at `seq` is not what was appended (hash, link or indexed columns).
     Changed { seq: u64 },
@@ -121,6 +132,34 @@ pub enum VerifyReport {
     Missing { after_seq: u64 },
     /// The archive bookkeeping does not add up.
     Anchor { detail: String },
+    /// The archived range `from_seq..=to_seq` does not check out against its file (missing,
+    /// changed, cut short, or not checked at all).
+    Archived {
+        from_seq: u64,
+        to_seq: u64,
+        detail: String,
+    },
+}
+
+/// What the verification of a store found before its online records, in the archive files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchivedPart {
+    /// Archive files read, each exactly the range its `audit_archive` row records.
+    pub files: u64,
+    /// The records in them, every hash and link checked.
+    pub verified: u64,
+    /// Ranges whose files retention has deleted: their records are gone, and only their rows
+    /// link the chain across them.
+    pub expired: Vec<ExpiredRange>,
+}
+
+/// An archived range whose file retention deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredRange {
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// The day of its last record (UTC), as its file name recorded it.
+    pub last_day: time::Date,
 }
 
 impl VerifyReport {
@@ -136,27 +175,100 @@ impl std::fmt::Display for VerifyReport {
                 count,
                 first_seq,
                 last_seq,
+                archived,
                 ..
-            } => write!(f, "OK: {count} records (seq {first_seq}..={last_seq})"),
+            } => {
+                write!(f, "OK: {count} records (seq {first_seq}..={last_seq})")?;
+                if archived.files > 0 {
+                    write!(
+                        f,
+                        "; archived: {} records in {} file(s) verified",
+                        archived.verified, archived.files
+                    )?;
+                }
+                for e in &archived.expired {
+                    write!(
+                        f,
+                        "; archived seq {}..={} deleted by retention (last record on {})",
+                        e.from_seq, e.to_seq, e.last_day
+                    )?;
+                }
+                Ok(())
+            }
             VerifyReport::Changed { seq } => write!(f, "changed record at seq {seq}"),
             VerifyReport::Missing { after_seq } => {
                 write!(f, "record(s) missing after seq {after_seq}")
             }
             VerifyReport::Anchor { detail } => write!(f, "archive anchor: {detail}"),
+            VerifyReport::Archived {
+                from_seq,
+                to_seq,
+                detail,
+            } => write!(f, "archived range {from_seq}..={to_seq}: {detail}"),
         }
     }
 }
 
-/// How long the journal is kept.
+/// How long the journal is kept. Read from the configuration only within bounds
+/// ([`Retention::check`]); the store refuses to archive with values out of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RetentionFields")]
 pub struct Retention {
-    /// Archive files are deleted after this many years (default 3).
-    #[serde(default = "default_keep_years")]
+    /// Archive files are deleted after this many years (default 3; 1 to 100).
     pub keep_years: u32,
-    /// Records older than this many months leave the database for the archive (default 3).
-    #[serde(default = "default_online_months")]
+    /// Records older than this many months leave the database for the archive (default 3; 1
+    /// to `keep_years` × 12).
     pub online_months: u32,
+}
+
+/// [`Retention`] as written in the configuration, before its bounds are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionFields {
+    #[serde(default = "default_keep_years")]
+    keep_years: u32,
+    #[serde(default = "default_online_months")]
+    online_months: u32,
+}
+
+impl TryFrom<RetentionFields> for Retention {
+    type Error = StoreError;
+
+    fn try_from(f: RetentionFields) -> Result<Retention, StoreError> {
+        let r = Retention {
+            keep_years: f.keep_years,
+            online_months: f.online_months,
+        };
+        r.check()?;
+        Ok(r)
+    }
+}
+
+/// The years [`Retention::keep_years`] may be.
+pub const KEEP_YEARS: std::ops::RangeInclusive<u32> = 1..=100;
+
+impl Retention {
+    /// Whether the values are within bounds: `keep_years` 1 to 100, `online_months` 1 to
+    /// `keep_years` × 12. The error names the field.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if !KEEP_YEARS.contains(&self.keep_years) {
+            return Err(StoreError::Other(format!(
+                "audit retention: keep_years = {} is out of bounds ({}..={} years)",
+                self.keep_years,
+                KEEP_YEARS.start(),
+                KEEP_YEARS.end()
+            )));
+        }
+        let most = self.keep_years * 12;
+        if !(1..=most).contains(&self.online_months) {
+            return Err(StoreError::Other(format!(
+                "audit retention: online_months = {} is out of bounds (1..={most} months: \
+                 at least one, and no more than keep_years = {})",
+                self.online_months, self.keep_years
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn default_keep_years() -> u32 {
@@ -173,6 +285,15 @@ impl Default for Retention {
             online_months: default_online_months(),
         }
     }
+}
+
+/// Where [`AuditStore::verify_with`] finds the archive files, and what retention may have
+/// deleted from there by `now` (as [`AuditStore::archive`] was given them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveCheck {
+    pub dir: PathBuf,
+    pub retention: Retention,
+    pub now: OffsetDateTime,
 }
 
 /// What an archive run did.
@@ -298,11 +419,23 @@ pub trait AuditStore: Send + Sync {
     async fn tail(&self, n: usize) -> Result<Vec<StoredRecord>, StoreError> {
         Ok(self.query(&AuditFilter::default(), None, n).await?.records)
     }
-    /// Walks the online chain from the archive anchor to the head.
-    async fn verify(&self) -> Result<VerifyReport, StoreError>;
+    /// Walks the whole chain: the archived ranges against their files in `archive`'s
+    /// directory (each file exactly the range its row records, from seq 1 to the anchor; a
+    /// file retention deleted by `archive.now` is reported in [`ArchivedPart::expired`]), then
+    /// the online records from the anchor to the head. Without `archive` a journal that has
+    /// archived anything does not verify ([`VerifyReport::Archived`]: its files cannot be
+    /// checked).
+    async fn verify_with(&self, archive: Option<&ArchiveCheck>)
+        -> Result<VerifyReport, StoreError>;
+    /// [`AuditStore::verify_with`] without an archive directory: for a journal that has never
+    /// been archived.
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.verify_with(None).await
+    }
     /// Moves records older than `retention.online_months` before `now` to a gzip JSON-lines
     /// file in `dir`, records the new anchor and deletes them; deletes archive files in `dir`
-    /// whose newest record is older than `retention.keep_years`.
+    /// whose last record (the day in the file's name) is older than `retention.keep_years`.
+    /// Refuses retention out of bounds ([`Retention::check`]).
     async fn archive(
         &self,
         now: OffsetDateTime,
@@ -509,17 +642,22 @@ impl ChainWalk {
             first_seq: self.anchor_seq + 1,
             last_seq: last,
             last_hash: self.prev_hash,
+            archived: ArchivedPart::default(),
         }
     }
 }
 
-/// One archived range as listed in `audit_archive`.
-#[derive(Debug, Clone)]
-pub(crate) struct ArchivedRange {
+/// One archived range as listed in `audit_archive`: what its file must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedRange {
     pub from_seq: u64,
     pub to_seq: u64,
+    /// The `prev_hash` of its first record.
     pub first_prev_hash: String,
+    /// The hash of its last record.
     pub last_hash: String,
+    /// Its file's name in the archive directory.
+    pub file: String,
 }
 
 /// Checks the archive list against the anchor: contiguous from seq 1, linked by hash, ending at
@@ -556,22 +694,168 @@ pub(crate) fn check_anchor(
     None
 }
 
-/// The oldest time still kept online: `now` less `months` calendar months.
+/// Checks the archived part of a store's chain (`ranges`, which [`check_anchor`] found
+/// contiguous from seq 1 to the anchor) against the files in `archive`'s directory: each must
+/// hold exactly its range ([`verify_archive`]), or be one retention deleted by `archive.now`.
+/// `Err` is the first range that does not check out.
+pub(crate) fn check_archived(
+    ranges: &[ArchivedRange],
+    archive: Option<&ArchiveCheck>,
+) -> Result<Result<ArchivedPart, VerifyReport>, StoreError> {
+    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+        return Ok(Ok(ArchivedPart::default()));
+    };
+    let Some(archive) = archive else {
+        return Ok(Err(VerifyReport::Archived {
+            from_seq: first.from_seq,
+            to_seq: last.to_seq,
+            detail: "not checked: no archive directory given".into(),
+        }));
+    };
+    archive.retention.check()?;
+    let limit = retention_limit(archive.now, archive.retention.keep_years);
+    let mut part = ArchivedPart::default();
+    for r in ranges {
+        let problem = |detail: String| {
+            Ok(Err(VerifyReport::Archived {
+                from_seq: r.from_seq,
+                to_seq: r.to_seq,
+                detail,
+            }))
+        };
+        // A bare name: the row must not point outside the directory.
+        if r.file.is_empty() || r.file == "." || r.file == ".." || r.file.contains(['/', '\\']) {
+            return problem(format!("file name {:?} names no archive file", r.file));
+        }
+        let path = archive.dir.join(&r.file);
+        match std::fs::metadata(&path) {
+            Ok(_) => match verify_archive(&path, r)? {
+                VerifyReport::Ok { count, .. } => {
+                    part.files += 1;
+                    part.verified += count;
+                }
+                other => return problem(format!("file {}: {other}", r.file)),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match ArchiveName::parse(&r.file) {
+                    Some(name)
+                        if name.from_seq == r.from_seq
+                            && name.to_seq == r.to_seq
+                            && name.last_day < limit =>
+                    {
+                        part.expired.push(ExpiredRange {
+                            from_seq: r.from_seq,
+                            to_seq: r.to_seq,
+                            last_day: name.last_day,
+                        })
+                    }
+                    _ => {
+                        return problem(format!(
+                            "file {} missing from {}",
+                            r.file,
+                            archive.dir.display()
+                        ))
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Ok(part))
+}
+
+/// A back end's verification finished: the archived ranges it read in the same snapshot
+/// checked against their files (on a blocking thread: it reads and unzips them), then
+/// `online`, the walk from the anchor to the head. A problem in the archived part comes first,
+/// as it lies before the online one.
+pub(crate) async fn with_archived(
+    ranges: Vec<ArchivedRange>,
+    online: VerifyReport,
+    archive: Option<&ArchiveCheck>,
+) -> Result<VerifyReport, StoreError> {
+    if ranges.is_empty() {
+        return Ok(online);
+    }
+    let archive = archive.cloned();
+    let checked = tokio::task::spawn_blocking(move || check_archived(&ranges, archive.as_ref()))
+        .await
+        .map_err(|e| StoreError::Other(format!("checking the archive files: {e}")))??;
+    Ok(match checked {
+        Err(problem) => problem,
+        Ok(part) => {
+            let mut online = online;
+            if let VerifyReport::Ok { archived, .. } = &mut online {
+                *archived = part;
+            }
+            online
+        }
+    })
+}
+
+/// The oldest time still kept online: `now` less `months` calendar months (the earliest time
+/// there is, when that goes back further).
 pub fn online_cutoff(now: OffsetDateTime, months: u32) -> OffsetDateTime {
     subtract_months(now, months)
 }
 
+/// `t` less `months` calendar months, the day kept within the month; saturates at the earliest
+/// time there is.
 fn subtract_months(t: OffsetDateTime, months: u32) -> OffsetDateTime {
-    let total = t.year() * 12 + i32::from(u8::from(t.month())) - 1 - months as i32;
-    let year = total.div_euclid(12);
+    let earliest = time::PrimitiveDateTime::MIN.assume_utc();
+    let total = i64::from(t.year()) * 12 + i64::from(u8::from(t.month())) - 1 - i64::from(months);
+    let Ok(year) = i32::try_from(total.div_euclid(12)) else {
+        return earliest;
+    };
     let month = time::Month::try_from(u8::try_from(total.rem_euclid(12) + 1).unwrap_or(1))
         .unwrap_or(time::Month::January);
-    let last_day = time::util::days_in_month(month, year);
-    let day = t.day().min(last_day);
+    let day = t.day().min(time::util::days_in_month(month, year));
     match time::Date::from_calendar_date(year, month, day) {
-        Ok(date) => t.replace_date(date),
-        Err(_) => t,
+        Ok(date) if year > time::Date::MIN.year() => t.replace_date(date),
+        _ => earliest,
     }
+}
+
+/// The day (UTC) before which an archive file's last record makes it due for deletion at `now`
+/// when retention keeps files `keep_years`.
+fn retention_limit(now: OffsetDateTime, keep_years: u32) -> time::Date {
+    from_time_us(time_us(subtract_months(now, keep_years.saturating_mul(12)))).date()
+}
+
+/// What an archive file's name says: `audit-<first day>_<last day>-<first seq>-<last
+/// seq>.jsonl.gz` ([`ArchiveWriter::finish`]).
+struct ArchiveName {
+    last_day: time::Date,
+    from_seq: u64,
+    to_seq: u64,
+}
+
+impl ArchiveName {
+    fn parse(name: &str) -> Option<ArchiveName> {
+        let rest = name.strip_prefix("audit-")?.strip_suffix(".jsonl.gz")?;
+        let (days, seqs) = rest.split_once('-')?;
+        let (first_day, last_day) = days.split_once('_')?;
+        let (from, to) = seqs.split_once('-')?;
+        let seq = |s: &str| -> Option<u64> {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+        };
+        parse_day(first_day)?;
+        Some(ArchiveName {
+            last_day: parse_day(last_day)?,
+            from_seq: seq(from)?,
+            to_seq: seq(to)?,
+        })
+    }
+}
+
+/// A day written `YYYYMMDD` ([`day`]).
+fn parse_day(d: &str) -> Option<time::Date> {
+    if d.len() != 8 || !d.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i32 = d[..4].parse().ok()?;
+    let month: u8 = d[4..6].parse().ok()?;
+    let day: u8 = d[6..].parse().ok()?;
+    time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()
 }
 
 /// One line of an archive file.
@@ -681,27 +965,21 @@ pub(crate) fn prune_archives(
     now: OffsetDateTime,
     keep_years: u32,
 ) -> Result<Vec<PathBuf>, StoreError> {
-    let limit = day(time_us(subtract_months(now, keep_years.saturating_mul(12))));
+    let limit = retention_limit(now, keep_years);
     let mut deleted = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(deleted);
     };
     for entry in entries {
         let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some(rest) = name
-            .strip_prefix("audit-")
-            .and_then(|r| r.strip_suffix(".jsonl.gz"))
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(ArchiveName::parse)
         else {
             continue;
         };
-        // <first>_<last>-<seq>-<seq>
-        let Some(last_day) = rest.get(9..17) else {
-            continue;
-        };
-        if last_day < limit.as_str() {
+        if name.last_day < limit {
             std::fs::remove_file(&path)?;
             deleted.push(path);
         }
@@ -710,44 +988,54 @@ pub(crate) fn prune_archives(
     Ok(deleted)
 }
 
-/// Checks an archive file's own chain: every hash, every link, no gap. `Ok` carries the first
-/// and last seq and the last hash (to be matched with the next file or the store's anchor).
-pub fn verify_archive(file: &Path) -> Result<VerifyReport, StoreError> {
+/// Checks an archive file against the range its `audit_archive` row records: the file must
+/// hold exactly `expected`, from its first seq (after its `first_prev_hash`) to its last seq
+/// and hash, every hash and link checked. A record cut off either end, or a file that does not
+/// read back (damaged gzip or JSON), is reported; `Ok` carries the count and last hash.
+pub fn verify_archive(file: &Path, expected: &ArchivedRange) -> Result<VerifyReport, StoreError> {
+    let Some(anchor_seq) = expected.from_seq.checked_sub(1) else {
+        return Ok(VerifyReport::Anchor {
+            detail: "an archived range starting at seq 0".into(),
+        });
+    };
     let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(std::fs::File::open(file)?));
-    let mut walk: Option<ChainWalk> = None;
-    let mut first_seq = 0;
+    let mut walk = ChainWalk::new(anchor_seq, &expected.first_prev_hash);
     for line in reader.lines() {
-        let line = line?;
+        let line = match line {
+            Ok(l) => l,
+            // Not gzip, cut inside the stream, not UTF-8: the next record does not read.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                return Ok(VerifyReport::Changed {
+                    seq: walk.expected_seq,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         if line.is_empty() {
             continue;
         }
         let Ok(l) = serde_json::from_str::<ArchiveLine>(&line) else {
-            let seq = walk.as_ref().map(|w| w.expected_seq).unwrap_or(first_seq);
-            return Ok(VerifyReport::Changed { seq });
+            return Ok(VerifyReport::Changed {
+                seq: walk.expected_seq,
+            });
         };
         let row = match Row::new_from_body(&l.body, l.seq, &l.prev_hash) {
             Some(mut r) => {
-                r.hash = l.hash.clone();
+                r.hash = l.hash;
                 r
             }
             None => return Ok(VerifyReport::Changed { seq: l.seq }),
         };
-        let w = walk.get_or_insert_with(|| {
-            first_seq = l.seq;
-            ChainWalk::new(l.seq - 1, &l.prev_hash)
-        });
-        if !w.step(&row) {
+        if !walk.step(&row) {
             break;
         }
     }
-    let Some(w) = walk else {
-        return Ok(VerifyReport::Anchor {
-            detail: "empty archive file".into(),
-        });
-    };
-    let last = w.expected_seq - 1;
-    let hash = w.prev_hash.clone();
-    Ok(w.finish(last, &hash))
+    Ok(walk.finish(expected.to_seq, &expected.last_hash))
 }
 
 /// Parameters of a query, in order, for either back end.
@@ -856,12 +1144,13 @@ impl AuditStore for NullStore {
             next_cursor: None,
         })
     }
-    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+    async fn verify_with(&self, _: Option<&ArchiveCheck>) -> Result<VerifyReport, StoreError> {
         Ok(VerifyReport::Ok {
             count: 0,
             first_seq: 1,
             last_seq: 0,
             last_hash: GENESIS_HASH.into(),
+            archived: ArchivedPart::default(),
         })
     }
     async fn archive(
@@ -989,6 +1278,78 @@ mod tests {
             online_cutoff(datetime!(2026-02-15 10:00 UTC), 36),
             datetime!(2023-02-15 10:00 UTC)
         );
+    }
+
+    #[test]
+    fn months_beyond_the_calendar_saturate_at_the_earliest_time_instead_of_wrapping() {
+        let now = datetime!(2026-05-31 10:00 +05:00);
+        let earliest = time::PrimitiveDateTime::MIN.assume_utc();
+        // `months as i32` made u32::MAX one month *ahead*; a year out of range was `now`.
+        for months in [u32::MAX, u32::MAX / 2, 200_000, 12 * 20_000] {
+            assert_eq!(online_cutoff(now, months), earliest, "{months} months");
+        }
+        assert_eq!(
+            online_cutoff(now, 12 * 2000),
+            datetime!(0026-05-31 10:00 +05:00)
+        );
+        // Nothing is before the earliest day: retention of that many years deletes no file.
+        assert_eq!(
+            retention_limit(now, 20_000),
+            time::PrimitiveDateTime::MIN.date()
+        );
+        assert_eq!(retention_limit(now, 3), time::macros::date!(2023 - 05 - 31));
+    }
+
+    #[test]
+    fn retention_out_of_bounds_is_refused_naming_the_field() {
+        let read = |text: &str| toml::from_str::<Retention>(text).map_err(|e| e.to_string());
+        assert_eq!(read(""), Ok(Retention::default()));
+        assert_eq!(
+            read("keep_years = 100\nonline_months = 1200"),
+            Ok(Retention {
+                keep_years: 100,
+                online_months: 1200
+            })
+        );
+        for (text, field) in [
+            ("keep_years = 20000", "keep_years = 20000"),
+            ("keep_years = 0", "keep_years = 0"),
+            ("keep_years = 101", "keep_years = 101"),
+            ("online_months = 0", "online_months = 0"),
+            ("online_months = 37", "online_months = 37"),
+            ("keep_years = 1\nonline_months = 13", "online_months = 13"),
+            ("online_months = 4000000000", "online_months = 4000000000"),
+        ] {
+            let err = read(text).expect_err(text);
+            assert!(err.contains(field), "{text}: {err}");
+            assert!(err.contains("out of bounds"), "{text}: {err}");
+        }
+        assert!(read("keep_years = 3\nextra = 1").is_err());
+        let huge = Retention {
+            keep_years: 20_000,
+            online_months: 3,
+        };
+        assert!(huge.check().is_err());
+    }
+
+    #[test]
+    fn archive_file_names_read_back_as_written() {
+        let name = ArchiveName::parse("audit-20260515_20260601-000000000001-000000000010.jsonl.gz")
+            .expect("parses");
+        assert_eq!(
+            (name.last_day, name.from_seq, name.to_seq),
+            (time::macros::date!(2026 - 06 - 01), 1, 10)
+        );
+        for odd in [
+            "x",
+            "audit-20260515_20260601-1-10.jsonl",
+            "audit-20260515_20261301-1-10.jsonl.gz",
+            "audit-2026051_20260601-1-10.jsonl.gz",
+            "audit-20260515_20260601--10.jsonl.gz",
+            "audit-20260515_20260601-1-+10.jsonl.gz",
+        ] {
+            assert!(ArchiveName::parse(odd).is_none(), "{odd}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::TempDir;
+use qaqpa_audit::store::{ArchiveCheck, ArchivedRange, ExpiredRange, GENESIS_HASH};
 use qaqpa_audit::{
     batch, verify_archive, AuditConfig, AuditEvent, AuditFilter, AuditStore, Auditor, ChangeOp,
     Direction, Exchange, ExchangeResult, Level, LifecycleStage, PgAuditStore, RefusalReason,
@@ -213,6 +214,15 @@ async fn seqs_of_transaction(store: &dyn AuditStore, tx: &str) -> Vec<u64> {
     };
     let page = store.query(&filter, None, 10).await.expect("query");
     page.records.iter().map(|r| r.seq).collect()
+}
+
+/// Where the journal's archive files are checked, as of `now`, with the default retention.
+fn check(dir: &Path, now: OffsetDateTime) -> ArchiveCheck {
+    ArchiveCheck {
+        dir: dir.to_owned(),
+        retention: Retention::default(),
+        now,
+    }
 }
 
 fn assert_ok(report: &VerifyReport, count: u64, first: u64, last: u64) {
@@ -504,27 +514,60 @@ async fn archive_moves_old_records_and_stays_verifiable(b: Backend) {
         Some("audit-20260515_20260515-000000000001-000000000010.jsonl.gz")
     );
     assert!(report.deleted_files.is_empty());
-    // Online: 11..=15, chained to the anchor.
-    assert_ok(&store.verify().await.expect("verify"), 5, 11, 15);
+    // Online: 11..=15, chained to the anchor; before them the archive file's 10 records.
+    let checked = store
+        .verify_with(Some(&check(archive.path(), now)))
+        .await
+        .expect("verify");
+    assert_ok(&checked, 5, 11, 15);
+    let VerifyReport::Ok { archived, .. } = &checked else {
+        unreachable!()
+    };
+    assert_eq!((archived.files, archived.verified), (1, 10), "{checked}");
+    assert!(archived.expired.is_empty(), "{checked}");
+    assert!(
+        checked
+            .to_string()
+            .ends_with("archived: 10 records in 1 file(s) verified"),
+        "{checked}"
+    );
+    // Without the archive directory the archived part cannot be checked, and is not passed.
+    assert_eq!(
+        store.verify().await.expect("verify"),
+        VerifyReport::Archived {
+            from_seq: 1,
+            to_seq: 10,
+            detail: "not checked: no archive directory given".into()
+        }
+    );
     let page = store
         .query(&AuditFilter::default(), None, 100)
         .await
         .expect("query");
     assert_eq!(page.records.len(), 5);
-    // The archived part verifies on its own and ends where the online part starts.
-    let archived = verify_archive(&file).expect("read archive");
+    // The archived part verifies as the range its row records and ends where the online part
+    // starts.
+    let oldest_online = page.records.last().expect("records");
+    assert_eq!(oldest_online.seq, 11);
+    let range = ArchivedRange {
+        from_seq: 1,
+        to_seq: 10,
+        first_prev_hash: GENESIS_HASH.into(),
+        last_hash: oldest_online.prev_hash.clone(),
+        file: file_name(&file),
+    };
+    let archived = verify_archive(&file, &range).expect("read archive");
     let VerifyReport::Ok {
         count,
         first_seq,
         last_seq,
         last_hash,
+        ..
     } = archived
     else {
         panic!("archive does not verify: {archived}")
     };
     assert_eq!((count, first_seq, last_seq), (10, 1, 10));
-    let oldest_online = page.records.last().expect("records");
-    assert_eq!(oldest_online.seq, 11);
     assert_eq!(oldest_online.prev_hash, last_hash);
     // Nothing more to archive; appending goes on from the head.
     let again = store
@@ -533,7 +576,13 @@ async fn archive_moves_old_records_and_stays_verifiable(b: Backend) {
         .expect("archive");
     assert_eq!(again.archived, 0);
     append_n(store.as_ref(), 15, 3, now).await;
-    assert_ok(&store.verify().await.expect("verify"), 8, 11, 18);
+    let at_now = check(archive.path(), now);
+    assert_ok(
+        &store.verify_with(Some(&at_now)).await.expect("verify"),
+        8,
+        11,
+        18,
+    );
     // Deleting archived rows again, or below the anchor, is harmless; above it is refused.
     let delete_online = match &b {
         Backend::Sqlite(_) => "DELETE FROM audit_block WHERE first_seq = 11",
@@ -548,8 +597,16 @@ async fn archive_moves_old_records_and_stays_verifiable(b: Backend) {
         lines
     });
     assert_eq!(
-        verify_archive(&file).expect("verify"),
+        verify_archive(&file, &range).expect("verify"),
         VerifyReport::Changed { seq: 4 }
+    );
+    assert_eq!(
+        store.verify_with(Some(&at_now)).await.expect("verify"),
+        VerifyReport::Archived {
+            from_seq: 1,
+            to_seq: 10,
+            detail: format!("file {}: changed record at seq 4", range.file)
+        }
     );
     std::fs::write(&file, &pristine).expect("restore");
     rewrite_gz(&file, |mut lines| {
@@ -557,11 +614,11 @@ async fn archive_moves_old_records_and_stays_verifiable(b: Backend) {
         lines
     });
     assert_eq!(
-        verify_archive(&file).expect("verify"),
+        verify_archive(&file, &range).expect("verify"),
         VerifyReport::Missing { after_seq: 4 }
     );
     std::fs::write(&file, &pristine).expect("restore");
-    assert!(verify_archive(&file).expect("verify").is_ok());
+    assert!(verify_archive(&file, &range).expect("verify").is_ok());
 
     // Three years on, the old archive file goes (and the newer records are archived).
     let later = now + Duration::days(3 * 365 + 10);
@@ -572,9 +629,64 @@ async fn archive_moves_old_records_and_stays_verifiable(b: Backend) {
     assert_eq!(report.archived, 8);
     assert!(report.deleted_files.contains(&file), "{report:?}");
     assert!(!file.exists());
-    assert_ok(&store.verify().await.expect("verify"), 0, 19, 18);
+    // The deleted files' ranges are reported as deleted by retention: the new file of records
+    // from more than three years back went at once.
+    let at_later = check(archive.path(), later);
+    let checked = store.verify_with(Some(&at_later)).await.expect("verify");
+    assert_ok(&checked, 0, 19, 18);
+    let VerifyReport::Ok { archived, .. } = &checked else {
+        unreachable!()
+    };
+    assert_eq!(report.deleted_files.len(), 2, "{report:?}");
+    assert_eq!(
+        archived.expired,
+        vec![
+            ExpiredRange {
+                from_seq: 1,
+                to_seq: 10,
+                last_day: time::macros::date!(2026 - 05 - 15)
+            },
+            ExpiredRange {
+                from_seq: 11,
+                to_seq: 18,
+                last_day: time::macros::date!(2026 - 12 - 01)
+            }
+        ]
+    );
+    assert_eq!((archived.files, archived.verified), (0, 0), "{checked}");
+    assert!(
+        checked
+            .to_string()
+            .contains("archived seq 1..=10 deleted by retention (last record on 2026-05-15)"),
+        "{checked}"
+    );
     append_n(store.as_ref(), 18, 1, later).await;
-    assert_ok(&store.verify().await.expect("verify"), 1, 19, 19);
+    assert_ok(
+        &store.verify_with(Some(&at_later)).await.expect("verify"),
+        1,
+        19,
+        19,
+    );
+    // Checked as of a day before retention was due, the same file is missing, not expired.
+    assert_eq!(
+        store.verify_with(Some(&at_now)).await.expect("verify"),
+        VerifyReport::Archived {
+            from_seq: 1,
+            to_seq: 10,
+            detail: format!(
+                "file {} missing from {}",
+                range.file,
+                archive.path().display()
+            )
+        }
+    );
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .expect("a file name")
+        .to_owned()
 }
 
 /// A record whose text was changed in place (its stored hash left as it was) is not archived:
@@ -636,7 +748,400 @@ async fn archive_refuses_a_record_changed_in_place(b: Backend) {
         .await
         .expect("archive");
     assert_eq!(report.archived, 10);
-    assert_ok(&store.verify().await.expect("verify"), 5, 11, 15);
+    assert_ok(
+        &store
+            .verify_with(Some(&check(archive.path(), now)))
+            .await
+            .expect("verify"),
+        5,
+        11,
+        15,
+    );
+}
+
+/// The archive bookkeeping is only a claim: a row in `audit_archive` for records still online
+/// lets the anchor move up to them and the delete trigger let them go, without touching a
+/// trigger or a hash (the head stays as it was, so the SOC's last hash does not notice). The
+/// claimed range has no file, and `verify` says so. `whole`: everything (the three statements
+/// as found by review); else a prefix at a block boundary.
+async fn records_deleted_behind_a_forged_archived_range_fail_verify(b: Backend, whole: bool) {
+    let store = b.open().await;
+    let archive = TempDir::new("qaqpa-audit-archive").expect("archive dir");
+    let now = OffsetDateTime::now_utc();
+    append_n(store.as_ref(), 0, 5, now).await;
+    append_n(store.as_ref(), 5, 5, now).await;
+    let at_now = check(archive.path(), now);
+    assert_ok(
+        &store.verify_with(Some(&at_now)).await.expect("verify"),
+        10,
+        1,
+        10,
+    );
+    let (records, archived_at) = match &b {
+        Backend::Sqlite(_) => ("audit_block", "'x'"),
+        Backend::Pg(_) => ("audit_log", "now()"),
+    };
+    let sql = if whole {
+        format!(
+            "INSERT INTO audit_archive VALUES ((SELECT last_seq FROM audit_head), 1, '{GENESIS_HASH}', \
+             (SELECT last_hash FROM audit_head), 'x', {archived_at});
+             UPDATE audit_anchor SET archived_seq = (SELECT last_seq FROM audit_head), \
+             archived_hash = (SELECT last_hash FROM audit_head);
+             DELETE FROM {records};"
+        )
+    } else {
+        // The hash of record 5: the link of the block (or record) after it.
+        let hash5 = match &b {
+            Backend::Sqlite(_) => "(SELECT prev_hash FROM audit_block WHERE first_seq = 6)",
+            Backend::Pg(_) => "(SELECT hash FROM audit_log WHERE seq = 5)",
+        };
+        let delete = match &b {
+            Backend::Sqlite(_) => "DELETE FROM audit_block WHERE last_seq <= 5",
+            Backend::Pg(_) => "DELETE FROM audit_log WHERE seq <= 5",
+        };
+        format!(
+            "INSERT INTO audit_archive VALUES (5, 1, '{GENESIS_HASH}', {hash5}, 'x', {archived_at});
+             UPDATE audit_anchor SET archived_seq = 5, archived_hash = {hash5};
+             {delete};"
+        )
+    };
+    b.exec(&sql)
+        .await
+        .expect("the triggers let a claimed archive through");
+    let to_seq = if whole { 10 } else { 5 };
+    assert_eq!(
+        store.verify_with(Some(&at_now)).await.expect("verify"),
+        VerifyReport::Archived {
+            from_seq: 1,
+            to_seq,
+            detail: format!("file x missing from {}", archive.path().display())
+        }
+    );
+    let report = store.verify().await.expect("verify");
+    assert!(!report.is_ok(), "{report}");
+    assert_eq!(
+        report.to_string(),
+        format!("archived range 1..={to_seq}: not checked: no archive directory given")
+    );
+}
+
+/// An archive file must hold exactly the range its row records: records cut off its start or
+/// its end, a damaged file, a record claiming seq 0 (which made the old check subtract below
+/// zero) and a missing file are each reported, by `verify_archive` and by the store's `verify`.
+async fn archive_files_cut_short_damaged_or_missing_are_found(b: Backend) {
+    let store = b.open().await;
+    let archive = TempDir::new("qaqpa-audit-archive").expect("archive dir");
+    let now = datetime!(2026-12-01 12:00 UTC);
+    append_n(store.as_ref(), 0, 10, now - Duration::days(200)).await;
+    append_n(store.as_ref(), 10, 5, now - Duration::days(1)).await;
+    let file = store
+        .archive(now, archive.path(), Retention::default())
+        .await
+        .expect("archive")
+        .file
+        .expect("archive file");
+    let oldest_online = store
+        .query(&AuditFilter::default(), None, 100)
+        .await
+        .expect("query")
+        .records
+        .pop()
+        .expect("records");
+    assert_eq!(oldest_online.seq, 11);
+    let range = ArchivedRange {
+        from_seq: 1,
+        to_seq: 10,
+        first_prev_hash: GENESIS_HASH.into(),
+        last_hash: oldest_online.prev_hash,
+        file: file_name(&file),
+    };
+    let at_now = check(archive.path(), now);
+    assert!(verify_archive(&file, &range).expect("verify").is_ok());
+    assert_ok(
+        &store.verify_with(Some(&at_now)).await.expect("verify"),
+        5,
+        11,
+        15,
+    );
+    let pristine = std::fs::read(&file).expect("read");
+    let in_file = |detail: &str| VerifyReport::Archived {
+        from_seq: 1,
+        to_seq: 10,
+        detail: format!("file {}: {detail}", range.file),
+    };
+
+    // The first two records cut off: the rest still chains, but not from the range's start.
+    rewrite_gz(&file, |lines| lines[2..].to_vec());
+    assert_eq!(
+        verify_archive(&file, &range).expect("verify"),
+        VerifyReport::Missing { after_seq: 0 }
+    );
+    assert_eq!(
+        store.verify_with(Some(&at_now)).await.expect("verify"),
+        in_file("record(s) missing after seq 0")
+    );
+    // The last record cut off.
+    std::fs::write(&file, &pristine).expect("restore");
+    rewrite_gz(&file, |lines| lines[..9].to_vec());
+    assert_eq!(
+        verify_archive(&file, &range).expect("verify"),
+        VerifyReport::Missing { after_seq: 9 }
+    );
+    assert_eq!(
+        store.verify_with(Some(&at_now)).await.expect("verify"),
+        in_file("record(s) missing after seq 9")
+    );
+    // A record claiming seq 0: a report, not a panic.
+    std::fs::write(&file, &pristine).expect("restore");
+    rewrite_gz(&file, |mut lines| {
+        assert!(lines[0].contains(r#""seq":1,"#), "{}", lines[0]);
+        lines[0] = lines[0].replacen(r#""seq":1,"#, r#""seq":0,"#, 1);
+        lines
+    });
+    assert_eq!(
+        verify_archive(&file, &range).expect("verify"),
+        VerifyReport::Changed { seq: 0 }
+    );
+    assert_eq!(
+        store.verify_with(Some(&at_now)).await.expect("verify"),
+        in_file("changed record at seq 0")
+    );
+    // The gzip stream cut in the middle.
+    std::fs::write(&file, &pristine[..pristine.len() / 2]).expect("cut");
+    let report = verify_archive(&file, &range).expect("verify");
+    assert!(
+        matches!(
+            report,
+            VerifyReport::Changed { .. } | VerifyReport::Missing { .. }
+        ),
+        "{report}"
+    );
+    assert!(!store
+        .verify_with(Some(&at_now))
+        .await
+        .expect("verify")
+        .is_ok());
+    // The file gone long before retention would delete it.
+    std::fs::remove_file(&file).expect("remove");
+    assert_eq!(
+        store.verify_with(Some(&at_now)).await.expect("verify"),
+        VerifyReport::Archived {
+            from_seq: 1,
+            to_seq: 10,
+            detail: format!(
+                "file {} missing from {}",
+                range.file,
+                archive.path().display()
+            )
+        }
+    );
+    std::fs::write(&file, &pristine).expect("restore");
+    assert!(store
+        .verify_with(Some(&at_now))
+        .await
+        .expect("verify")
+        .is_ok());
+}
+
+/// Inserting over an existing row does not get around the triggers: on SQLite `INSERT OR
+/// REPLACE` (which deletes the row it replaces without firing DELETE triggers) and upserts are
+/// refused for the head, the anchor, an archived range and a block; on PostgreSQL its upsert
+/// (`ON CONFLICT DO UPDATE`) runs into the UPDATE triggers. The journal stays as it was and
+/// opens again (the schema's own insert of the initial rows still passes).
+async fn inserting_over_a_row_of_the_journal_is_refused(b: Backend) {
+    let store = b.open().await;
+    let archive = TempDir::new("qaqpa-audit-archive").expect("archive dir");
+    let now = datetime!(2026-12-01 12:00 UTC);
+    append_n(store.as_ref(), 0, 5, now - Duration::days(200)).await;
+    append_n(store.as_ref(), 5, 5, now).await;
+    let report = store
+        .archive(now, archive.path(), Retention::default())
+        .await
+        .expect("archive");
+    assert_eq!(report.archived, 5);
+    append_n(store.as_ref(), 10, 5, now).await;
+    let at_now = check(archive.path(), now);
+    assert_ok(
+        &store.verify_with(Some(&at_now)).await.expect("verify"),
+        10,
+        6,
+        15,
+    );
+    let refused: Vec<(&str, &str)> = match &b {
+        Backend::Sqlite(_) => vec![
+            (
+                "audit_head",
+                "INSERT OR REPLACE INTO audit_head VALUES (1, 3, 'x')",
+            ),
+            ("audit_head", "REPLACE INTO audit_head VALUES (1, 20, 'x')"),
+            (
+                "audit_head",
+                "INSERT INTO audit_head VALUES (1, 3, 'x') \
+                 ON CONFLICT (id) DO UPDATE SET last_seq = 3",
+            ),
+            (
+                "audit_anchor",
+                "INSERT OR REPLACE INTO audit_anchor VALUES (1, 10, 'x')",
+            ),
+            (
+                "audit_anchor",
+                "INSERT OR REPLACE INTO audit_anchor VALUES (1, 0, 'x')",
+            ),
+            (
+                "audit_archive",
+                "INSERT OR REPLACE INTO audit_archive \
+                 SELECT to_seq, from_seq, first_prev_hash, last_hash, 'other', archived_at \
+                 FROM audit_archive",
+            ),
+            (
+                "audit_block",
+                "INSERT OR REPLACE INTO audit_block \
+                 (first_seq, last_seq, prev_hash, min_time_us, max_time_us, records) \
+                 SELECT first_seq, first_seq, prev_hash, min_time_us, max_time_us, '' \
+                 FROM audit_block WHERE first_seq = 11",
+            ),
+            (
+                "audit_block",
+                "INSERT INTO audit_block SELECT * FROM audit_block WHERE first_seq = 11 \
+                 ON CONFLICT (first_seq) DO UPDATE SET records = ''",
+            ),
+        ],
+        Backend::Pg(_) => vec![
+            (
+                "audit_head",
+                "INSERT INTO audit_head VALUES (1, 3, 'x') ON CONFLICT (id) \
+                 DO UPDATE SET last_seq = excluded.last_seq, last_hash = excluded.last_hash",
+            ),
+            (
+                "audit_anchor",
+                "INSERT INTO audit_anchor VALUES (1, 0, 'x') ON CONFLICT (id) \
+                 DO UPDATE SET archived_seq = excluded.archived_seq",
+            ),
+            (
+                "audit_archive",
+                "INSERT INTO audit_archive SELECT * FROM audit_archive ON CONFLICT (to_seq) \
+                 DO UPDATE SET file = 'other'",
+            ),
+            (
+                "audit_log",
+                "INSERT INTO audit_log SELECT * FROM audit_log WHERE seq = 11 \
+                 ON CONFLICT (seq) DO UPDATE SET body = 'x'",
+            ),
+        ],
+    };
+    for (table, sql) in refused {
+        let err = b.exec(sql).await.expect_err(sql);
+        assert!(err.contains(table), "{sql}: {err}");
+    }
+    // The head's and the anchor's initial rows, as the schema inserts them at every open, are
+    // no change and pass (SQLite: without effect).
+    if let Backend::Sqlite(_) = &b {
+        b.exec(&format!(
+            "INSERT OR IGNORE INTO audit_head VALUES (1, 0, '{GENESIS_HASH}');
+             INSERT OR REPLACE INTO audit_head VALUES (1, 0, '{GENESIS_HASH}');
+             INSERT OR IGNORE INTO audit_anchor VALUES (1, 0, '{GENESIS_HASH}');"
+        ))
+        .await
+        .expect("the initial rows are no change");
+    }
+    assert_ok(
+        &store.verify_with(Some(&at_now)).await.expect("verify"),
+        10,
+        6,
+        15,
+    );
+    drop(store);
+    let store = b.open().await;
+    append_n(store.as_ref(), 15, 1, now).await;
+    assert_ok(
+        &store.verify_with(Some(&at_now)).await.expect("verify"),
+        11,
+        6,
+        16,
+    );
+}
+
+/// Retention out of bounds is refused where it is used, naming the field, and deletes
+/// nothing: `keep_years = 20000` once wrapped to a date that fell back to `now`, which made
+/// every archive file due for deletion.
+async fn archiving_refuses_retention_out_of_bounds(b: Backend) {
+    let store = b.open().await;
+    let archive = TempDir::new("qaqpa-audit-archive").expect("archive dir");
+    let now = datetime!(2026-12-01 12:00 UTC);
+    append_n(store.as_ref(), 0, 5, now - Duration::days(200)).await;
+    append_n(store.as_ref(), 5, 5, now - Duration::days(60)).await;
+    append_n(store.as_ref(), 10, 5, now).await;
+    let file = store
+        .archive(now, archive.path(), Retention::default())
+        .await
+        .expect("archive")
+        .file
+        .expect("archive file");
+    let later = now + Duration::days(60);
+    for (retention, field) in [
+        (
+            Retention {
+                keep_years: 20_000,
+                online_months: 3,
+            },
+            "keep_years = 20000",
+        ),
+        (
+            Retention {
+                keep_years: 0,
+                online_months: 3,
+            },
+            "keep_years = 0",
+        ),
+        (
+            Retention {
+                keep_years: 3,
+                online_months: 100_000,
+            },
+            "online_months = 100000",
+        ),
+        (
+            Retention {
+                keep_years: 3,
+                online_months: 0,
+            },
+            "online_months = 0",
+        ),
+    ] {
+        let err = store
+            .archive(later, archive.path(), retention)
+            .await
+            .expect_err(field)
+            .to_string();
+        assert!(err.contains(field), "{err}");
+        assert!(file.exists(), "{field}: the archive file was deleted");
+        let err = store
+            .verify_with(Some(&ArchiveCheck {
+                dir: archive.path().to_owned(),
+                retention,
+                now: later,
+            }))
+            .await
+            .expect_err(field)
+            .to_string();
+        assert!(err.contains(field), "{err}");
+    }
+    // Within bounds, the records of 60 days ago go to the archive and no file is deleted.
+    let report = store
+        .archive(later, archive.path(), Retention::default())
+        .await
+        .expect("archive");
+    assert_eq!(report.archived, 5);
+    assert!(report.deleted_files.is_empty(), "{report:?}");
+    assert_ok(
+        &store
+            .verify_with(Some(&check(archive.path(), later)))
+            .await
+            .expect("verify"),
+        5,
+        11,
+        15,
+    );
 }
 
 async fn queries_filter_and_paginate_newest_first(b: Backend) {
@@ -843,6 +1348,31 @@ async fn sqlite_concurrent_appenders_keep_one_chain() {
     concurrent_appenders_keep_one_chain(Backend::sqlite()).await;
 }
 
+#[tokio::test]
+async fn sqlite_records_deleted_behind_a_forged_archived_range_fail_verify() {
+    records_deleted_behind_a_forged_archived_range_fail_verify(Backend::sqlite(), true).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_prefix_deleted_behind_a_forged_archived_range_fails_verify() {
+    records_deleted_behind_a_forged_archived_range_fail_verify(Backend::sqlite(), false).await;
+}
+
+#[tokio::test]
+async fn sqlite_archive_files_cut_short_damaged_or_missing_are_found() {
+    archive_files_cut_short_damaged_or_missing_are_found(Backend::sqlite()).await;
+}
+
+#[tokio::test]
+async fn sqlite_insert_or_replace_over_a_row_of_the_journal_is_refused() {
+    inserting_over_a_row_of_the_journal_is_refused(Backend::sqlite()).await;
+}
+
+#[tokio::test]
+async fn sqlite_archiving_refuses_retention_out_of_bounds() {
+    archiving_refuses_retention_out_of_bounds(Backend::sqlite()).await;
+}
+
 // ----- PostgreSQL -----
 
 #[tokio::test]
@@ -888,6 +1418,31 @@ async fn postgres_queries_filter_and_paginate_newest_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_concurrent_appends_from_two_store_instances_keep_one_chain() {
     concurrent_appenders_keep_one_chain(Backend::pg().await).await;
+}
+
+#[tokio::test]
+async fn postgres_records_deleted_behind_a_forged_archived_range_fail_verify() {
+    records_deleted_behind_a_forged_archived_range_fail_verify(Backend::pg().await, true).await;
+}
+
+#[tokio::test]
+async fn postgres_a_prefix_deleted_behind_a_forged_archived_range_fails_verify() {
+    records_deleted_behind_a_forged_archived_range_fail_verify(Backend::pg().await, false).await;
+}
+
+#[tokio::test]
+async fn postgres_archive_files_cut_short_damaged_or_missing_are_found() {
+    archive_files_cut_short_damaged_or_missing_are_found(Backend::pg().await).await;
+}
+
+#[tokio::test]
+async fn postgres_upserts_over_a_row_of_the_journal_are_refused() {
+    inserting_over_a_row_of_the_journal_is_refused(Backend::pg().await).await;
+}
+
+#[tokio::test]
+async fn postgres_archiving_refuses_retention_out_of_bounds() {
+    archiving_refuses_retention_out_of_bounds(Backend::pg().await).await;
 }
 
 // ----- the facade -----

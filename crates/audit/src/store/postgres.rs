@@ -2,6 +2,9 @@
 //! (`audit_log`, `audit_head`, `audit_anchor`, `audit_archive`) created at start-up, triggers
 //! that keep them append-only, and appends serialised across processes by a transaction-level
 //! advisory lock plus the head row's lock, so several gateway processes build one chain.
+//! PostgreSQL has no `INSERT OR REPLACE`; its upsert, `INSERT … ON CONFLICT DO UPDATE`, fires
+//! the UPDATE triggers (statement-level ones whether or not a row conflicts), so it changes no
+//! row the triggers protect.
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -12,8 +15,9 @@ use tokio_postgres::types::ToSql;
 
 use super::{
     check_anchor, from_time_us, in_time_window, online_cutoff, page_of, prune_archives, time_us,
-    where_clause, ArchiveReport, ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch,
-    ChainWalk, Page, Param, Retention, Row, StoreError, VerifyReport,
+    where_clause, with_archived, ArchiveCheck, ArchiveReport, ArchiveWriter, ArchivedRange,
+    AuditFilter, AuditStore, Batch, ChainWalk, Page, Param, Retention, Row, StoreError,
+    VerifyReport,
 };
 
 /// Key of the advisory lock that serialises appends, archiving and migrations ("qaqpaAUD").
@@ -208,6 +212,82 @@ impl PgAuditStore {
         tx.commit().await?;
         Ok(())
     }
+
+    /// The archived ranges and the walk of the online records from the anchor to the head, in
+    /// one snapshot (no ranges when the archive bookkeeping already does not add up: the walk's
+    /// report says so).
+    async fn verify_online(&self) -> Result<(Vec<ArchivedRange>, VerifyReport), StoreError> {
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        // One snapshot for the whole walk.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let (anchor_seq, anchor_hash) = seq_and_hash(
+            &tx,
+            "SELECT archived_seq, archived_hash FROM audit_anchor WHERE id = 1",
+        )
+        .await?;
+        let (head_seq, head_hash) = seq_and_hash(
+            &tx,
+            "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
+        )
+        .await?;
+        let ranges = tx
+            .query(
+                "SELECT from_seq, to_seq, first_prev_hash, last_hash, file FROM audit_archive ORDER BY to_seq",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| -> Result<ArchivedRange, StoreError> {
+                Ok(ArchivedRange {
+                    from_seq: u64::try_from(r.try_get::<_, i64>(0)?).unwrap_or(0),
+                    to_seq: u64::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0),
+                    first_prev_hash: r.try_get(2)?,
+                    last_hash: r.try_get(3)?,
+                    file: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(problem) = check_anchor(&ranges, anchor_seq, &anchor_hash) {
+            return Ok((Vec::new(), problem));
+        }
+        let mut walk = ChainWalk::new(anchor_seq, &anchor_hash);
+        let mut after = seq_i64(anchor_seq);
+        // Rows below the anchor (left there bypassing the archive path) are noticed too.
+        let below: i64 = tx
+            .query_one("SELECT count(*) FROM audit_log WHERE seq <= $1", &[&after])
+            .await?
+            .try_get(0)?;
+        if below > 0 {
+            let detail = format!("{below} record(s) at or below the archive anchor {anchor_seq}");
+            return Ok((Vec::new(), VerifyReport::Anchor { detail }));
+        }
+        'pages: loop {
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT {ROW_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 5000"
+                    ),
+                    &[&after],
+                )
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                let row = row_from(r)?;
+                after = seq_i64(row.seq);
+                if !walk.step(&row) {
+                    break 'pages;
+                }
+            }
+        }
+        Ok((ranges, walk.finish(head_seq, &head_hash)))
+    }
 }
 
 #[async_trait]
@@ -334,77 +414,12 @@ impl AuditStore for PgAuditStore {
         }
     }
 
-    async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let mut client = self.pool.get().await.map_err(pool_err)?;
-        // One snapshot for the whole walk.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        let (anchor_seq, anchor_hash) = seq_and_hash(
-            &tx,
-            "SELECT archived_seq, archived_hash FROM audit_anchor WHERE id = 1",
-        )
-        .await?;
-        let (head_seq, head_hash) = seq_and_hash(
-            &tx,
-            "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
-        )
-        .await?;
-        let ranges = tx
-            .query(
-                "SELECT from_seq, to_seq, first_prev_hash, last_hash FROM audit_archive ORDER BY to_seq",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| -> Result<ArchivedRange, StoreError> {
-                Ok(ArchivedRange {
-                    from_seq: u64::try_from(r.try_get::<_, i64>(0)?).unwrap_or(0),
-                    to_seq: u64::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0),
-                    first_prev_hash: r.try_get(2)?,
-                    last_hash: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(problem) = check_anchor(&ranges, anchor_seq, &anchor_hash) {
-            return Ok(problem);
-        }
-        let mut walk = ChainWalk::new(anchor_seq, &anchor_hash);
-        let mut after = seq_i64(anchor_seq);
-        // Rows below the anchor (left there bypassing the archive path) are noticed too.
-        let below: i64 = tx
-            .query_one("SELECT count(*) FROM audit_log WHERE seq <= $1", &[&after])
-            .await?
-            .try_get(0)?;
-        if below > 0 {
-            return Ok(VerifyReport::Anchor {
-                detail: format!("{below} record(s) at or below the archive anchor {anchor_seq}"),
-            });
-        }
-        'pages: loop {
-            let rows = tx
-                .query(
-                    &format!(
-                        "SELECT {ROW_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 5000"
-                    ),
-                    &[&after],
-                )
-                .await?;
-            if rows.is_empty() {
-                break;
-            }
-            for r in &rows {
-                let row = row_from(r)?;
-                after = seq_i64(row.seq);
-                if !walk.step(&row) {
-                    break 'pages;
-                }
-            }
-        }
-        Ok(walk.finish(head_seq, &head_hash))
+    async fn verify_with(
+        &self,
+        archive: Option<&ArchiveCheck>,
+    ) -> Result<VerifyReport, StoreError> {
+        let (ranges, online) = self.verify_online().await?;
+        with_archived(ranges, online, archive).await
     }
 
     async fn archive(
@@ -413,6 +428,7 @@ impl AuditStore for PgAuditStore {
         dir: &Path,
         retention: Retention,
     ) -> Result<ArchiveReport, StoreError> {
+        retention.check()?;
         let cutoff = time_us(online_cutoff(now, retention.online_months));
         let mut client = self.pool.get().await.map_err(pool_err)?;
         let tx = client.transaction().await?;

@@ -30,6 +30,14 @@
 //! queries) and each block's time bookkeeping. A journal written with the older per-event
 //! layout (`audit_log`) is moved into blocks when opened; blocks written before the time
 //! bookkeeping get it then too.
+//!
+//! `INSERT OR REPLACE` deletes the row it conflicts with without firing DELETE triggers (unless
+//! `recursive_triggers` is on), so BEFORE INSERT triggers refuse an insert that would replace a
+//! block or an archived range, and any insert into `audit_head` or `audit_anchor` once their
+//! row exists (the schema's own `INSERT OR IGNORE` of the initial row, run at every open and by
+//! earlier versions, is let through as the no-op it is). `audit_key` needs none: its key is
+//! all its columns, so a replacement is the row it replaces. Journals get these triggers when
+//! opened.
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -45,8 +53,9 @@ use time::OffsetDateTime;
 
 use super::{
     chain_digest, check_anchor, online_cutoff, page_of, prune_archives, time_us, window_us,
-    ArchiveReport, ArchiveWriter, ArchivedRange, AuditFilter, AuditStore, Batch, ChainWalk, Entry,
-    Page, Retention, Row, StoreError, StoredRecord, VerifyReport, GENESIS_HASH,
+    with_archived, ArchiveCheck, ArchiveReport, ArchiveWriter, ArchivedRange, AuditFilter,
+    AuditStore, Batch, ChainWalk, Entry, Page, Retention, Row, StoreError, StoredRecord,
+    VerifyReport, GENESIS_HASH,
 };
 use crate::event::AuditEvent;
 
@@ -111,6 +120,27 @@ CREATE TRIGGER IF NOT EXISTS audit_archive_no_update BEFORE UPDATE ON audit_arch
 BEGIN SELECT RAISE(ABORT, 'audit_archive is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_archive_no_delete BEFORE DELETE ON audit_archive
 BEGIN SELECT RAISE(ABORT, 'audit_archive is append-only'); END;
+
+CREATE TRIGGER IF NOT EXISTS audit_block_no_replace BEFORE INSERT ON audit_block
+WHEN EXISTS (SELECT 1 FROM audit_block WHERE first_seq = NEW.first_seq)
+BEGIN SELECT RAISE(ABORT, 'audit_block is append-only: a block is never replaced'); END;
+CREATE TRIGGER IF NOT EXISTS audit_archive_no_replace BEFORE INSERT ON audit_archive
+WHEN EXISTS (SELECT 1 FROM audit_archive WHERE to_seq = NEW.to_seq)
+BEGIN SELECT RAISE(ABORT, 'audit_archive is append-only: a range is never replaced'); END;
+CREATE TRIGGER IF NOT EXISTS audit_head_one_row BEFORE INSERT ON audit_head
+WHEN EXISTS (SELECT 1 FROM audit_head)
+BEGIN
+    SELECT RAISE(IGNORE) WHERE NEW.id = 1 AND NEW.last_seq = 0
+        AND NEW.last_hash = '0000000000000000000000000000000000000000000000000000000000000000';
+    SELECT RAISE(ABORT, 'audit_head has one row, which only moves forward');
+END;
+CREATE TRIGGER IF NOT EXISTS audit_anchor_one_row BEFORE INSERT ON audit_anchor
+WHEN EXISTS (SELECT 1 FROM audit_anchor)
+BEGIN
+    SELECT RAISE(IGNORE) WHERE NEW.id = 1 AND NEW.archived_seq = 0
+        AND NEW.archived_hash = '0000000000000000000000000000000000000000000000000000000000000000';
+    SELECT RAISE(ABORT, 'audit_anchor has one row, which only moves forward');
+END;
 "#;
 
 /// The triggers that keep `audit_key` append-only, created once it holds key codes (after
@@ -832,6 +862,105 @@ fn driving_key(filter: &AuditFilter) -> Option<i64> {
     Some(key_code(&key))
 }
 
+/// Walks the blocks from the anchor (`anchor_seq`, `anchor_hash`) to the recorded head: every
+/// record's hash and link, its keys in `audit_key`, each block's bounds and time bookkeeping.
+fn verify_blocks(
+    tx: &Connection,
+    anchor_seq: u64,
+    anchor_hash: &str,
+    head_seq: u64,
+    head_hash: &str,
+) -> Result<VerifyReport, StoreError> {
+    let mut walk = ChainWalk::new(anchor_seq, anchor_hash);
+    {
+        let mut has_key =
+            tx.prepare("SELECT 1 FROM audit_key WHERE key = ?1 AND first_seq = ?2")?;
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {BLOCK_COLUMNS} FROM audit_block ORDER BY first_seq"
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut upto_before: Option<i64> = None;
+        'blocks: while let Some(r) = rows.next()? {
+            let block = block_from(r)?;
+            let lines = match block.lines() {
+                Ok(l) => l,
+                Err(n) => {
+                    return Ok(VerifyReport::Changed {
+                        seq: block.first_seq + n as u64,
+                    })
+                }
+            };
+            let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+            let mut prev_hash = block.prev_hash.clone();
+            for line in &lines {
+                let Some(mut row) = Row::new_from_body(line.body, line.seq, &prev_hash) else {
+                    return Ok(VerifyReport::Changed { seq: line.seq });
+                };
+                row.hash = line.hash.to_string();
+                if !walk.step(&row) {
+                    break 'blocks;
+                }
+                // Every key of the record must lead to its block.
+                let event = crate::record::decode(line.body)?;
+                let mut keys = KeySet::default();
+                keys_of(&event, &mut keys);
+                for code in key_codes(&keys) {
+                    let found = has_key
+                        .query_row(params![code, seq_i64(block.first_seq)], |_| Ok(()))
+                        .optional()?
+                        .is_some();
+                    if !found {
+                        return Ok(VerifyReport::Changed { seq: line.seq });
+                    }
+                }
+                min_time = min_time.min(row.time_us);
+                max_time = max_time.max(row.time_us);
+                prev_hash = row.hash;
+            }
+            // The chain walk found gaps and links; what is left is the block's own
+            // bookkeeping: where it ends and the time range queries rely on.
+            match lines.last().map(|l| l.seq) {
+                None => {
+                    return Ok(VerifyReport::Missing {
+                        after_seq: block.first_seq.saturating_sub(1),
+                    })
+                }
+                Some(last) if last < block.last_seq => {
+                    return Ok(VerifyReport::Missing { after_seq: last })
+                }
+                Some(last) if last > block.last_seq => {
+                    return Ok(VerifyReport::Changed {
+                        seq: block.last_seq + 1,
+                    })
+                }
+                Some(_) => {}
+            }
+            // The time bookkeeping time-window queries skip blocks by: after the first
+            // block kept, it follows from the block before; the first one's must at
+            // least agree with itself (its predecessors may be archived).
+            let bookkeeping = match upto_before {
+                Some(_) => time_bookkeeping(upto_before, min_time, max_time),
+                None if block.late_us > 0 => (
+                    block.late_us.saturating_add(min_time).max(max_time),
+                    block.late_us,
+                ),
+                None => (max_time, 0),
+            };
+            if lines.first().map(|l| l.seq) != Some(block.first_seq)
+                || min_time != block.min_time_us
+                || max_time != block.max_time_us
+                || (block.upto_us, block.late_us) != bookkeeping
+            {
+                return Ok(VerifyReport::Changed {
+                    seq: block.first_seq,
+                });
+            }
+            upto_before = Some(block.upto_us);
+        }
+    }
+    Ok(walk.finish(head_seq, head_hash))
+}
+
 impl SqliteAuditStore {
     /// Opens (creating) `<dir>/audit.db` and its schema.
     pub fn open(dir: &Path) -> Result<SqliteAuditStore, StoreError> {
@@ -1003,14 +1132,19 @@ impl AuditStore for SqliteAuditStore {
         .await
     }
 
-    async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        self.with(|conn| {
+    async fn verify_with(
+        &self,
+        archive: Option<&ArchiveCheck>,
+    ) -> Result<VerifyReport, StoreError> {
+        // The archived ranges come back with the online walk's report, read in one snapshot;
+        // their files are checked after, off the journal's thread.
+        let (ranges, online) = self.with(|conn| {
             let tx = conn.transaction()?;
             let (anchor_seq, anchor_hash) = anchor(&tx)?;
             let (head_seq, head_hash) = head(&tx)?;
             let ranges = {
                 let mut stmt = tx.prepare(
-                    "SELECT from_seq, to_seq, first_prev_hash, last_hash FROM audit_archive ORDER BY to_seq",
+                    "SELECT from_seq, to_seq, first_prev_hash, last_hash, file FROM audit_archive ORDER BY to_seq",
                 )?;
                 let ranges = stmt
                     .query_map([], |r| {
@@ -1019,110 +1153,24 @@ impl AuditStore for SqliteAuditStore {
                             to_seq: seq_u64(r.get(1)?),
                             first_prev_hash: r.get(2)?,
                             last_hash: r.get(3)?,
+                            file: r.get(4)?,
                         })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 ranges
             };
             if anchor_seq == 0 && anchor_hash != GENESIS_HASH {
-                return Ok(VerifyReport::Anchor {
-                    detail: "anchor at seq 0 with a hash".into(),
-                });
+                let detail = "anchor at seq 0 with a hash".into();
+                return Ok((Vec::new(), VerifyReport::Anchor { detail }));
             }
             if let Some(problem) = check_anchor(&ranges, anchor_seq, &anchor_hash) {
-                return Ok(problem);
+                return Ok((Vec::new(), problem));
             }
-            let mut walk = ChainWalk::new(anchor_seq, &anchor_hash);
-            {
-                let mut has_key =
-                    tx.prepare("SELECT 1 FROM audit_key WHERE key = ?1 AND first_seq = ?2")?;
-                let mut stmt = tx.prepare(&format!(
-                    "SELECT {BLOCK_COLUMNS} FROM audit_block ORDER BY first_seq"
-                ))?;
-                let mut rows = stmt.query([])?;
-                let mut upto_before: Option<i64> = None;
-                'blocks: while let Some(r) = rows.next()? {
-                    let block = block_from(r)?;
-                    let lines = match block.lines() {
-                        Ok(l) => l,
-                        Err(n) => {
-                            return Ok(VerifyReport::Changed {
-                                seq: block.first_seq + n as u64,
-                            })
-                        }
-                    };
-                    let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
-                    let mut prev_hash = block.prev_hash.clone();
-                    for line in &lines {
-                        let Some(mut row) = Row::new_from_body(line.body, line.seq, &prev_hash)
-                        else {
-                            return Ok(VerifyReport::Changed { seq: line.seq });
-                        };
-                        row.hash = line.hash.to_string();
-                        if !walk.step(&row) {
-                            break 'blocks;
-                        }
-                        // Every key of the record must lead to its block.
-                        let event = crate::record::decode(line.body)?;
-                        let mut keys = KeySet::default();
-                        keys_of(&event, &mut keys);
-                        for code in key_codes(&keys) {
-                            let found = has_key
-                                .query_row(params![code, seq_i64(block.first_seq)], |_| Ok(()))
-                                .optional()?
-                                .is_some();
-                            if !found {
-                                return Ok(VerifyReport::Changed { seq: line.seq });
-                            }
-                        }
-                        min_time = min_time.min(row.time_us);
-                        max_time = max_time.max(row.time_us);
-                        prev_hash = row.hash;
-                    }
-                    // The chain walk found gaps and links; what is left is the block's own
-                    // bookkeeping: where it ends and the time range queries rely on.
-                    match lines.last().map(|l| l.seq) {
-                        None => {
-                            return Ok(VerifyReport::Missing {
-                                after_seq: block.first_seq.saturating_sub(1),
-                            })
-                        }
-                        Some(last) if last < block.last_seq => {
-                            return Ok(VerifyReport::Missing { after_seq: last })
-                        }
-                        Some(last) if last > block.last_seq => {
-                            return Ok(VerifyReport::Changed {
-                                seq: block.last_seq + 1,
-                            })
-                        }
-                        Some(_) => {}
-                    }
-                    // The time bookkeeping time-window queries skip blocks by: after the first
-                    // block kept, it follows from the block before; the first one's must at
-                    // least agree with itself (its predecessors may be archived).
-                    let bookkeeping = match upto_before {
-                        Some(_) => time_bookkeeping(upto_before, min_time, max_time),
-                        None if block.late_us > 0 => (
-                            block.late_us.saturating_add(min_time).max(max_time),
-                            block.late_us,
-                        ),
-                        None => (max_time, 0),
-                    };
-                    if lines.first().map(|l| l.seq) != Some(block.first_seq)
-                        || min_time != block.min_time_us
-                        || max_time != block.max_time_us
-                        || (block.upto_us, block.late_us) != bookkeeping
-                    {
-                        return Ok(VerifyReport::Changed {
-                            seq: block.first_seq,
-                        });
-                    }
-                    upto_before = Some(block.upto_us);
-                }
-            }
-            Ok(walk.finish(head_seq, &head_hash))
+            let online = verify_blocks(&tx, anchor_seq, &anchor_hash, head_seq, &head_hash)?;
+            Ok((ranges, online))
         })
-        .await
+        .await?;
+        with_archived(ranges, online, archive).await
     }
 
     async fn archive(
@@ -1131,6 +1179,7 @@ impl AuditStore for SqliteAuditStore {
         dir: &Path,
         retention: Retention,
     ) -> Result<ArchiveReport, StoreError> {
+        retention.check()?;
         let dir = dir.to_owned();
         self.with(move |conn| {
             let cutoff = time_us(online_cutoff(now, retention.online_months));
