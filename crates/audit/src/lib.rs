@@ -412,7 +412,19 @@ impl Auditor {
                             .await;
                     self.hurry_journal();
                     match sent {
-                        Ok(Ok(())) => rx.await.unwrap_or(false),
+                        // An append in progress is not cut short (a transaction half done
+                        // helps nobody): it gets as long again as the deadline. A store that
+                        // hangs does not hold the stop forever.
+                        Ok(Ok(())) => match tokio::time::timeout_at(until + deadline, rx).await {
+                            Ok(stored) => stored.unwrap_or(false),
+                            Err(_) => {
+                                tracing::error!(
+                                    waiting = self.inner.journal.as_ref().map_or(0, |j| j.len()),
+                                    "audit journal did not answer by the shutdown's deadline; events still waiting are not journalled"
+                                );
+                                false
+                            }
+                        },
                         _ => false,
                     }
                 }
@@ -588,6 +600,57 @@ mod tests {
         assert_eq!(c.retention.online_months, 3);
         assert!(toml::from_str::<AuditConfig>("spool = \"x\"").is_err());
         assert!(toml::from_str::<AuditConfig>("[[syslog]]\nurl = \"udp://a:1\"\nfoo = 1").is_err());
+    }
+
+    /// A journal whose appends never finish (a database that stopped answering).
+    struct HangingStore;
+
+    #[async_trait::async_trait]
+    impl AuditStore for HangingStore {
+        async fn append(&self, _: Batch) -> Result<u64, StoreError> {
+            std::future::pending().await
+        }
+        async fn query(
+            &self,
+            f: &AuditFilter,
+            c: Option<u64>,
+            n: usize,
+        ) -> Result<Page, StoreError> {
+            NullStore::default().query(f, c, n).await
+        }
+        async fn verify_with(
+            &self,
+            a: Option<&store::ArchiveCheck>,
+        ) -> Result<VerifyReport, StoreError> {
+            NullStore::default().verify_with(a).await
+        }
+        async fn archive(
+            &self,
+            now: time::OffsetDateTime,
+            dir: &std::path::Path,
+            r: Retention,
+        ) -> Result<ArchiveReport, StoreError> {
+            NullStore::default().archive(now, dir, r).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journal_that_stops_answering_does_not_hold_the_shutdown_forever() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-hang-{}", uuid::Uuid::now_v7()));
+        let config = AuditConfig {
+            spool_dir: dir.join("spool"),
+            ..AuditConfig::default()
+        };
+        let auditor = Auditor::new(&config, Some(Arc::new(HangingStore))).expect("auditor");
+        auditor.record(AuditEvent::auth_ok("api", "key-1"));
+        let report = tokio::time::timeout(
+            Duration::from_secs(30),
+            auditor.shutdown(Duration::from_millis(200)),
+        )
+        .await
+        .expect("the shutdown ends although the journal never answers");
+        assert!(!report.stored, "the event was not journalled: {report:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
