@@ -69,7 +69,8 @@ pub enum AuditCommand {
         #[arg(short, default_value_t = 20)]
         n: usize,
     },
-    /// Walk the hash chain; exit 0 only when no record was changed or removed.
+    /// Walk the hash chain, the archive files' part too; exit 0 only when no record was
+    /// changed or removed (files retention deleted are listed as such).
     Verify(ConfigArg),
 }
 
@@ -364,18 +365,31 @@ async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Journals one event from a command-line tool and waits until it is stored and sent.
-async fn journal(cfg: &Config, event: qaqpa_audit::AuditEvent) -> anyhow::Result<()> {
-    let auditor = crate::audit::start(cfg).await?;
-    let by = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
-    auditor.record(event.account(format!("os:{by}")));
-    let report = auditor.shutdown(std::time::Duration::from_secs(10)).await;
-    if !report.stored {
-        anyhow::bail!("the audit journal did not take the event in time");
+/// The audit journal of a command-line tool, opened before the change it is to record, so
+/// that a journal that cannot be opened stops the command before anything changed.
+struct CliJournal(qaqpa_audit::Auditor);
+
+impl CliJournal {
+    async fn open(cfg: &Config) -> anyhow::Result<Self> {
+        crate::audit::start(cfg)
+            .await
+            .map(Self)
+            .map_err(|e| anyhow::anyhow!("cannot open the audit journal: {e}"))
     }
-    Ok(())
+
+    /// Journals `event`, done by the OS user running the command, and waits until it is
+    /// stored (and sent, within 10 s).
+    async fn record(self, event: qaqpa_audit::AuditEvent) -> anyhow::Result<()> {
+        let by = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown".into());
+        self.0.record(event.account(format!("os:{by}")));
+        let report = self.0.shutdown(std::time::Duration::from_secs(10)).await;
+        if !report.stored {
+            anyhow::bail!("the audit journal did not store the record in time");
+        }
+        Ok(())
+    }
 }
 
 async fn audit_cmd(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
@@ -395,7 +409,7 @@ async fn audit_cmd(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                     qaqpa_audit::event::rfc3339(r.event.time),
                     r.event.level.as_str(),
                     r.event.kind.name(),
-                    r.event.description
+                    printable(&r.event.description)
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -403,8 +417,21 @@ async fn audit_cmd(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Verify(config) => {
             let cfg = Config::load(&config.config)?;
             let store = crate::audit::open_store(&cfg).await?;
+            // The archive files are checked where the gateway writes them (`audit::start`): a
+            // relative `archive_dir` lies in the SQLite data directory, or the working directory.
+            let mut dir = cfg.audit.archive_dir.clone();
+            if let crate::config::StoreConfig::Sqlite { data_dir } = &cfg.store {
+                if dir.is_relative() {
+                    dir = data_dir.join(dir);
+                }
+            }
+            let archive = qaqpa_audit::store::ArchiveCheck {
+                dir,
+                retention: cfg.audit.retention,
+                now: time::OffsetDateTime::now_utc(),
+            };
             let report = store
-                .verify()
+                .verify_with(Some(&archive))
                 .await
                 .map_err(|e| anyhow::anyhow!("audit journal: {e}"))?;
             println!("{report}");
@@ -415,6 +442,25 @@ async fn audit_cmd(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// `text` with its control characters (C0, DEL and C1) written as `\u{1b}`, so that text
+/// from the journal (some of it from target systems) cannot drive the operator's terminal or
+/// break a record's line; everything else, Cyrillic and Kazakh letters too, stays as it is.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write as _;
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
@@ -434,17 +480,31 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             let cfg = Config::load(&config.config)?;
             let store = crate::gateway::open_store(&cfg).await?.0;
             let key = generate_key(&client, role, &label);
-            store.create_api_key(key.record.clone()).await?;
-            journal(
-                &cfg,
-                qaqpa_audit::AuditEvent::account_change(
+            let key_id = &key.record.key_id;
+            // The record first, then the key: the journal is append-only, so a key it missed
+            // could never be made good, while a record whose change then fails only says more
+            // than happened (and the operator is told). The token is shown only after both.
+            let journal = CliJournal::open(&cfg)
+                .await
+                .map_err(|e| anyhow::anyhow!("no key created: {e}"))?;
+            journal
+                .record(qaqpa_audit::AuditEvent::account_change(
                     crate::audit::CLI,
                     qaqpa_audit::ChangeOp::Created,
-                    &key.record.key_id,
+                    key_id,
                     None,
-                ),
-            )
-            .await?;
+                ))
+                .await
+                .map_err(|e| anyhow::anyhow!("no key created: {e}"))?;
+            store
+                .create_api_key(key.record.clone())
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "key {key_id} not created: {e} (the audit journal already records its \
+                         creation; its token is not shown, so it cannot be used)"
+                    )
+                })?;
             println!("key id:  {}", key.record.key_id);
             println!("token:   {}", key.token);
             if let Ok(secret) = crate::gateway::webhook_secret(&cfg) {
@@ -480,27 +540,67 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::Revoke { config, key_id } => {
-            let store = store_of(&config).await?;
-            if store
+            let cfg = Config::load(&config.config)?;
+            let store = crate::gateway::open_store(&cfg).await?.0;
+            let Some(found) = store.find_api_key(&key_id).await? else {
+                eprintln!("no key {key_id}");
+                return Ok(ExitCode::from(2));
+            };
+            if let Some(at) = found.revoked_at {
+                // Nothing changes, so nothing is journalled.
+                println!(
+                    "key {key_id} was revoked already, at {}",
+                    qaqpa_audit::event::rfc3339(at)
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            // The change first, then the record, unlike `keys create`: revoking takes access
+            // away, and a key that leaked must be revocable while the journal is down too.
+            // A revocation the journal could not take is an error all the same (exit 1).
+            store
                 .revoke_api_key(&key_id, time::OffsetDateTime::now_utc())
-                .await?
-            {
-                journal(
-                    &Config::load(&config.config)?,
-                    qaqpa_audit::AuditEvent::account_change(
+                .await?;
+            println!("key {key_id} revoked");
+            let journalled = async {
+                CliJournal::open(&cfg)
+                    .await?
+                    .record(qaqpa_audit::AuditEvent::account_change(
                         crate::audit::CLI,
                         qaqpa_audit::ChangeOp::Deleted,
                         &key_id,
                         None,
-                    ),
-                )
-                .await?;
-                println!("key {key_id} revoked");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!("no key {key_id}");
-                Ok(ExitCode::from(2))
+                    ))
+                    .await
+            };
+            match journalled.await {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("key {key_id} revoked, but the audit journal did not record it: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped_and_other_text_is_kept() {
+        assert_eq!(
+            printable("a\u{1b}[2Jb\u{7}c\u{0}d\te\nf\rg"),
+            "a\\u{1b}[2Jb\\u{7}c\\u{0}d\\u{9}e\\u{a}f\\u{d}g"
+        );
+        // DEL and the C1 controls (CSI 0x9b would start an escape sequence on its own).
+        assert_eq!(
+            printable("x\u{7f}y\u{80}\u{9b}31mz\u{9f}"),
+            "x\\u{7f}y\\u{80}\\u{9b}31mz\\u{9f}"
+        );
+        // Just past C1, and the letters of Russian and Kazakh, stay as they are.
+        let text = "Письмо № 5 доставлено; құжат қабылданды, Әлия Ғабитқызы ©\u{a0}";
+        assert_eq!(printable(text), text);
+        assert!(matches!(printable(text), std::borrow::Cow::Borrowed(_)));
     }
 }

@@ -310,6 +310,28 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
             .unwrap_or_else(|| panic!("{field} is not an RFC 3339 time: {accept:#}"))
     };
     assert!(op_time("op_start") <= op_time("op_end"), "{accept:#}");
+    // The delivery's exchange with the target has its sizes: at least the document handed
+    // over, and the answer handed back.
+    let delivery = path["records"]
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|x| x["name"] == "EXCHANGE" && x["event"]["kind"]["result"]["http"] == 200)
+        })
+        .map(|x| &x["event"]["kind"])
+        .unwrap_or_else(|| panic!("no delivering EXCHANGE in the path: {path:#}"));
+    let document_bytes = json!({"text": DOC_MARKER}).to_string().len() as u64;
+    assert!(
+        delivery["request_bytes"]
+            .as_u64()
+            .is_some_and(|n| n >= document_bytes),
+        "{delivery:#}"
+    );
+    assert!(
+        delivery["response_bytes"].as_u64().is_some_and(|n| n > 0),
+        "{delivery:#}"
+    );
+    assert_eq!(delivery["message_id"], id.as_str(), "{delivery:#}");
     let calls = journal_until(
         &http,
         &url,
@@ -325,6 +347,13 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
         call["kind"]["response_bytes"]
             .as_u64()
             .is_some_and(|n| n > 0),
+        "{calls:#}"
+    );
+    // The call's ШЭП messageId, from the adapter's answer (only the id, never the answer).
+    assert!(
+        call["kind"]["message_id"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{calls:#}"
     );
 
@@ -545,6 +574,88 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     assert!(out.contains("seq 2"), "{out}");
 }
 
+/// `qaqpa audit verify` checks the archived part against the files in `[audit] archive_dir`
+/// (a relative one in the data directory, where the gateway writes them): records deleted
+/// behind a claimed archived range, no trigger dropped and no hash recomputed, are found by
+/// the range's missing file.
+#[tokio::test]
+async fn audit_verify_checks_the_archive_files_and_finds_records_deleted_behind_a_claimed_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_sqlite_gateway(
+        dir.path(),
+        free_port(),
+        "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\n[route.settings]\nurl = \"http://127.0.0.1:9/deliver\"\n",
+        "[audit]\narchive_dir = \"archived\"\n",
+    );
+    let data = dir.path().join("data");
+    let now = OffsetDateTime::now_utc();
+    {
+        use qaqpa_audit::AuditStore;
+        let store = qaqpa_audit::SqliteAuditStore::open(&data).expect("journal");
+        let at = |i: usize, t: OffsetDateTime| {
+            qaqpa_audit::AuditEvent::auth_ok("api", &format!("key-{i}")).at(t)
+        };
+        let old = now - time::Duration::days(200);
+        for events in [
+            (0..3).map(|i| at(i, old)).collect::<Vec<_>>(),
+            vec![at(3, now), at(4, now)],
+        ] {
+            store
+                .append(qaqpa_audit::batch(events).expect("entries"))
+                .await
+                .expect("append");
+        }
+        let report = store
+            .archive(
+                now,
+                &data.join("archived"),
+                qaqpa_audit::Retention::default(),
+            )
+            .await
+            .expect("archive");
+        assert_eq!(report.archived, 3);
+    }
+    let verify = || {
+        let out = qaqpa()
+            .args(["audit", "verify", "--config"])
+            .arg(&config)
+            .output()
+            .expect("verify");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, out) = verify();
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("OK: 2 records (seq 4..=5); archived: 3 records in 1 file(s) verified"),
+        "{out}"
+    );
+
+    let journal = rusqlite::Connection::open(data.join("audit.db")).expect("journal db");
+    journal
+        .execute_batch(
+            "INSERT INTO audit_archive VALUES ((SELECT last_seq FROM audit_head), \
+             (SELECT archived_seq + 1 FROM audit_anchor), (SELECT archived_hash FROM audit_anchor), \
+             (SELECT last_hash FROM audit_head), 'x', 'x');
+             UPDATE audit_anchor SET archived_seq = (SELECT last_seq FROM audit_head), \
+             archived_hash = (SELECT last_hash FROM audit_head);
+             DELETE FROM audit_block;",
+        )
+        .expect("the triggers let a claimed archive through");
+    drop(journal);
+    let (ok, out) = verify();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "archived range 4..=5: file x missing from {}",
+            data.join("archived").display()
+        )),
+        "{out}"
+    );
+}
+
 /// Starts `qaqpa serve` on `config` (logging to `log`) and waits until it is ready.
 async fn serve_until_ready(config: &Path, url: &str, log: &Path) -> KillOnDrop {
     let log_file = std::fs::File::create(log).expect("log");
@@ -642,4 +753,201 @@ async fn a_run_killed_without_a_clean_stop_is_journalled_by_the_next_run() {
     let page = journal_until(&http, &url, &admin, "kind=UNCLEAN_STOP", |_| true).await;
     assert_eq!(unclean(&page).len(), 1, "{page:#}");
     assert!(marker.exists(), "the running third run has its marker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_start_archives_journal_records_past_the_online_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let store = qaqpa::config::StoreConfig::Sqlite {
+        data_dir: data.clone(),
+    };
+    // A journal whose first records are 200 days old (the online window is 3 months).
+    let before = qaqpa::config::Config {
+        store: store.clone(),
+        ..Default::default()
+    };
+    let auditor = qaqpa::audit::start(&before).await.expect("journal");
+    let old = OffsetDateTime::now_utc() - time::Duration::days(200);
+    for i in 0..3 {
+        auditor.record(qaqpa_audit::AuditEvent::auth_ok("api", &format!("old-{i}")).at(old));
+    }
+    let stored = auditor.shutdown(Duration::from_secs(10)).await;
+    assert!(stored.stored, "{stored:?}");
+    drop(auditor);
+
+    let gw = common::Gateway::start_with(&common::echo_routes("http://127.0.0.1:9", ""), |c| {
+        c.store = store
+    })
+    .await;
+    // Without waiting a day: the old records go to an archive soon after the start.
+    let archives = data.join("audit-archive");
+    let start = Instant::now();
+    let archive = loop {
+        let found: Vec<_> = files(&archives)
+            .into_iter()
+            .filter(|f| f.to_string_lossy().ends_with(".jsonl.gz"))
+            .collect();
+        if let [file] = &found[..] {
+            break file.clone();
+        }
+        assert!(
+            found.is_empty() && start.elapsed() < Duration::from_secs(30),
+            "no single archive in {}: {found:?}",
+            archives.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // It holds records 1 to 3, the old ones…
+    let name = archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a file name");
+    assert!(
+        name.ends_with("-000000000001-000000000003.jsonl.gz"),
+        "{name}"
+    );
+    // …which have left the online journal.
+    let admin = gw.key("ops", qaqpa::auth::Role::Admin).await;
+    let online: Value = gw
+        .get(&admin, "/v1/admin/audit?kind=AUTH_OK&limit=100")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(online["records"].is_array(), "{online:#}");
+    assert!(!online.to_string().contains("old-"), "{online:#}");
+    gw.stop().await;
+}
+
+/// The key ids `qaqpa keys list` shows, each with its revocation time (`-` when none).
+fn listed_keys(config: &Path) -> Vec<(String, String)> {
+    let out = qaqpa()
+        .args(["keys", "list", "--config"])
+        .arg(config)
+        .output()
+        .expect("keys list");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            Some((cols.first()?.to_string(), cols.get(3)?.to_string()))
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn a_key_the_journal_cannot_record_is_not_created_and_a_revocation_is_made_but_fails_loudly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_sqlite_gateway(
+        dir.path(),
+        free_port(),
+        "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\n[route.settings]\nurl = \"http://127.0.0.1:9/deliver\"\n",
+        "",
+    );
+    let admin = create_key(&config, "ops", "admin");
+    let admin_id = admin
+        .strip_prefix("qk_")
+        .and_then(|t| t.split('.').next())
+        .expect("key id")
+        .to_string();
+    let victim = create_key(&config, "edms-0", "client");
+    let victim_id = victim
+        .strip_prefix("qk_")
+        .and_then(|t| t.split('.').next())
+        .expect("key id")
+        .to_string();
+    let active = |id: &str| (id.to_string(), "-".to_string());
+    let mut before = vec![active(&admin_id), active(&victim_id)];
+    before.sort();
+    assert_eq!(listed_keys(&config), before);
+    // From now on the journal refuses every append.
+    let journal =
+        rusqlite::Connection::open(dir.path().join("data").join("audit.db")).expect("journal db");
+    journal
+        .execute_batch(
+            "CREATE TRIGGER test_refuses_appends BEFORE INSERT ON audit_block \
+             BEGIN SELECT RAISE(ABORT, 'the test refuses appends'); END;",
+        )
+        .expect("trigger");
+
+    let created = qaqpa()
+        .args([
+            "keys", "create", "--client", "edms-1", "--role", "client", "--config",
+        ])
+        .arg(&config)
+        .output()
+        .expect("keys create");
+    let (out, err) = (
+        String::from_utf8_lossy(&created.stdout),
+        String::from_utf8_lossy(&created.stderr),
+    );
+    assert!(!created.status.success(), "{out}{err}");
+    assert!(err.contains("no key created"), "{err}");
+    assert!(!out.contains("token:"), "{out}");
+    assert_eq!(listed_keys(&config), before);
+
+    // A revocation is made while the journal is down (a leaked key must be revocable), and
+    // the command fails, saying the journal did not record it.
+    let revoked = qaqpa()
+        .args(["keys", "revoke", &victim_id, "--config"])
+        .arg(&config)
+        .output()
+        .expect("keys revoke");
+    let err = String::from_utf8_lossy(&revoked.stderr);
+    assert!(!revoked.status.success(), "{err}");
+    assert!(
+        err.contains("revoked, but the audit journal did not record it"),
+        "{err}"
+    );
+    let keys = listed_keys(&config);
+    assert!(
+        keys.iter().any(|(id, at)| id == &victim_id && at != "-"),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&active(&admin_id)), "{keys:?}");
+
+    // With the journal taking records again, a revocation is made and journalled.
+    journal
+        .execute_batch("DROP TRIGGER test_refuses_appends;")
+        .expect("drop trigger");
+    let revoked = qaqpa()
+        .args(["keys", "revoke", &admin_id, "--config"])
+        .arg(&config)
+        .output()
+        .expect("keys revoke");
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let keys = listed_keys(&config);
+    assert!(keys.iter().all(|(_, at)| at != "-"), "{keys:?}");
+    let tail = qaqpa()
+        .args(["audit", "tail", "--config"])
+        .arg(&config)
+        .output()
+        .expect("audit tail");
+    let tail = String::from_utf8_lossy(&tail.stdout);
+    assert!(
+        tail.contains(&format!("API key {admin_id} revoked")),
+        "{tail}"
+    );
+    let creations: Vec<&str> = tail
+        .lines()
+        .filter(|l| l.contains("API key") && l.ends_with(" created"))
+        .collect();
+    assert_eq!(
+        creations.len(),
+        2,
+        "only the admin and client keys were created: {tail}"
+    );
 }
