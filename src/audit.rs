@@ -67,9 +67,9 @@ fn local_dir(cfg: &Config) -> PathBuf {
     }
 }
 
-/// Starts the auditor: the journal plus the configured syslog receivers. Relative spool and
-/// archive directories live under the SQLite data directory (or the working directory).
-pub async fn start(cfg: &Config) -> anyhow::Result<Auditor> {
+/// The `[audit]` settings with relative spool and archive directories placed where they live:
+/// under the SQLite data directory (or the working directory).
+pub fn placed_config(cfg: &Config) -> qaqpa_audit::AuditConfig {
     let mut audit_cfg = cfg.audit.clone();
     let base = local_dir(cfg);
     for dir in [&mut audit_cfg.spool_dir, &mut audit_cfg.archive_dir] {
@@ -77,6 +77,13 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Auditor> {
             *dir = base.join(&*dir);
         }
     }
+    audit_cfg
+}
+
+/// Starts the auditor: the journal plus the configured syslog receivers, with the directories
+/// of [`placed_config`].
+pub async fn start(cfg: &Config) -> anyhow::Result<Auditor> {
+    let audit_cfg = placed_config(cfg);
     let store = open_store(cfg).await?;
     Auditor::new(&audit_cfg, Some(store)).map_err(|e| anyhow::anyhow!("audit: {e}"))
 }

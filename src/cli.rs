@@ -417,16 +417,9 @@ async fn audit_cmd(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Verify(config) => {
             let cfg = Config::load(&config.config)?;
             let store = crate::audit::open_store(&cfg).await?;
-            // The archive files are checked where the gateway writes them (`audit::start`): a
-            // relative `archive_dir` lies in the SQLite data directory, or the working directory.
-            let mut dir = cfg.audit.archive_dir.clone();
-            if let crate::config::StoreConfig::Sqlite { data_dir } = &cfg.store {
-                if dir.is_relative() {
-                    dir = data_dir.join(dir);
-                }
-            }
+            // The archive files are checked where the gateway writes them.
             let archive = qaqpa_audit::store::ArchiveCheck {
-                dir,
+                dir: crate::audit::placed_config(&cfg).archive_dir,
                 retention: cfg.audit.retention,
                 now: time::OffsetDateTime::now_utc(),
             };
