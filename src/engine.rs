@@ -282,10 +282,10 @@ impl Engine {
             ))),
         };
         let now = OffsetDateTime::now_utc();
-        // Sizes as the adapter contract exposes them, not the bytes on the wire: the request is
-        // what the engine hands over (`payload_bytes`), the response the answer as the adapter
-        // hands it back (`Delivered`: the target's reference, receipts and result code, as
-        // JSON). A failed attempt carries no answer in the contract: no response size then.
+        // Sizes on the wire where the adapter measured them (`Delivered::request_bytes`,
+        // `response_bytes`: the HTTP adapter does). Else the request is what the engine handed
+        // over (`payload_bytes`, a lower bound), and the response size is not known. A failed
+        // attempt carries no answer in the contract: the payload then, and no response size.
         self.state.audit.record(
             qaqpa_audit::AuditEvent::exchange(
                 crate::audit::ENGINE,
@@ -298,8 +298,14 @@ impl Engine {
                     response_in: Some(now),
                     request_in: None,
                     response_out: None,
-                    request_bytes: Some(payload_bytes(&out)),
-                    response_bytes: result.as_ref().ok().map(json_bytes),
+                    request_bytes: Some(
+                        result
+                            .as_ref()
+                            .ok()
+                            .and_then(|d| d.request_bytes)
+                            .unwrap_or_else(|| payload_bytes(&out)),
+                    ),
+                    response_bytes: result.as_ref().ok().and_then(|d| d.response_bytes),
                     result: crate::audit::exchange_result(
                         result.as_ref().map(|d| d.result_code.as_deref()),
                     ),

@@ -264,6 +264,8 @@ impl EsedoAdapter {
                 qaqpa_shep::types::now(),
                 Some(ids::session_for(&activity)),
             )],
+            // The two ШЭП exchanges' sizes are not measured here.
+            ..Delivered::default()
         })
     }
 
@@ -295,6 +297,8 @@ impl EsedoAdapter {
                 qaqpa_shep::types::now(),
                 Some(ids::session_for(&activity)),
             )],
+            // The two ШЭП exchanges' sizes are not measured here.
+            ..Delivered::default()
         })
     }
 

@@ -132,6 +132,7 @@ impl Adapter for HttpAdapter {
                 format!("message cannot be written as JSON: {e}"),
             )
         })?;
+        let request_bytes = body.len() as u64;
 
         let remaining = cx.remaining();
         if remaining.is_zero() {
@@ -166,7 +167,10 @@ impl Adapter for HttpAdapter {
                 Ok(None) | Err(_) => break,
             }
         }
-        classify(status, &answer_headers, &answer, SystemTime::now())
+        classify(status, &answer_headers, &answer, SystemTime::now()).map(|d| Delivered {
+            request_bytes: Some(request_bytes),
+            ..d
+        })
     }
 }
 
@@ -199,6 +203,9 @@ pub fn classify(
             target_ref: target_ref(headers, body),
             receipts: Vec::new(),
             result_code: Some(format!("http:{}", status.as_u16())),
+            request_bytes: None,
+            // What was read of it (at most MAX_ANSWER_BYTES).
+            response_bytes: Some(body.len() as u64),
         });
     }
     let text = body_text(status, body);
@@ -321,6 +328,20 @@ mod tests {
         assert_eq!(d.target_ref.as_deref(), Some("/docs/7"));
         let d = classify(status(204), &headers(&[]), b"", SystemTime::now()).expect("delivered");
         assert_eq!(d.target_ref, None);
+    }
+
+    #[test]
+    fn a_success_carries_the_size_of_the_answer_read() {
+        let d = classify(
+            status(200),
+            &headers(&[]),
+            br#"{"id": "T-42"}"#,
+            SystemTime::now(),
+        )
+        .expect("delivered");
+        assert_eq!(d.response_bytes, Some(14));
+        let d = classify(status(204), &headers(&[]), b"", SystemTime::now()).expect("delivered");
+        assert_eq!(d.response_bytes, Some(0));
     }
 
     #[test]

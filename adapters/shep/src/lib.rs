@@ -328,6 +328,9 @@ impl Adapter for ShepAdapter {
                 }),
                 dedup_key: Some(format!("{}:answered", info.message_id)),
             }],
+            // The SOAP exchange's sizes are not measured here (the ШЭП client does not give
+            // them); the engine journals the payload it handed over instead.
+            ..Delivered::default()
         })
     }
 

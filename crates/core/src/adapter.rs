@@ -61,6 +61,14 @@ pub struct Delivered {
     /// The target's own result code, for the exchange journal: `http:200`, `shep:SCSS001`.
     #[serde(default)]
     pub result_code: Option<String>,
+    /// Bytes of the request as the adapter sent it (the body on the wire), where it measures
+    /// them; the exchange journal records them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_bytes: Option<u64>,
+    /// Bytes of the target's answer as the adapter received it (the body), where it measures
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_bytes: Option<u64>,
 }
 
 /// A synchronous call (`POST /v1/calls/{service}`).
