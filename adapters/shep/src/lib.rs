@@ -17,7 +17,7 @@ use qaqpa_core::{
 use qaqpa_shep::classify::RetryReason;
 use qaqpa_shep::server::read_sync_request;
 use qaqpa_shep::{
-    EnvelopeSigner, EnvelopeVerifier, MessageData, Property, SenderInfo, ShepError,
+    EnvelopeSigner, EnvelopeVerifier, ExchangeSizes, MessageData, Property, SenderInfo, ShepError,
     SyncChannelClient, SyncClientPool, SyncRequest, SyncResponse, XmlLimits,
 };
 use serde::Deserialize;
@@ -216,13 +216,14 @@ impl ShepAdapter {
         Ok(request)
     }
 
-    /// One exchange within the route's timeout and the caller's deadline.
+    /// One exchange within the route's timeout and the caller's deadline, with the sizes of
+    /// its bodies on the wire.
     async fn exchange(
         &self,
         settings: &ShepSettings,
         request: &SyncRequest,
         cx: &Cx<'_>,
-    ) -> Result<SyncResponse, Failure> {
+    ) -> Result<(SyncResponse, ExchangeSizes), Failure> {
         let timeout = Duration::from_secs(settings.timeout_secs).min(cx.remaining());
         if timeout.is_zero() {
             return Err(Failure::retry(
@@ -231,7 +232,7 @@ impl ShepAdapter {
         }
         let client = self.client(settings, timeout)?;
         client
-            .send(request)
+            .send_measured(request)
             .await
             .map_err(|e| to_failure(e, settings.target_dedups))
     }
@@ -312,7 +313,7 @@ impl Adapter for ShepAdapter {
         // Our message id is the ШЭП messageId on every attempt: the target's dedup key.
         let request = Self::request(&settings, &payload, Some(msg.id.to_string()), "/document")
             .map_err(|r| Failure::permanent("INVALID_DOCUMENT", r.to_string()))?;
-        let response = self.exchange(&settings, &request, cx).await?;
+        let (response, sizes) = self.exchange(&settings, &request, cx).await?;
         let info = &response.info;
         Ok(Delivered {
             result_code: Some(format!("shep:{}", info.status.code)),
@@ -328,9 +329,8 @@ impl Adapter for ShepAdapter {
                 }),
                 dedup_key: Some(format!("{}:answered", info.message_id)),
             }],
-            // The SOAP exchange's sizes are not measured here (the ШЭП client does not give
-            // them); the engine journals the payload it handed over instead.
-            ..Delivered::default()
+            request_bytes: Some(sizes.request_bytes),
+            response_bytes: Some(sizes.response_bytes),
         })
     }
 
@@ -341,7 +341,7 @@ impl Adapter for ShepAdapter {
             .map_err(|r| Failure::permanent("INVALID_PARAMS", r.to_string()))?;
         let request = Self::request(&settings, &payload, None, "/params")
             .map_err(|r| Failure::permanent("INVALID_PARAMS", r.to_string()))?;
-        let response = self.exchange(&settings, &request, cx).await?;
+        let (response, _) = self.exchange(&settings, &request, cx).await?;
         let info = &response.info;
         Ok(Answer {
             body: serde_json::json!({

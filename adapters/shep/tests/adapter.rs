@@ -105,6 +105,18 @@ async fn deliver_sends_our_message_id_and_route_settings() {
         .await
         .expect("delivered");
     assert!(delivered.target_ref.is_some());
+    // The exchange's sizes on the wire: whole envelopes, each carrying the letter.
+    let letter = "<letter>Привет</letter>".len() as u64;
+    assert!(
+        delivered.request_bytes.is_some_and(|n| n > letter + 200),
+        "{:?}",
+        delivered.request_bytes
+    );
+    assert!(
+        delivered.response_bytes.is_some_and(|n| n > letter + 200),
+        "{:?}",
+        delivered.response_bytes
+    );
     assert_eq!(delivered.receipts[0].data["status_code"], "SCSS001");
     assert_eq!(
         delivered.receipts[0].data["data"],
@@ -384,10 +396,23 @@ async fn signed_delivery_and_verified_pushes() {
         .expect("a verifier is configured");
     let a = NoAttachments;
     let msg = outgoing(json!({ "data": "<signed/>" }));
-    adapter
+    let delivered = adapter
         .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
         .await
         .expect("signed both ways");
+    // The sizes are of the bodies as sent and received, signatures included: the smallest
+    // certificate alone is longer than 500 bytes of base64.
+    let unsigned_request = SyncRequest::new("ECHO", SenderInfo::new("qaqpa", None), None)
+        .to_envelope()
+        .expect("builds")
+        .len() as u64;
+    assert!(
+        delivered
+            .request_bytes
+            .is_some_and(|n| n > unsigned_request + 500),
+        "{:?} against {unsigned_request} unsigned",
+        delivered.request_bytes
+    );
     assert_eq!(emu.request_count("ECHO"), 1);
     // An unsigned adapter is refused by the verifying ШЭП: permanent.
     let unsigned = ShepAdapter::default();

@@ -135,6 +135,17 @@ struct RawReply {
     status: u16,
     retry_after: Option<Duration>,
     body: String,
+    /// The request's body as sent (the signed envelope), in bytes.
+    request_bytes: u64,
+}
+
+/// The sizes of one exchange's bodies on the wire, for the exchange journal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExchangeSizes {
+    /// The request envelope as sent (signed, when a signer is configured).
+    pub request_bytes: u64,
+    /// The answer's body as received.
+    pub response_bytes: u64,
 }
 
 /// The shared HTTP part of both clients.
@@ -162,6 +173,7 @@ impl Transport {
             Some(signer) => signer.sign(&envelope).map_err(ShepError::Signing)?,
             None => envelope,
         };
+        let request_bytes = body.len() as u64;
         let response = self
             .http
             .post(&self.config.endpoint)
@@ -206,6 +218,7 @@ impl Transport {
             status,
             retry_after,
             body,
+            request_bytes,
         })
     }
 
@@ -272,30 +285,48 @@ impl SyncChannelClient {
     }
 
     async fn try_exchange(&self, request: &SyncRequest) -> Result<ShepOutcome, ShepError> {
+        self.try_exchange_measured(request).await.map(|(o, _)| o)
+    }
+
+    async fn try_exchange_measured(
+        &self,
+        request: &SyncRequest,
+    ) -> Result<(ShepOutcome, ExchangeSizes), ShepError> {
         let envelope = request.to_envelope()?;
         let raw = self.transport.post(envelope).await?;
+        let sizes = ExchangeSizes {
+            request_bytes: raw.request_bytes,
+            response_bytes: raw.body.len() as u64,
+        };
         let limits = &self.transport.config.limits;
-        match SyncReply::from_envelope(&raw.body, limits) {
+        let outcome = match SyncReply::from_envelope(&raw.body, limits) {
             Ok(SyncReply::Response(response)) => {
                 self.transport.verify(&raw.body)?;
-                Ok(classify::classify_response(response))
+                classify::classify_response(response)
             }
             // Faults are classified unsigned: ШЭП's own faults carry no signature (assumed).
-            Ok(SyncReply::Fault(fault)) => Ok(classify::classify_fault(&fault, raw.retry_after)),
-            Err(e) => Ok(classify::classify_http_status(
+            Ok(SyncReply::Fault(fault)) => classify::classify_fault(&fault, raw.retry_after),
+            Err(e) => classify::classify_http_status(
                 raw.status,
                 raw.retry_after,
                 &shorten(&format!("HTTP {}: {e}", raw.status)),
-            )),
-        }
+            ),
+        };
+        Ok((outcome, sizes))
     }
 
     /// SendMessage; `Ok` only for an `SCSS*` status.
     pub async fn send(&self, request: &SyncRequest) -> Result<SyncResponse, ShepError> {
-        match self.try_exchange(request).await {
-            Ok(outcome) => outcome.into(),
-            Err(e) => Err(e),
-        }
+        self.send_measured(request).await.map(|(r, _)| r)
+    }
+
+    /// [`SyncChannelClient::send`], with the sizes of the request and answer bodies.
+    pub async fn send_measured(
+        &self,
+        request: &SyncRequest,
+    ) -> Result<(SyncResponse, ExchangeSizes), ShepError> {
+        let (outcome, sizes) = self.try_exchange_measured(request).await?;
+        Result::from(outcome).map(|response| (response, sizes))
     }
 }
 
