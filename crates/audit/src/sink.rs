@@ -238,6 +238,15 @@ enum Role {
     Guest { part: PathBuf, file: Option<File> },
 }
 
+/// A line as a spool file holds it: written in one piece with its newline, so that a crash
+/// leaves at most one part line.
+fn spool_line(line: &str) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(line.len() + 1);
+    buf.extend_from_slice(line.as_bytes());
+    buf.push(b'\n');
+    buf
+}
+
 /// The index of a segment file's name, `seg-<n>.log`.
 fn segment_index(name: &std::ffi::OsStr) -> Option<u64> {
     name.to_str()
@@ -424,11 +433,8 @@ impl Spool {
                 std::fs::create_dir_all(&self.dir)?;
                 *file = Some(OpenOptions::new().create(true).append(true).open(&*part)?);
             }
-            let mut buf = Vec::with_capacity(line.len() + 1);
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
             if let Some(file) = file {
-                file.write_all(&buf)?;
+                file.write_all(&spool_line(line))?;
             }
             self.bytes += len;
             return Ok(true);
@@ -458,11 +464,8 @@ impl Spool {
             self.writer = Some((index, file));
             self.segments.push_back((index, 0));
         }
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line.as_bytes());
-        buf.push(b'\n');
         if let Some((_, file)) = self.writer.as_mut() {
-            if let Err(e) = file.write_all(&buf) {
+            if let Err(e) = file.write_all(&spool_line(line)) {
                 // A short write (a full disk) must not leave part of a line, which every later
                 // line would follow: cut the file back to its counted size. Where that fails
                 // too, the segment takes no more lines and counts what it holds, and reading
