@@ -27,6 +27,7 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -214,9 +215,11 @@ impl Backoff {
 /// One process owns a spool directory at a time (an exclusive lock on its `.lock` file, held
 /// while the spool is open): it alone sends and removes segments. Another process that opens
 /// it meanwhile (a `qaqpa keys …` command beside the running gateway) is a guest: its lines
-/// go to a file of its own, `guest-<pid>.part`, which it publishes as a new segment when it
-/// stops, and the owner adopts published segments ([`Spool::adopt`]). So no segment is ever
-/// written by two processes, nor removed under one still writing it.
+/// go to a file of its own, `guest-<pid>-<uuid>.part`, locked while the guest has it open,
+/// which it publishes as a new segment when it stops; the owner adopts published segments
+/// ([`Spool::adopt`]) and takes over the files of guests that died (their lock is free). So no
+/// segment is ever written by two processes, nor removed under one still writing it, and a
+/// guest's file is never taken from a guest still alive, whenever the owner starts.
 struct Spool {
     dir: PathBuf,
     max_bytes: u64,
@@ -238,14 +241,41 @@ enum Role {
     Guest { part: PathBuf, file: Option<File> },
 }
 
-/// A line as a spool file holds it: written in one piece with its newline, so that a crash
+/// Lines bound for a spool file, each with its newline, written in one piece so that a crash
 /// leaves at most one part line.
-fn spool_line(line: &str) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(line.len() + 1);
-    buf.extend_from_slice(line.as_bytes());
-    buf.push(b'\n');
-    buf
+#[derive(Default)]
+struct Chunk {
+    text: Vec<u8>,
+    lines: u64,
 }
+
+impl Chunk {
+    fn bytes(&self) -> u64 {
+        self.text.len() as u64
+    }
+}
+
+/// How much of the lines given [`Spool::append_lines`] took.
+#[derive(Default)]
+struct Appended {
+    spooled: u64,
+    /// Lines the spool's bound left out.
+    full: u64,
+    /// The first write error, and how many lines failed to be written.
+    failed: Option<(std::io::Error, u64)>,
+}
+
+impl Appended {
+    fn fail(&mut self, e: std::io::Error, lines: u64) {
+        match &mut self.failed {
+            Some((_, n)) => *n += lines,
+            None => self.failed = Some((e, lines)),
+        }
+    }
+}
+
+/// Bytes of lines written to a spool file at once.
+const SPOOL_CHUNK: usize = 256 << 10;
 
 /// The index of a segment file's name, `seg-<n>.log`.
 fn segment_index(name: &std::ffi::OsStr) -> Option<u64> {
@@ -266,6 +296,70 @@ fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, u64)>> {
     }
     segments.sort();
     Ok(segments)
+}
+
+/// A guest's file: made under a name an owner does not look at, locked (for as long as the
+/// guest has it open, which tells an owner the guest lives), then renamed to `part`.
+fn open_guest_file(part: &Path) -> std::io::Result<File> {
+    let making = part.with_extension("making");
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&making)?;
+    let locked = file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::Error(e) => e,
+        std::fs::TryLockError::WouldBlock => std::io::Error::other("a new guest file is locked"),
+    });
+    if let Err(e) = locked.and_then(|()| std::fs::rename(&making, part)) {
+        let _ = std::fs::remove_file(&making);
+        return Err(e);
+    }
+    Ok(file)
+}
+
+/// Owner: publishes as segments the files of guests that died before publishing theirs (a
+/// crash, a kill), and removes them. A guest alive holds its file's lock: its file is left to
+/// it. Files a guest was still making when it died (`.making`) hold no line and are removed.
+fn take_over_dead_guests(dir: &Path) -> std::io::Result<usize> {
+    let mut taken = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let making = name.ends_with(".making");
+        if !name.starts_with("guest-") || !(making || name.ends_with(".part")) {
+            continue;
+        }
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            // Published (or removed) by its guest meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        // Dead, or it published and removed its file between our open and our lock: then
+        // the path is gone and there is nothing to take.
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        // A guest that died between publishing its file and removing it left a second name
+        // of a segment: only the name goes.
+        let meta = file.metadata()?;
+        if !making && meta.len() > 0 && meta.nlink() == 1 {
+            match publish_as_segment(dir, &path) {
+                Err(e) if gone(&e) => continue,
+                other => {
+                    other?;
+                }
+            }
+        }
+        match std::fs::remove_file(&path) {
+            Err(e) if !gone(&e) => return Err(e),
+            _ => taken += 1,
+        }
+    }
+    Ok(taken)
 }
 
 /// Links `file` into `dir` as the first free segment after the last one there; the caller
@@ -292,20 +386,17 @@ impl Spool {
             .open(dir.join(".lock"))?;
         let role = match lock.try_lock() {
             Ok(()) => {
-                // Guests' files a crash left unpublished are taken over as segments.
-                for entry in std::fs::read_dir(&dir)? {
-                    let path = entry?.path();
-                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    if name.starts_with("guest-") && name.ends_with(".part") {
-                        publish_as_segment(&dir, &path)?;
-                        std::fs::remove_file(&path)?;
-                    }
-                }
+                take_over_dead_guests(&dir)?;
                 Role::Owner { _lock: lock }
             }
             Err(std::fs::TryLockError::WouldBlock) => {
                 tracing::info!(dir = %dir.display(), "audit spool in use by another process (the gateway): this one only adds its own lines to it");
-                let part = dir.join(format!("guest-{}.part", std::process::id()));
+                // Unique even where a dead guest's file under a reused pid still waits.
+                let part = dir.join(format!(
+                    "guest-{}-{}.part",
+                    std::process::id(),
+                    uuid::Uuid::now_v7().simple()
+                ));
                 return Ok(Spool {
                     dir,
                     max_bytes,
@@ -342,6 +433,7 @@ impl Spool {
         if !matches!(self.role, Role::Owner { .. }) {
             return Ok(0);
         }
+        take_over_dead_guests(&self.dir)?;
         let known: std::collections::HashSet<u64> = self.segments.iter().map(|&(i, _)| i).collect();
         let mut adopted = 0;
         for (index, size) in list_segments(&self.dir)? {
@@ -361,11 +453,14 @@ impl Spool {
         let Role::Guest { part, file } = &mut self.role else {
             return Ok(());
         };
-        if file.take().is_none() {
+        if file.is_none() {
             return Ok(());
         }
+        // Published and removed while its lock is held, so that an owner never takes it over
+        // as a dead guest's meanwhile; the lock goes with the file.
         publish_as_segment(&self.dir, part)?;
         std::fs::remove_file(&*part)?;
+        *file = None;
         self.bytes = 0;
         Ok(())
     }
@@ -423,70 +518,132 @@ impl Spool {
     }
 
     /// Appends one line; `Ok(false)` when the bound does not allow it.
+    #[cfg(test)]
     fn append(&mut self, line: &str) -> std::io::Result<bool> {
-        let len = line.len() as u64 + 1;
-        if self.bytes + len > self.max_bytes {
-            return Ok(false);
+        let appended = self.append_lines([line]);
+        match appended.failed {
+            Some((e, _)) => Err(e),
+            None => Ok(appended.spooled == 1),
         }
-        if let Role::Guest { part, file } = &mut self.role {
-            if file.is_none() {
-                std::fs::create_dir_all(&self.dir)?;
-                *file = Some(OpenOptions::new().create(true).append(true).open(&*part)?);
+    }
+
+    /// Appends lines in order, those the bound allows, written a chunk of lines at a time (a
+    /// spool taking a stuck task's whole intake writes tens of thousands of lines): each
+    /// chunk goes in one write, within one segment.
+    fn append_lines<'l>(&mut self, lines: impl IntoIterator<Item = &'l str>) -> Appended {
+        let mut chunk = Chunk::default();
+        let mut out = Appended::default();
+        for line in lines {
+            let len = line.len() as u64 + 1;
+            if self.bytes + chunk.bytes() + len > self.max_bytes {
+                out.full += 1;
+                continue;
             }
-            if let Some(file) = file {
-                file.write_all(&spool_line(line))?;
+            if let Role::Owner { .. } = self.role {
+                let size = match (&self.writer, self.segments.back()) {
+                    (Some((wi, _)), Some((bi, size))) if wi == bi => Some(*size),
+                    _ => None,
+                };
+                let fits = size.is_some_and(|size| {
+                    size + chunk.bytes() == 0 || size + chunk.bytes() + len <= self.segment_max
+                });
+                if !fits {
+                    self.write_chunk(&mut chunk, &mut out);
+                    if let Err(e) = self.start_segment() {
+                        out.fail(e, 1);
+                        continue;
+                    }
+                }
             }
-            self.bytes += len;
-            return Ok(true);
+            chunk.text.extend_from_slice(line.as_bytes());
+            chunk.text.push(b'\n');
+            chunk.lines += 1;
+            if chunk.text.len() >= SPOOL_CHUNK {
+                self.write_chunk(&mut chunk, &mut out);
+            }
         }
-        let need_new = match (&self.writer, self.segments.back()) {
-            (Some((wi, _)), Some((bi, size))) => wi != bi || size + len > self.segment_max,
-            _ => true,
+        self.write_chunk(&mut chunk, &mut out);
+        out
+    }
+
+    /// Owner: opens a fresh segment after the last one for the lines to come.
+    fn start_segment(&mut self) -> std::io::Result<()> {
+        // A fresh file, never one a guest published meanwhile under the next index (that one
+        // is adopted later).
+        let (index, file) = loop {
+            let index = self.next_index;
+            self.next_index += 1;
+            let path = self.path(index);
+            let open = || OpenOptions::new().create_new(true).append(true).open(&path);
+            // A directory removed from outside (a temp cleaner, an operator) is made again.
+            match open() {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&self.dir)?;
+                    break (index, open()?);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                opened => break (index, opened?),
+            }
         };
-        if need_new {
-            // A fresh file, never one a guest published meanwhile under the next index (that
-            // one is adopted later).
-            let (index, file) = loop {
-                let index = self.next_index;
-                self.next_index += 1;
-                let path = self.path(index);
-                let open = || OpenOptions::new().create_new(true).append(true).open(&path);
-                // A directory removed from outside (a temp cleaner, an operator) is made again.
-                match open() {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        std::fs::create_dir_all(&self.dir)?;
-                        break (index, open()?);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                    opened => break (index, opened?),
-                }
-            };
-            self.writer = Some((index, file));
-            self.segments.push_back((index, 0));
+        self.writer = Some((index, file));
+        self.segments.push_back((index, 0));
+        Ok(())
+    }
+
+    /// Writes `chunk` (whole lines) to the guest's file or the owner's open segment, in one
+    /// write, and empties it; counts its lines spooled or failed.
+    fn write_chunk(&mut self, chunk: &mut Chunk, out: &mut Appended) {
+        if chunk.lines == 0 {
+            return;
         }
-        if let Some((_, file)) = self.writer.as_mut() {
-            if let Err(e) = file.write_all(&spool_line(line)) {
-                // A short write (a full disk) must not leave part of a line, which every later
-                // line would follow: cut the file back to its counted size. Where that fails
-                // too, the segment takes no more lines and counts what it holds, and reading
-                // skips the part line at its end.
-                let counted = self.segments.back().map_or(0, |&(_, size)| size);
-                if file.set_len(counted).is_err() {
-                    let real = file.metadata().map_or(counted, |m| m.len().max(counted));
-                    if let Some((_, size)) = self.segments.back_mut() {
-                        self.bytes += real - *size;
-                        *size = real;
-                    }
-                    self.writer = None;
-                }
-                return Err(e);
+        let (lines, len) = (chunk.lines, chunk.bytes());
+        let written = match &mut self.role {
+            Role::Guest { part, file } => {
+                let opened = match file {
+                    Some(file) => Ok(file),
+                    None => std::fs::create_dir_all(&self.dir)
+                        .and_then(|()| open_guest_file(part))
+                        .map(|f| file.insert(f)),
+                };
+                opened.and_then(|file| file.write_all(&chunk.text))
             }
+            Role::Owner { .. } => match self.writer.as_mut() {
+                None => Err(std::io::Error::other("no spool segment open")),
+                Some((_, file)) => match file.write_all(&chunk.text) {
+                    Ok(()) => {
+                        if let Some((_, size)) = self.segments.back_mut() {
+                            *size += len;
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // A short write (a full disk) must not leave part of a line, which
+                        // every later line would follow: cut the file back to its counted
+                        // size. Where that fails too, the segment takes no more lines and
+                        // counts what it holds, and reading skips the part line at its end.
+                        let counted = self.segments.back().map_or(0, |&(_, size)| size);
+                        if file.set_len(counted).is_err() {
+                            let real = file.metadata().map_or(counted, |m| m.len().max(counted));
+                            if let Some((_, size)) = self.segments.back_mut() {
+                                self.bytes += real - *size;
+                                *size = real;
+                            }
+                            self.writer = None;
+                        }
+                        Err(e)
+                    }
+                },
+            },
+        };
+        match written {
+            Ok(()) => {
+                self.bytes += len;
+                out.spooled += lines;
+            }
+            Err(e) => out.fail(e, lines),
         }
-        if let Some((_, size)) = self.segments.back_mut() {
-            *size += len;
-        }
-        self.bytes += len;
-        Ok(true)
+        chunk.text.clear();
+        chunk.lines = 0;
     }
 
     /// Up to `max_bytes` of whole lines from the read position, without consuming them, the
@@ -883,26 +1040,13 @@ impl Shared {
     /// A write that fails is logged once per call, with how many lines failed: a spool that
     /// cannot be written fails for every line, and a line of log per line would flood it.
     fn spool_lines<'l>(&self, spool: &mut Spool, lines: impl IntoIterator<Item = &'l str>) {
-        let mut failed: Option<(std::io::Error, u64)> = None;
-        let mut full = 0u64;
-        for line in lines {
-            match spool.append(line) {
-                Ok(true) => {
-                    self.spooled.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(false) => {
-                    full += 1;
-                    self.drop_events(1);
-                }
-                Err(e) => {
-                    self.drop_events(1);
-                    match &mut failed {
-                        Some((_, n)) => *n += 1,
-                        None => failed = Some((e, 1)),
-                    }
-                }
-            }
-        }
+        let Appended {
+            spooled,
+            full,
+            failed,
+        } = spool.append_lines(lines);
+        self.spooled.fetch_add(spooled, Ordering::Relaxed);
+        self.drop_events(full + failed.as_ref().map_or(0, |&(_, n)| n));
         if let Some((e, lines)) = failed {
             tracing::error!(target = %self.url, error = %e, lines, "audit spool write failed; the lines are dropped");
         }
@@ -2177,6 +2321,107 @@ mod tests {
             1,
             "only the lock file is left"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The files in `dir` other than the lock, by name.
+    fn spool_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".lock")
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_whole_intake_spooled_at_once_keeps_its_order_the_bound_and_the_segment_size() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
+        let max_bytes = 32 << 20;
+        let mut spool = Spool::open(dir.clone(), max_bytes).expect("open");
+        let lines: Vec<String> = (0..40_000)
+            .map(|i| format!("line {i:06} {}", "x".repeat(988)))
+            .collect();
+        let fit = (max_bytes / 1001) as usize;
+        let appended = spool.append_lines(lines.iter().map(String::as_str));
+        assert!(appended.failed.is_none());
+        assert_eq!(
+            (appended.spooled as usize, appended.full as usize),
+            (fit, lines.len() - fit)
+        );
+        assert!(spool.bytes <= max_bytes);
+        let segments = list_segments(&dir).expect("segments");
+        assert!(segments.len() >= 8, "{segments:?}");
+        assert!(
+            segments
+                .iter()
+                .all(|&(_, size)| size <= spool.segment_max && size % 1001 == 0),
+            "whole lines, within a segment's size: {segments:?}"
+        );
+        assert_eq!(read_all(&mut spool, 1 << 20), (lines[..fit].to_vec(), 0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_guest_still_writing_keeps_its_file_when_a_new_owner_starts_and_its_lines_arrive_once() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
+        let first_owner = Spool::open(dir.clone(), 1 << 20).expect("owner");
+        let mut guest = Spool::open(dir.clone(), 1 << 20).expect("guest");
+        assert!(matches!(guest.role, Role::Guest { .. }));
+        assert!(guest.append("guest one").expect("append"));
+        // The gateway restarts while the command still runs.
+        drop(first_owner);
+        let mut owner = Spool::open(dir.clone(), 1 << 20).expect("new owner");
+        assert!(matches!(owner.role, Role::Owner { .. }));
+        assert_eq!(owner.adopt().expect("adopt"), 0, "nothing published yet");
+        assert!(owner.is_empty(), "the live guest's file is not taken");
+        assert_eq!(spool_files(&dir).len(), 1, "{:?}", spool_files(&dir));
+        assert!(guest.append("guest two").expect("append"));
+        guest.publish().expect("publish");
+        assert_eq!(owner.adopt().expect("adopt"), 1);
+        assert_eq!(
+            read_all(&mut owner, 1 << 16),
+            (vec!["guest one".into(), "guest two".into()], 0)
+        );
+        assert!(spool_files(&dir).is_empty(), "{:?}", spool_files(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_guest_that_dies_while_the_owner_runs_is_taken_over_without_a_restart() {
+        let dir = std::env::temp_dir().join(format!("qaqpa-audit-spool-{}", uuid::Uuid::now_v7()));
+        let mut owner = Spool::open(dir.clone(), 1 << 20).expect("owner");
+        assert!(owner.append("owner one").expect("append"));
+        // A command killed before it published: its file is unlocked. Another died while it
+        // was still making its file, and a third after publishing but before removing it.
+        std::fs::write(dir.join("guest-77-a.part"), b"killed one\nkilled two\n").expect("part");
+        std::fs::write(dir.join("guest-78-b.making"), b"").expect("making");
+        std::fs::write(dir.join("seg-000000000100.log"), b"published\n").expect("segment");
+        std::fs::hard_link(
+            dir.join("seg-000000000100.log"),
+            dir.join("guest-79-c.part"),
+        )
+        .expect("link");
+        assert_eq!(
+            owner.adopt().expect("adopt"),
+            2,
+            "the killed command's and the published one"
+        );
+        assert_eq!(
+            read_all(&mut owner, 1 << 16),
+            (
+                vec![
+                    "owner one".into(),
+                    "published".into(),
+                    "killed one".into(),
+                    "killed two".into()
+                ],
+                0
+            ),
+            "every line once"
+        );
+        assert!(spool_files(&dir).is_empty(), "{:?}", spool_files(&dir));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
