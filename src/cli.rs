@@ -347,10 +347,42 @@ async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DlqCommand::Retry { config, id } => {
-            let store = store_of(&config).await?;
-            let id = id
+            let cfg = Config::load(&config.config)?;
+            let store = crate::gateway::open_store(&cfg).await?.0;
+            let id: qaqpa_core::MessageId = id
                 .parse()
                 .map_err(|_| anyhow::anyhow!("'{id}' is not a message id"))?;
+            let not_retryable = || {
+                eprintln!("{id} is not dead-lettered or failed (or does not exist)");
+                Ok(ExitCode::from(2))
+            };
+            let Some(rec) = store.get_message(None, id).await? else {
+                return not_retryable();
+            };
+            if !matches!(
+                rec.status,
+                MessageStatus::DeadLetter | MessageStatus::Failed
+            ) {
+                return not_retryable();
+            }
+            // The record first, then the change, as for a key's creation: a requeue the
+            // journal cannot record is not made.
+            let id_text = id.to_string();
+            CliJournal::open(&cfg)
+                .await
+                .map_err(|e| anyhow::anyhow!("not queued again: {e}"))?
+                .record(
+                    qaqpa_audit::AuditEvent::lifecycle(
+                        crate::audit::CLI,
+                        qaqpa_audit::LifecycleStage::Requeued,
+                        &id_text,
+                        Some(&rec.route),
+                        Some(&format!("was {}", rec.status.as_str())),
+                    )
+                    .transaction(rec.transaction_id.clone()),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("not queued again: {e}"))?;
             if store
                 .retry_dead(id, time::OffsetDateTime::now_utc())
                 .await?
@@ -358,7 +390,10 @@ async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
                 println!("{id} queued again");
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("{id} is not dead-lettered or failed (or does not exist)");
+                eprintln!(
+                    "{id} was not queued again: its state changed meanwhile (the audit journal \
+                     already records the requeue)"
+                );
                 Ok(ExitCode::from(2))
             }
         }
@@ -392,10 +427,30 @@ impl CliJournal {
     }
 }
 
+/// Journals a read of the audit journal by `command`, as `GET /v1/admin/audit` journals each
+/// of its reads, before anything is read: a journal that cannot record the access shows
+/// nothing.
+async fn journal_access(cfg: &Config, command: &str) -> anyhow::Result<()> {
+    let refused = |e: anyhow::Error| anyhow::anyhow!("nothing read: {e}");
+    let mut access = qaqpa_audit::AuditEvent::object_access(
+        crate::audit::CLI,
+        qaqpa_audit::ObjectKind::AuditJournal,
+        "audit",
+    );
+    access.description = format!("audit journal read by `qaqpa {command}`");
+    CliJournal::open(cfg)
+        .await
+        .map_err(refused)?
+        .record(access)
+        .await
+        .map_err(refused)
+}
+
 async fn audit_cmd(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Tail { config, n } => {
             let cfg = Config::load(&config.config)?;
+            journal_access(&cfg, "audit tail").await?;
             let store = crate::audit::open_store(&cfg).await?;
             let mut records = store
                 .tail(n)
@@ -416,6 +471,7 @@ async fn audit_cmd(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::Verify(config) => {
             let cfg = Config::load(&config.config)?;
+            journal_access(&cfg, "audit verify").await?;
             let store = crate::audit::open_store(&cfg).await?;
             // The archive files are checked where the gateway writes them.
             let archive = qaqpa_audit::store::ArchiveCheck {

@@ -951,3 +951,233 @@ fn a_key_the_journal_cannot_record_is_not_created_and_a_revocation_is_made_but_f
         "only the admin and client keys were created: {tail}"
     );
 }
+
+#[test]
+fn reading_the_journal_from_the_command_line_is_journalled_first_and_refused_when_it_cannot_be() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_sqlite_gateway(
+        dir.path(),
+        free_port(),
+        "[[route]]\nname = \"echo\"\nadapter = \"http\"\nkinds = [\"http.post\"]\n[route.settings]\nurl = \"http://127.0.0.1:9/deliver\"\n",
+        "",
+    );
+    create_key(&config, "ops", "admin");
+    let run = |args: &[&str]| {
+        let out = qaqpa()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("USER", "auditor-anna")
+            .env_remove("SUDO_USER")
+            .output()
+            .expect("qaqpa");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["audit", "verify"]);
+    assert!(ok, "{out}{err}");
+    let (ok, tail, err) = run(&["audit", "tail"]);
+    assert!(ok, "{err}");
+    let reads: Vec<&str> = tail
+        .lines()
+        .filter(|l| l.contains("OBJECT_ACCESS"))
+        .collect();
+    assert_eq!(reads.len(), 2, "{tail}");
+    assert!(
+        reads[0].ends_with("audit journal read by `qaqpa audit verify`"),
+        "{tail}"
+    );
+    assert!(
+        reads[1].ends_with("audit journal read by `qaqpa audit tail`"),
+        "the tail's own read is journalled before it reads: {tail}"
+    );
+    // Who read it: the operating system's user, as for every command-line change.
+    let journal =
+        rusqlite::Connection::open(dir.path().join("data").join("audit.db")).expect("journal db");
+    let text: String = journal
+        .prepare("SELECT records FROM audit_block ORDER BY first_seq")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .map(|v| block_text(v.expect("row")))
+        .collect();
+    let accesses: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("kind=OBJECT_ACCESS"))
+        .collect();
+    assert_eq!(accesses.len(), 2, "{text}");
+    assert!(
+        accesses
+            .iter()
+            .all(|l| l.contains("account=os:auditor-anna")),
+        "{accesses:#?}"
+    );
+
+    // A journal that takes no record: nothing is shown, and the operator is told why (`audit
+    // verify` goes through the same check; each refusal waits out the journal's 10 s).
+    journal
+        .execute_batch(
+            "CREATE TRIGGER test_refuses_appends BEFORE INSERT ON audit_block \
+             BEGIN SELECT RAISE(ABORT, 'the test refuses appends'); END;",
+        )
+        .expect("trigger");
+    let (ok, out, err) = run(&["audit", "tail"]);
+    assert!(!ok, "{out}");
+    assert!(out.is_empty(), "shown: {out}");
+    assert!(err.contains("nothing read"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_requeue_is_journalled_from_the_api_and_the_command_line_and_not_made_unrecorded(
+) {
+    let emu = qaqpa_adapter_http::Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    emu.set_faults(qaqpa_adapter_http::Faults {
+        status: Some(422),
+        body: Some("refused by the test".into()),
+        ..Default::default()
+    })
+    .expect("faults");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let routes = common::echo_routes(&emu.url(), "");
+    let gw = common::Gateway::start_with(&routes, |c| {
+        c.store = qaqpa::config::StoreConfig::Sqlite {
+            data_dir: data.clone(),
+        }
+    })
+    .await;
+    let client = gw.key("edms-a", qaqpa::auth::Role::Client).await;
+    let operator = gw.key("ops", qaqpa::auth::Role::Operator).await;
+    let admin = gw.key("sec", qaqpa::auth::Role::Admin).await;
+    let key_id = |token: &str| {
+        token
+            .strip_prefix("qk_")
+            .and_then(|t| t.split('.').next())
+            .expect("key id")
+            .to_string()
+    };
+    let id = gw
+        .submit(&client, &json!({"kind": "http.post", "to": "x"}))
+        .await;
+    let failed = |v: &Value| v["status"] == "failed";
+    let view = gw
+        .wait_message(&client, &id, Duration::from_secs(10), failed)
+        .await;
+    let transaction = view["transaction_id"]
+        .as_str()
+        .expect("transaction")
+        .to_owned();
+
+    // From the API: journalled with the operator's key, the message's transaction and route.
+    let retried = gw
+        .post_json(&operator, &format!("/v1/messages/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(retried.status(), 200);
+    let page = journal_until(&gw.http, &gw.url, &admin, "kind=MSG_REQUEUED", |p| {
+        p["records"].as_array().is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    let records = page["records"].as_array().expect("records");
+    assert_eq!(records.len(), 1, "{page:#}");
+    let event = &records[0]["event"];
+    assert_eq!(event["account"], key_id(&operator).as_str(), "{event:#}");
+    assert_eq!(event["transaction_id"], transaction.as_str(), "{event:#}");
+    assert_eq!(event["level"], "notice", "{event:#}");
+    assert_eq!(event["kind"]["stage"], "requeued", "{event:#}");
+    assert_eq!(event["kind"]["message_id"], id.as_str(), "{event:#}");
+    assert_eq!(event["kind"]["target"], "echo", "{event:#}");
+    assert_eq!(event["kind"]["detail"], "was failed", "{event:#}");
+    // The target still refuses: it fails again.
+    gw.wait_message(&client, &id, Duration::from_secs(10), |v| {
+        failed(v) && v["attempts"] == 2
+    })
+    .await;
+    gw.stop().await;
+
+    // From the command line, on the same store.
+    std::fs::write(dir.path().join("routes.toml"), &routes).expect("routes");
+    let config = dir.path().join("qaqpa.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "routes = \"routes.toml\"\n[store]\nkind = \"sqlite\"\ndata_dir = {:?}\n",
+            data.display().to_string()
+        ),
+    )
+    .expect("config");
+    let qaqpa_as = |args: &[&str]| {
+        let out = qaqpa()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("USER", "night-operator")
+            .env_remove("SUDO_USER")
+            .output()
+            .expect("qaqpa");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let status = || {
+        let (ok, out, err) = qaqpa_as(&["messages", "show", &id]);
+        assert!(ok, "{err}");
+        let view: Value = serde_json::from_str(&out).expect("message JSON");
+        view["status"].as_str().expect("status").to_owned()
+    };
+    let journal = rusqlite::Connection::open(data.join("audit.db")).expect("journal db");
+    journal
+        .execute_batch(
+            "CREATE TRIGGER test_refuses_appends BEFORE INSERT ON audit_block \
+             BEGIN SELECT RAISE(ABORT, 'the test refuses appends'); END;",
+        )
+        .expect("trigger");
+    let (ok, out, err) = qaqpa_as(&["dlq", "retry", &id]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("not queued again"), "{err}");
+    assert_eq!(
+        status(),
+        "failed",
+        "a requeue the journal cannot record is not made"
+    );
+
+    journal
+        .execute_batch("DROP TRIGGER test_refuses_appends;")
+        .expect("drop trigger");
+    let (ok, out, err) = qaqpa_as(&["dlq", "retry", &id]);
+    assert!(ok, "{err}");
+    assert!(out.contains("queued again"), "{out}");
+    assert_eq!(status(), "queued");
+    let text: String = journal
+        .prepare("SELECT records FROM audit_block ORDER BY first_seq")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .map(|v| block_text(v.expect("row")))
+        .collect();
+    let requeues: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("kind=MSG_REQUEUED"))
+        .collect();
+    assert_eq!(requeues.len(), 2, "{requeues:#?}");
+    let by_cli = requeues[1];
+    for field in [
+        "source=qaqpa-cli".to_owned(),
+        "account=os:night-operator".to_owned(),
+        format!("transaction_id={transaction}"),
+        format!("message_id={id}"),
+        "target=echo".to_owned(),
+        "level=notice".to_owned(),
+    ] {
+        assert!(
+            by_cli.contains(&format!(" {field} ")) || by_cli.ends_with(&format!(" {field}")),
+            "{field} in {by_cli}"
+        );
+    }
+}

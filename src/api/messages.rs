@@ -901,6 +901,18 @@ pub async fn retry(
         .await?
     {
         state.engine_wake.notify_one();
+        let id_text = id.to_string();
+        state.audit.record(
+            qaqpa_audit::AuditEvent::lifecycle(
+                crate::audit::API,
+                qaqpa_audit::LifecycleStage::Requeued,
+                &id_text,
+                Some(&rec.route),
+                Some(&format!("was {}", rec.status.as_str())),
+            )
+            .by(&caller)
+            .transaction(rec.transaction_id.clone()),
+        );
         tracing::info!(message = %id, operator = %caller.key_id, "retried from dead letter");
         Ok(Json(Accepted {
             id,

@@ -333,11 +333,14 @@ pub enum LifecycleStage {
     ReceiptApplied,
     WebhookDelivered,
     WebhookFailed,
+    /// Put back in the queue by an operator (`POST /v1/messages/{id}/retry`, `qaqpa dlq
+    /// retry`) after it was dead-lettered or failed: it will be delivered again.
+    Requeued,
 }
 
 impl LifecycleStage {
     /// Every stage, in the order of the enum.
-    pub const ALL: [LifecycleStage; 7] = [
+    pub const ALL: [LifecycleStage; 8] = [
         LifecycleStage::Accepted,
         LifecycleStage::Delivered,
         LifecycleStage::Failed,
@@ -345,6 +348,7 @@ impl LifecycleStage {
         LifecycleStage::ReceiptApplied,
         LifecycleStage::WebhookDelivered,
         LifecycleStage::WebhookFailed,
+        LifecycleStage::Requeued,
     ];
 
     /// The name in the record JSON.
@@ -357,6 +361,7 @@ impl LifecycleStage {
             LifecycleStage::ReceiptApplied => "receipt_applied",
             LifecycleStage::WebhookDelivered => "webhook_delivered",
             LifecycleStage::WebhookFailed => "webhook_failed",
+            LifecycleStage::Requeued => "requeued",
         }
     }
 
@@ -369,6 +374,7 @@ impl LifecycleStage {
             LifecycleStage::ReceiptApplied => "RECEIPT_APPLIED",
             LifecycleStage::WebhookDelivered => "WEBHOOK_OK",
             LifecycleStage::WebhookFailed => "WEBHOOK_FAIL",
+            LifecycleStage::Requeued => "MSG_REQUEUED",
         }
     }
 
@@ -382,6 +388,7 @@ impl LifecycleStage {
             LifecycleStage::ReceiptApplied => "receipt_applied",
             LifecycleStage::WebhookDelivered => "webhook_ok",
             LifecycleStage::WebhookFailed => "webhook_fail",
+            LifecycleStage::Requeued => "msg_requeued",
         }
     }
 }
@@ -1377,7 +1384,7 @@ impl AuditEvent {
     }
 
     /// A message lifecycle step (informational; failed/dead-lettered/webhook failed: warning,
-    /// error, warning).
+    /// error, warning; requeued by an operator: notice).
     pub fn lifecycle(
         source: &str,
         stage: LifecycleStage,
@@ -1476,6 +1483,8 @@ pub fn default_level(kind: &EventKind) -> Level {
         EventKind::Lifecycle { stage, .. } => match stage {
             LifecycleStage::Failed | LifecycleStage::WebhookFailed => Level::Warning,
             LifecycleStage::DeadLettered => Level::Error,
+            // An operator's change, which a SOC wants to see beside the routine steps.
+            LifecycleStage::Requeued => Level::Notice,
             _ => Level::Informational,
         },
         EventKind::AuditDropped { .. } => Level::Error,

@@ -22,7 +22,7 @@ fn every_kind_formats_to_parseable_rfc5424_with_every_field_in_sd_and_msg() {
         assert_line_matches(&line, &e, "gw-1.example.kz", "qaqpa");
         kinds.insert(e.kind.name());
     }
-    assert_eq!(kinds.len(), 17, "kinds covered: {kinds:?}");
+    assert_eq!(kinds.len(), 18, "kinds covered: {kinds:?}");
 }
 
 #[test]

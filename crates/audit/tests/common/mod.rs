@@ -402,6 +402,9 @@ pub fn sample_events() -> Vec<AuditEvent> {
             Some("5 attempts\nlast: timeout"),
         )
         .transaction("tx-42"),
+        AuditEvent::lifecycle("qaqpa-api", LifecycleStage::Requeued, "m-1", None, None)
+            .account("ops-key")
+            .transaction("tx-42"),
         AuditEvent::audit_dropped("qaqpa", 3, "tcp://x:1"),
         AuditEvent::unclean_stop("qaqpa-gateway", Some(4242), Some(t0)),
         AuditEvent::unclean_stop("qaqpa-gateway", None, None),
