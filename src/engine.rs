@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use qaqpa_core::{AttachmentSource, Cx, Failure, MessageStatus, Outgoing};
+use qaqpa_core::{AttachmentSource, Cx, ExchangeMeter, Failure, MessageStatus, Outgoing};
 use qaqpa_resilience::{Backoff, Targets};
 use qaqpa_store::{AttemptRecord, AttemptResult, BlobStore, Claimed, MessageRecord};
 use time::OffsetDateTime;
@@ -263,11 +263,13 @@ impl Engine {
         };
         let started = OffsetDateTime::now_utc();
         let timeout = route.timeout();
+        let meter = ExchangeMeter::new();
         let cx = Cx {
             deadline: Instant::now() + timeout,
             settings: &settings,
             attachments: &attachments,
             transaction_id: &rec.transaction_id,
+            meter: &meter,
         };
         let span = tracing::info_span!("attempt", message = %id, route = %route.name, attempt = attempt_no, transaction = %rec.transaction_id);
         let result = {
@@ -282,10 +284,14 @@ impl Engine {
             ))),
         };
         let now = OffsetDateTime::now_utc();
-        // Sizes on the wire where the adapter measured them (`Delivered::request_bytes`,
-        // `response_bytes`: the HTTP adapter does). Else the request is what the engine handed
-        // over (`payload_bytes`, a lower bound), and the response size is not known. A failed
-        // attempt carries no answer in the contract: the payload then, and no response size.
+        // The attempt's one EXCHANGE event carries the bodies the adapter reported to the meter
+        // (`ExchangeMeter`), on success and failure alike: what went on the wire and what was
+        // read back, an error answer included. Where the attempt made several exchanges (ЕСЭДО:
+        // the ХЭД upload and the SendMessage) they are summed. After our timeout, whatever the
+        // meter got before the attempt was dropped counts. A request the adapter never reported
+        // is recorded as what the engine handed over (`payload_bytes`, a lower bound); an
+        // answer it never reported has no size.
+        let (sent, received) = meter.sizes();
         self.state.audit.record(
             qaqpa_audit::AuditEvent::exchange(
                 crate::audit::ENGINE,
@@ -298,14 +304,8 @@ impl Engine {
                     response_in: Some(now),
                     request_in: None,
                     response_out: None,
-                    request_bytes: Some(
-                        result
-                            .as_ref()
-                            .ok()
-                            .and_then(|d| d.request_bytes)
-                            .unwrap_or_else(|| payload_bytes(&out)),
-                    ),
-                    response_bytes: result.as_ref().ok().and_then(|d| d.response_bytes),
+                    request_bytes: Some(sent.unwrap_or_else(|| payload_bytes(&out))),
+                    response_bytes: received,
                     result: crate::audit::exchange_result(
                         result.as_ref().map(|d| d.result_code.as_deref()),
                     ),
@@ -525,10 +525,10 @@ pub async fn apply_receipt(
     }
 }
 
-/// The request size an outbound exchange is journalled with: what the engine hands the
-/// adapter for the attempt — the document as JSON, the attachments and the signatures. The
-/// adapter contract does not expose the bytes on the wire, so the adapter's own framing (HTTP
-/// headers, a SOAP envelope, base64) is not counted.
+/// The request size an outbound exchange is journalled with when the adapter reported none to
+/// its meter: what the engine hands the adapter for the attempt — the document as JSON, the
+/// attachments and the signatures. The adapter's own framing (HTTP headers, a SOAP envelope,
+/// base64) is not counted.
 fn payload_bytes(out: &Outgoing) -> u64 {
     json_bytes(&out.document)
         + out.attachments.iter().map(|a| a.size).sum::<u64>()

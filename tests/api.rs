@@ -697,3 +697,89 @@ async fn http2_rate_limit_and_header_limit_hold() {
     }
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attempt_journals_the_sizes_measured_on_the_wire() {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    let gw = Gateway::start(&echo_routes(&emu.url(), "max_attempts = 5\n")).await;
+    let token = gw.key("edms-a", Role::Client).await;
+    // The first attempt is answered 503 with a body of the target's own; the second is
+    // delivered.
+    let unavailable = r#"{"error": "maintenance until 03:00, try again later"}"#;
+    emu.set_faults(Faults {
+        status: Some(503),
+        body: Some(unavailable.into()),
+        count: Some(1),
+        ..Faults::default()
+    })
+    .expect("faults");
+    let id = gw
+        .submit(
+            &token,
+            &json!({"kind": "http.post", "to": "x", "document": {"text": "Хат"}}),
+        )
+        .await;
+    gw.wait_message(&token, &id, Duration::from_secs(20), |v| {
+        v["status"] == "delivered"
+    })
+    .await;
+    assert!(gw.state.audit.flush().await.stored);
+    let page = gw
+        .state
+        .audit
+        .store()
+        .expect("journal")
+        .query(
+            &qaqpa_audit::AuditFilter {
+                kind: Some("EXCHANGE".into()),
+                target: Some("echo".into()),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .expect("query");
+    let exchanges: Vec<&qaqpa_audit::Exchange> = page
+        .records
+        .iter()
+        .filter_map(|rec| match &rec.event.kind {
+            qaqpa_audit::EventKind::Exchange(x) if x.message_id.as_deref() == Some(id.as_str()) => {
+                Some(x)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        exchanges.len(),
+        2,
+        "one EXCHANGE per attempt: {exchanges:#?}"
+    );
+    let failed = exchanges
+        .iter()
+        .find(|x| !x.result.is_success())
+        .expect("the failed attempt's exchange");
+    let delivered = exchanges
+        .iter()
+        .find(|x| x.result.is_success())
+        .expect("the delivering exchange");
+    // The failed attempt's request is the body on the wire (the emulator counted both
+    // attempts' bodies, the same but for the attempt number), and its answer the 503's body.
+    let on_target = emu.received().request_bytes;
+    let failed_sent = failed.request_bytes.expect("request size");
+    let delivered_sent = delivered.request_bytes.expect("request size");
+    assert_eq!(failed_sent + delivered_sent, on_target, "{exchanges:#?}");
+    assert_eq!(failed_sent, delivered_sent, "{exchanges:#?}");
+    assert_eq!(
+        failed.response_bytes,
+        Some(unavailable.len() as u64),
+        "{exchanges:#?}"
+    );
+    assert!(
+        delivered.response_bytes.is_some_and(|n| n > 0),
+        "{exchanges:#?}"
+    );
+    gw.stop().await;
+}

@@ -54,11 +54,15 @@ pub async fn call(
     let started = Instant::now();
     let asked = OffsetDateTime::now_utc();
     let transaction_id = qaqpa_core::MessageId::new().to_string();
+    // The call's exchange is journalled by the sizes of the call as the caller made it (its
+    // body, the answer handed back), so what the adapter reports here is not read.
+    let meter = qaqpa_core::ExchangeMeter::new();
     let cx = Cx {
         deadline: started + timeout,
         settings: &settings,
         attachments: &NoAttachments,
         transaction_id: &transaction_id,
+        meter: &meter,
     };
     let result = tokio::time::timeout(
         timeout,

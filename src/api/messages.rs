@@ -456,11 +456,14 @@ pub(crate) async fn accept(
         blobs: state.blobs.as_ref(),
         attachments: &outgoing.attachments,
     };
+    // Admission's own exchanges (revocation checks) are not the target's: not journalled.
+    let meter = qaqpa_core::ExchangeMeter::new();
     let cx = qaqpa_core::Cx {
         deadline: std::time::Instant::now() + route.timeout(),
         settings: &settings,
         attachments: &blob_source,
         transaction_id: &transaction_id,
+        meter: &meter,
     };
     let admitted = adapter.admit(&outgoing, &cx).await;
     journal_signatures(state, caller, &id, &admitted);

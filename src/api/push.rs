@@ -65,11 +65,15 @@ pub async fn push(
     };
     let settings = route.settings_table();
     let transaction_id = MessageId::new().to_string();
+    // The push's exchange is journalled by the bodies we received and answered; what the
+    // adapter fetches meanwhile (ЕСЭДО: the files from ХЭД) is not read from the meter.
+    let meter = qaqpa_core::ExchangeMeter::new();
     let cx = Cx {
         deadline: std::time::Instant::now() + route.timeout(),
         settings: &settings,
         attachments: &NoAttachments,
         transaction_id: &transaction_id,
+        meter: &meter,
     };
     let outcome =
         match tokio::time::timeout(route.timeout(), adapter.on_push(inbound.clone(), &cx)).await {

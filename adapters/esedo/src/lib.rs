@@ -95,6 +95,8 @@ impl EsedoAdapter {
             .map_err(|e| Failure::permanent("ESEDO_CONFIG", e.to_string()))
     }
 
+    /// One ШЭП exchange. Its bodies on the wire go to [`Cx::meter`] whatever the outcome, so
+    /// the exchanges of one attempt add up there: a letter's ХЭД upload and its SendMessage.
     async fn exchange(
         &self,
         s: &EsedoSettings,
@@ -108,7 +110,7 @@ impl EsedoAdapter {
             ));
         }
         self.client(s, timeout)?
-            .send(request)
+            .send_metered(request, cx.meter)
             .await
             .map_err(shep_failure)
     }
@@ -231,6 +233,7 @@ impl EsedoAdapter {
             content: msg.signatures[0].clone(),
         });
         let count = files.len();
+        // Two exchanges, both measured into cx.meter: the ХЭД upload, then the SendMessage.
         let uploaded = self.hed(&s, HedRequest::Upload(files), cx).await?;
         let mut file_ids = Vec::with_capacity(count);
         for i in 0..count {
@@ -264,8 +267,6 @@ impl EsedoAdapter {
                 qaqpa_shep::types::now(),
                 Some(ids::session_for(&activity)),
             )],
-            // The two ШЭП exchanges' sizes are not measured here.
-            ..Delivered::default()
         })
     }
 
@@ -297,8 +298,6 @@ impl EsedoAdapter {
                 qaqpa_shep::types::now(),
                 Some(ids::session_for(&activity)),
             )],
-            // The two ШЭП exchanges' sizes are not measured here.
-            ..Delivered::default()
         })
     }
 

@@ -12,7 +12,7 @@ use qaqpa_adapter_esedo::emulator::{EsedoEmulator, ESEDO_SERVICE, HED_SERVICE};
 use qaqpa_adapter_esedo::{
     href_for, CmsVerifier, Directory, EsedoAdapter, Participant, HEAD_SIGNATURE_FILE,
 };
-use qaqpa_core::{Adapter, Failure};
+use qaqpa_core::{Adapter, ExchangeMeter, Failure};
 use qaqpa_pki::testpki::KeyKind;
 use qaqpa_pki::Role;
 use qaqpa_shep::emulator::{InjectedFault, When};
@@ -357,6 +357,97 @@ async fn a_letter_goes_to_hed_then_to_esedo_signed_with_our_href() {
         .expect("again");
     assert_eq!(r.emu.letters()[1].request.info.message_id, href);
     let _ = &r.ours;
+}
+
+/// The sums of the bodies the emulator received and answered for each service, counted on its
+/// side, from exchange `from` on.
+fn wire_sums(r: &Rig, from: usize) -> Vec<(String, u64, u64)> {
+    let mut sums: Vec<(String, u64, u64)> = Vec::new();
+    for w in &r.emu.shep().wire_sizes()[from..] {
+        let service = w.service_id.clone().unwrap_or_default();
+        let answer = w.response_bytes.expect("a whole answer");
+        match sums.iter_mut().find(|(s, _, _)| *s == service) {
+            Some(sum) => {
+                sum.1 += w.request_bytes;
+                sum.2 += answer;
+            }
+            None => sums.push((service, w.request_bytes, answer)),
+        }
+    }
+    sums
+}
+
+#[tokio::test]
+async fn a_letters_meter_sums_the_hed_upload_and_the_send_message() {
+    let r = rig().await;
+    let s = settings(&r.emu.endpoint(), json!({}));
+    let (msg, files) = good_letter();
+    let meter = ExchangeMeter::new();
+    r.adapter
+        .deliver(&msg, &metered(&s, &files, &meter))
+        .await
+        .expect("delivered");
+    let sums = wire_sums(&r, 0);
+    let [(first, up_sent, up_read), (second, send_sent, send_read)] = sums.as_slice() else {
+        panic!("two services expected: {sums:?}");
+    };
+    assert_eq!(
+        (first.as_str(), second.as_str()),
+        (HED_SERVICE, ESEDO_SERVICE)
+    );
+    // One exchange each: the upload carries the files (base64), far more than the letter.
+    assert_eq!(r.emu.shep().wire_sizes().len(), 2);
+    let file_bytes: u64 = files.0.iter().map(|f| f.len() as u64).sum();
+    assert!(*up_sent > file_bytes, "{sums:?}");
+    assert_eq!(
+        meter.sizes(),
+        (Some(up_sent + send_sent), Some(up_read + send_read)),
+        "{sums:?}"
+    );
+
+    // A SendMessage refused after the upload: both exchanges are still in the meter.
+    r.emu
+        .inject(
+            InjectedFault::Scse002("Получатель 2002 не подключён к ЕСЭДО".into()),
+            When::Next(1),
+        )
+        .expect("inject");
+    let meter = ExchangeMeter::new();
+    r.adapter
+        .deliver(&msg, &metered(&s, &files, &meter))
+        .await
+        .expect_err("refused");
+    let sums = wire_sums(&r, 2);
+    let total = sums
+        .iter()
+        .fold((0, 0), |(a, b), (_, sent, read)| (a + sent, b + read));
+    assert_eq!(sums.len(), 2, "{sums:?}");
+    assert_eq!(meter.sizes(), (Some(total.0), Some(total.1)), "{sums:?}");
+}
+
+#[tokio::test]
+async fn a_receipts_meter_holds_its_one_send_message() {
+    let r = rig().await;
+    let s = settings(&r.emu.endpoint(), json!({}));
+    let receipt = outgoing(
+        "esedo.receipt",
+        "2002",
+        json!({ "state": "registered", "inReplyTo": "ВХ-href-7", "regNo": "ВХ-1/2026" }),
+    );
+    r.adapter.validate(&receipt, &s).expect("valid");
+    let meter = ExchangeMeter::new();
+    r.adapter
+        .deliver(&receipt, &metered(&s, &Files::default(), &meter))
+        .await
+        .expect("receipt delivered");
+    let sums = wire_sums(&r, 0);
+    assert_eq!(sums.len(), 1, "{sums:?}");
+    assert_eq!(sums[0].0, ESEDO_SERVICE);
+    assert_eq!(
+        meter.sizes(),
+        (Some(sums[0].1), Some(sums[0].2)),
+        "{sums:?}"
+    );
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use qaqpa_adapter_http::{Emulator, EmulatorState, HttpAdapter};
 use qaqpa_core::adapter::toml_value::Table;
-use qaqpa_core::{Adapter, AttachmentSource, ClientId, Cx, Failure, MessageId, Outgoing};
+use qaqpa_core::{
+    Adapter, AttachmentSource, ClientId, Cx, ExchangeMeter, Failure, MessageId, Outgoing,
+};
 
 struct NoAttachments;
 
@@ -68,11 +70,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut failures = 0usize;
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
                 let msg = message();
+                let meter = ExchangeMeter::new();
                 let cx = Cx {
                     deadline: Instant::now() + Duration::from_secs(10),
                     settings: &settings,
                     attachments: &NoAttachments,
                     transaction_id: &msg.transaction_id,
+                    meter: &meter,
                 };
                 let t = Instant::now();
                 match adapter.deliver(&msg, &cx).await {

@@ -5,12 +5,24 @@
 //! already has the message, and the next attempt sends the same key. Connect errors are safe to
 //! retry in any case (nothing was sent). The adapter must never follow redirects (a 301/302
 //! would silently turn the POST into a GET) and never read an unbounded answer.
+//!
+//! Every attempt reports to [`Cx::meter`] the request body once the connection has taken it
+//! to write (so not after a connect error, but after a timeout waiting for the answer), and the
+//! answer's body as far as it was read, whatever its status.
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use bytes::Bytes;
 use qaqpa_core::adapter::toml_value::Table;
-use qaqpa_core::{error_chain, Adapter, Cx, Delivered, Failure, Outgoing, Rejection};
+use qaqpa_core::{
+    error_chain, Adapter, Cx, Delivered, ExchangeMeter, Failure, Outgoing, Rejection,
+};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use time::format_description::well_known::Rfc3339;
@@ -132,7 +144,6 @@ impl Adapter for HttpAdapter {
                 format!("message cannot be written as JSON: {e}"),
             )
         })?;
-        let request_bytes = body.len() as u64;
 
         let remaining = cx.remaining();
         if remaining.is_zero() {
@@ -141,6 +152,13 @@ impl Adapter for HttpAdapter {
             ));
         }
         let timeout = settings.timeout().min(remaining);
+        let (body, on_wire) = WireBody::new(Bytes::from(body));
+        // Reports the body to the meter once it went out, however this attempt ends (the
+        // engine's timeout drops this future, and the guard with it).
+        let _sent = ReportSent {
+            meter: cx.meter,
+            on_wire,
+        };
         let sent = self
             .client
             .post(&settings.url)
@@ -149,7 +167,7 @@ impl Adapter for HttpAdapter {
             .header("Idempotency-Key", wire.id.as_str())
             .header("X-Qaqpa-Transaction", cx.transaction_id)
             .timeout(timeout)
-            .body(body)
+            .body(reqwest::Body::wrap(body))
             .send()
             .await;
         let mut response = match sent {
@@ -159,18 +177,87 @@ impl Adapter for HttpAdapter {
         };
         let status = response.status();
         let answer_headers = response.headers().clone();
+        // An answer came: its body is measured as it is read (an empty one is 0 bytes).
+        cx.meter.received(0);
         // The status decides; a failure reading the body only loses the detail in it.
         let mut answer = Vec::new();
         while answer.len() < MAX_ANSWER_BYTES {
             match response.chunk().await {
-                Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
+                Ok(Some(chunk)) => {
+                    cx.meter.received(chunk.len() as u64);
+                    answer.extend_from_slice(&chunk);
+                }
                 Ok(None) | Err(_) => break,
             }
         }
-        classify(status, &answer_headers, &answer, SystemTime::now()).map(|d| Delivered {
-            request_bytes: Some(request_bytes),
-            ..d
-        })
+        classify(status, &answer_headers, &answer, SystemTime::now())
+    }
+}
+
+/// The request body, in one piece, noting when the connection takes it to write.
+struct WireBody {
+    data: Option<Bytes>,
+    on_wire: Arc<WireState>,
+}
+
+/// Shared by the body (moved into the connection) and the attempt that reports it.
+struct WireState {
+    taken: AtomicBool,
+    bytes: u64,
+}
+
+impl WireBody {
+    fn new(data: Bytes) -> (Self, Arc<WireState>) {
+        let on_wire = Arc::new(WireState {
+            taken: AtomicBool::new(false),
+            bytes: data.len() as u64,
+        });
+        (
+            Self {
+                data: Some(data),
+                on_wire: on_wire.clone(),
+            },
+            on_wire,
+        )
+    }
+}
+
+impl http_body::Body for WireBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let data = self.data.take();
+        if data.is_some() {
+            self.on_wire.taken.store(true, Ordering::Release);
+        }
+        Poll::Ready(data.map(|d| Ok(http_body::Frame::data(d))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    // Exact, so the request carries a Content-Length as a plain body would.
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
+
+/// Tells the meter about the request body when dropped, if the connection took it.
+struct ReportSent<'a> {
+    meter: &'a ExchangeMeter,
+    on_wire: Arc<WireState>,
+}
+
+impl Drop for ReportSent<'_> {
+    fn drop(&mut self) {
+        if self.on_wire.taken.load(Ordering::Acquire) {
+            self.meter.sent(self.on_wire.bytes);
+        }
     }
 }
 
@@ -203,9 +290,6 @@ pub fn classify(
             target_ref: target_ref(headers, body),
             receipts: Vec::new(),
             result_code: Some(format!("http:{}", status.as_u16())),
-            request_bytes: None,
-            // What was read of it (at most MAX_ANSWER_BYTES).
-            response_bytes: Some(body.len() as u64),
         });
     }
     let text = body_text(status, body);
@@ -328,20 +412,6 @@ mod tests {
         assert_eq!(d.target_ref.as_deref(), Some("/docs/7"));
         let d = classify(status(204), &headers(&[]), b"", SystemTime::now()).expect("delivered");
         assert_eq!(d.target_ref, None);
-    }
-
-    #[test]
-    fn a_success_carries_the_size_of_the_answer_read() {
-        let d = classify(
-            status(200),
-            &headers(&[]),
-            br#"{"id": "T-42"}"#,
-            SystemTime::now(),
-        )
-        .expect("delivered");
-        assert_eq!(d.response_bytes, Some(14));
-        let d = classify(status(204), &headers(&[]), b"", SystemTime::now()).expect("delivered");
-        assert_eq!(d.response_bytes, Some(0));
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct ReceivedMessage {
 pub struct Received {
     /// Requests that reached the message endpoint, faulted or not.
     pub requests: u64,
+    /// Bytes of those requests' bodies, as received (all of them, faulted or not).
+    #[serde(default)]
+    pub request_bytes: u64,
     /// Accepted messages by id.
     pub messages: BTreeMap<String, ReceivedMessage>,
 }
@@ -464,7 +467,11 @@ async fn accept(
     if method != Method::POST {
         return problem(StatusCode::METHOD_NOT_ALLOWED, "messages are POSTed");
     }
-    lock(&state.shared.received).requests += 1;
+    {
+        let mut received = lock(&state.shared.received);
+        received.requests += 1;
+        received.request_bytes += body.len() as u64;
+    }
     let fault = state.next_fault();
     if let Some(f) = &fault {
         if f.delay_ms > 0 {

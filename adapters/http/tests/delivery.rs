@@ -10,8 +10,8 @@ use qaqpa_adapter_http::wire::sha256_hex;
 use qaqpa_adapter_http::{Emulator, EmulatorHandle, EmulatorState, Faults, HttpAdapter};
 use qaqpa_core::adapter::toml_value::Table;
 use qaqpa_core::{
-    Adapter, AttachmentMeta, AttachmentSource, ClientId, Cx, Delivered, Failure, MessageId,
-    Outgoing,
+    Adapter, AttachmentMeta, AttachmentSource, ClientId, Cx, Delivered, ExchangeMeter, Failure,
+    MessageId, Outgoing,
 };
 use serde_json::json;
 
@@ -76,14 +76,47 @@ async fn deliver_with(
     files: &[&[u8]],
     within: Duration,
 ) -> Result<Delivered, Failure> {
+    deliver_measured(adapter, msg, table, files, within).await.0
+}
+
+/// One attempt, and what it reported to the meter: `(sent, received)`.
+async fn deliver_measured(
+    adapter: &HttpAdapter,
+    msg: &Outgoing,
+    table: &Table,
+    files: &[&[u8]],
+    within: Duration,
+) -> (Result<Delivered, Failure>, (Option<u64>, Option<u64>)) {
     let source = Memory(files.iter().map(|f| Bytes::copy_from_slice(f)).collect());
+    let meter = ExchangeMeter::new();
     let cx = Cx {
         deadline: Instant::now() + within,
         settings: table,
         attachments: &source,
         transaction_id: &msg.transaction_id,
+        meter: &meter,
     };
-    adapter.deliver(msg, &cx).await
+    let result = adapter.deliver(msg, &cx).await;
+    (result, meter.sizes())
+}
+
+/// Delivers `msg` to the emulator once and returns the outcome, what the meter got, and the
+/// bytes of request body the emulator received for it (counted on its side).
+async fn deliver_counted(
+    emu: &EmulatorHandle,
+    msg: &Outgoing,
+) -> (Result<Delivered, Failure>, (Option<u64>, Option<u64>), u64) {
+    let before = emu.received().request_bytes;
+    let adapter = HttpAdapter::new().expect("client builds");
+    let (result, sizes) = deliver_measured(
+        &adapter,
+        msg,
+        &settings(&emu.url(), json!({})),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await;
+    (result, sizes, emu.received().request_bytes - before)
 }
 
 async fn deliver(emu: &EmulatorHandle, msg: &Outgoing) -> Result<Delivered, Failure> {
@@ -549,4 +582,103 @@ async fn validation_and_settings_checks_name_the_field() {
         adapter.check_settings(&bad).expect_err("unknown").field,
         "timeout"
     );
+}
+
+#[tokio::test]
+async fn a_success_carries_the_size_of_the_answer_read() {
+    let emu = emulator().await;
+    let msg = message(&[]);
+    let (result, (sent, received), on_target) = deliver_counted(&emu, &msg).await;
+    let delivered = result.expect("delivered");
+    assert!(on_target > 0);
+    assert_eq!(sent, Some(on_target), "the body the target received");
+    // The emulator answers {"id": "emu-1", "duplicate": false}, as axum writes it.
+    let answer = json!({ "id": delivered.target_ref, "duplicate": false }).to_string();
+    assert_eq!(received, Some(answer.len() as u64));
+}
+
+#[tokio::test]
+async fn a_failed_attempt_reports_the_bytes_sent_and_the_error_body_read() {
+    let emu = emulator().await;
+    // A 503 with a body of its own: retried, and measured both ways.
+    let unavailable = "{\"error\": \"maintenance until 03:00, try later\"}";
+    emu.set_faults(Faults {
+        body: Some(unavailable.into()),
+        ..fault(503)
+    })
+    .expect("faults");
+    let msg = message(&[]);
+    let (result, (sent, received), on_target) = deliver_counted(&emu, &msg).await;
+    assert!(matches!(result, Err(Failure::Retry { .. })), "{result:?}");
+    assert!(on_target > 0);
+    assert_eq!(sent, Some(on_target));
+    assert_eq!(received, Some(unavailable.len() as u64));
+
+    // A 422: refused for good, measured the same way.
+    let refusal = "{\"error\": \"docNo 01-12/345 is already registered\"}";
+    emu.set_faults(Faults {
+        body: Some(refusal.into()),
+        ..fault(422)
+    })
+    .expect("faults");
+    let (result, (sent, received), on_target) = deliver_counted(&emu, &msg).await;
+    assert!(
+        matches!(&result, Err(Failure::Permanent { code, .. }) if code == "http_422"),
+        "{result:?}"
+    );
+    assert_eq!(sent, Some(on_target));
+    assert_eq!(received, Some(refusal.len() as u64));
+
+    // An empty error answer is an answer of 0 bytes, not no answer.
+    emu.set_faults(Faults {
+        body: Some(String::new()),
+        ..fault(500)
+    })
+    .expect("faults");
+    let (_, (sent, received), on_target) = deliver_counted(&emu, &msg).await;
+    assert_eq!(sent, Some(on_target));
+    assert_eq!(received, Some(0));
+}
+
+#[tokio::test]
+async fn a_timeout_reports_the_request_sent_and_no_answer() {
+    let emu = emulator().await;
+    emu.set_faults(Faults {
+        delay_ms: 2_000,
+        ..Faults::default()
+    })
+    .expect("faults");
+    let adapter = HttpAdapter::new().expect("client builds");
+    let msg = message(&[]);
+    let (result, (sent, received)) = deliver_measured(
+        &adapter,
+        &msg,
+        &settings(&emu.url(), json!({"timeout_ms": 200})),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(matches!(result, Err(Failure::Retry { .. })), "{result:?}");
+    assert_eq!(sent, Some(emu.received().request_bytes));
+    assert_eq!(received, None);
+}
+
+#[tokio::test]
+async fn nothing_is_reported_when_the_connection_never_opened() {
+    // A port that was just free: the connection is refused, nothing goes out.
+    let port = std::net::TcpListener::bind(local())
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let adapter = HttpAdapter::new().expect("client builds");
+    let (result, sizes) = deliver_measured(
+        &adapter,
+        &message(&[]),
+        &settings(&format!("http://127.0.0.1:{port}/in"), json!({})),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(matches!(result, Err(Failure::Retry { .. })), "{result:?}");
+    assert_eq!(sizes, (None, None));
 }

@@ -17,7 +17,7 @@ use qaqpa_core::{
 use qaqpa_shep::classify::RetryReason;
 use qaqpa_shep::server::read_sync_request;
 use qaqpa_shep::{
-    EnvelopeSigner, EnvelopeVerifier, ExchangeSizes, MessageData, Property, SenderInfo, ShepError,
+    EnvelopeSigner, EnvelopeVerifier, MessageData, Property, SenderInfo, ShepError,
     SyncChannelClient, SyncClientPool, SyncRequest, SyncResponse, XmlLimits,
 };
 use serde::Deserialize;
@@ -216,14 +216,15 @@ impl ShepAdapter {
         Ok(request)
     }
 
-    /// One exchange within the route's timeout and the caller's deadline, with the sizes of
-    /// its bodies on the wire.
+    /// One exchange within the route's timeout and the caller's deadline; the sizes of its
+    /// bodies on the wire go to [`Cx::meter`], whatever the outcome (a SOAP fault, an HTTP
+    /// error answer and a timeout after sending included).
     async fn exchange(
         &self,
         settings: &ShepSettings,
         request: &SyncRequest,
         cx: &Cx<'_>,
-    ) -> Result<(SyncResponse, ExchangeSizes), Failure> {
+    ) -> Result<SyncResponse, Failure> {
         let timeout = Duration::from_secs(settings.timeout_secs).min(cx.remaining());
         if timeout.is_zero() {
             return Err(Failure::retry(
@@ -232,7 +233,7 @@ impl ShepAdapter {
         }
         let client = self.client(settings, timeout)?;
         client
-            .send_measured(request)
+            .send_metered(request, cx.meter)
             .await
             .map_err(|e| to_failure(e, settings.target_dedups))
     }
@@ -313,7 +314,7 @@ impl Adapter for ShepAdapter {
         // Our message id is the ШЭП messageId on every attempt: the target's dedup key.
         let request = Self::request(&settings, &payload, Some(msg.id.to_string()), "/document")
             .map_err(|r| Failure::permanent("INVALID_DOCUMENT", r.to_string()))?;
-        let (response, sizes) = self.exchange(&settings, &request, cx).await?;
+        let response = self.exchange(&settings, &request, cx).await?;
         let info = &response.info;
         Ok(Delivered {
             result_code: Some(format!("shep:{}", info.status.code)),
@@ -329,8 +330,6 @@ impl Adapter for ShepAdapter {
                 }),
                 dedup_key: Some(format!("{}:answered", info.message_id)),
             }],
-            request_bytes: Some(sizes.request_bytes),
-            response_bytes: Some(sizes.response_bytes),
         })
     }
 
@@ -341,7 +340,7 @@ impl Adapter for ShepAdapter {
             .map_err(|r| Failure::permanent("INVALID_PARAMS", r.to_string()))?;
         let request = Self::request(&settings, &payload, None, "/params")
             .map_err(|r| Failure::permanent("INVALID_PARAMS", r.to_string()))?;
-        let (response, _) = self.exchange(&settings, &request, cx).await?;
+        let response = self.exchange(&settings, &request, cx).await?;
         let info = &response.info;
         Ok(Answer {
             body: serde_json::json!({

@@ -8,11 +8,11 @@ use bytes::Bytes;
 use qaqpa_adapter_shep::ShepAdapter;
 use qaqpa_core::adapter::toml_value::Table;
 use qaqpa_core::{
-    Adapter, AttachmentSource, Call, ClientId, Cx, Failure, Inbound, MessageId, Outgoing,
-    PushOutcome,
+    Adapter, AttachmentSource, Call, ClientId, Cx, ExchangeMeter, Failure, Inbound, MessageId,
+    Outgoing, PushOutcome,
 };
 use qaqpa_shep::emulator::{EchoService, InjectedFault, ServiceAnswer, ShepEmulator, When};
-use qaqpa_shep::{MessageData, Property, SenderInfo, SyncRequest};
+use qaqpa_shep::{ErrorInfo, FaultCode, MessageData, Property, SenderInfo, SyncRequest};
 use serde_json::json;
 
 struct NoAttachments;
@@ -45,12 +45,25 @@ fn settings(emu: &ShepEmulator, service: &str, extra: serde_json::Value) -> Tabl
     t.as_object().cloned().unwrap_or_default()
 }
 
+/// A meter for the attempts whose sizes a test does not read.
+static UNREAD: ExchangeMeter = ExchangeMeter::new();
+
 fn cx<'a>(settings: &'a Table, attachments: &'a NoAttachments, deadline: Duration) -> Cx<'a> {
+    metered(settings, attachments, deadline, &UNREAD)
+}
+
+fn metered<'a>(
+    settings: &'a Table,
+    attachments: &'a NoAttachments,
+    deadline: Duration,
+    meter: &'a ExchangeMeter,
+) -> Cx<'a> {
     Cx {
         deadline: Instant::now() + deadline,
         settings,
         attachments,
         transaction_id: "tx-1",
+        meter,
     }
 }
 
@@ -100,22 +113,25 @@ async fn deliver_sends_our_message_id_and_route_settings() {
     let msg =
         outgoing(json!({ "data": "<letter>Привет</letter>", "properties": { "docKind": "01" } }));
     adapter.validate(&msg, &s).expect("valid");
+    let meter = ExchangeMeter::new();
     let delivered = adapter
-        .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
+        .deliver(&msg, &metered(&s, &a, Duration::from_secs(10), &meter))
         .await
         .expect("delivered");
     assert!(delivered.target_ref.is_some());
-    // The exchange's sizes on the wire: whole envelopes, each carrying the letter.
+    // The exchange's sizes on the wire, as the emulator received and answered them: whole
+    // envelopes, each carrying the letter.
     let letter = "<letter>Привет</letter>".len() as u64;
-    assert!(
-        delivered.request_bytes.is_some_and(|n| n > letter + 200),
-        "{:?}",
-        delivered.request_bytes
+    let wire = emu.wire_sizes();
+    assert_eq!(wire.len(), 1, "{wire:?}");
+    assert_eq!(
+        meter.sizes(),
+        (Some(wire[0].request_bytes), wire[0].response_bytes)
     );
+    assert!(wire[0].request_bytes > letter + 200, "{wire:?}");
     assert!(
-        delivered.response_bytes.is_some_and(|n| n > letter + 200),
-        "{:?}",
-        delivered.response_bytes
+        wire[0].response_bytes.is_some_and(|n| n > letter + 200),
+        "{wire:?}"
     );
     assert_eq!(delivered.receipts[0].data["status_code"], "SCSS001");
     assert_eq!(
@@ -175,6 +191,78 @@ async fn scse002_fails_permanently_and_scse003_is_retried() {
         .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
         .await
         .is_ok());
+}
+
+#[tokio::test]
+async fn failed_exchanges_are_measured_a_fault_and_an_error_answer_included() {
+    let emu = emulator().await;
+    emu.inject(
+        "ECHO",
+        InjectedFault::SoapFault {
+            code: FaultCode::Server,
+            error_info: Some(ErrorInfo::new("SCSE003", "Внутренняя ошибка сервиса")),
+        },
+        When::Nth(1),
+    )
+    .expect("inject");
+    emu.inject("ECHO", InjectedFault::Http(503), When::Nth(2))
+        .expect("inject");
+    emu.inject(
+        "ECHO",
+        InjectedFault::Scse002("Неверный номер".into()),
+        When::Nth(3),
+    )
+    .expect("inject");
+    let s = settings(&emu, "ECHO", json!({}));
+    let adapter = ShepAdapter::default();
+    let a = NoAttachments;
+    let msg = outgoing(json!({ "data": "<letter>Привет</letter>" }));
+    for n in 0..3 {
+        let meter = ExchangeMeter::new();
+        let f = adapter
+            .deliver(&msg, &metered(&s, &a, Duration::from_secs(10), &meter))
+            .await
+            .expect_err("fails");
+        // What the emulator received and answered, counted on its side.
+        let wire = emu.wire_sizes();
+        assert_eq!(wire.len(), n + 1, "{wire:?}");
+        let seen = &wire[n];
+        assert!(
+            seen.response_bytes.is_some_and(|b| b > 0),
+            "the answer has a body: {seen:?}"
+        );
+        assert_eq!(
+            meter.sizes(),
+            (Some(seen.request_bytes), seen.response_bytes),
+            "exchange {n} ({f:?})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_left_unanswered_is_measured_as_sent_with_no_answer() {
+    let emu = emulator().await;
+    emu.inject(
+        "ECHO",
+        InjectedFault::Slow(Duration::from_secs(3)),
+        When::Always,
+    )
+    .expect("inject");
+    let s = settings(&emu, "ECHO", json!({}));
+    let adapter = ShepAdapter::default();
+    let a = NoAttachments;
+    let msg = outgoing(json!({ "data": "<letter>Привет</letter>" }));
+    let meter = ExchangeMeter::new();
+    let f = adapter
+        .deliver(&msg, &metered(&s, &a, Duration::from_millis(300), &meter))
+        .await
+        .expect_err("slow");
+    assert!(f.is_retry(), "{f:?}");
+    assert_eq!(emu.request_count("ECHO"), 1, "the request arrived");
+    let (sent, received) = meter.sizes();
+    let letter = "<letter>Привет</letter>".len() as u64;
+    assert!(sent.is_some_and(|n| n > letter + 200), "{sent:?}");
+    assert_eq!(received, None);
 }
 
 #[tokio::test]
@@ -396,8 +484,9 @@ async fn signed_delivery_and_verified_pushes() {
         .expect("a verifier is configured");
     let a = NoAttachments;
     let msg = outgoing(json!({ "data": "<signed/>" }));
-    let delivered = adapter
-        .deliver(&msg, &cx(&s, &a, Duration::from_secs(10)))
+    let meter = ExchangeMeter::new();
+    adapter
+        .deliver(&msg, &metered(&s, &a, Duration::from_secs(10), &meter))
         .await
         .expect("signed both ways");
     // The sizes are of the bodies as sent and received, signatures included: the smallest
@@ -406,12 +495,16 @@ async fn signed_delivery_and_verified_pushes() {
         .to_envelope()
         .expect("builds")
         .len() as u64;
+    let (sent, received) = meter.sizes();
     assert!(
-        delivered
-            .request_bytes
-            .is_some_and(|n| n > unsigned_request + 500),
-        "{:?} against {unsigned_request} unsigned",
-        delivered.request_bytes
+        sent.is_some_and(|n| n > unsigned_request + 500),
+        "{sent:?} against {unsigned_request} unsigned"
+    );
+    let wire = emu.wire_sizes();
+    assert_eq!(
+        (sent, received),
+        (Some(wire[0].request_bytes), wire[0].response_bytes),
+        "{wire:?}"
     );
     assert_eq!(emu.request_count("ECHO"), 1);
     // An unsigned adapter is refused by the verifying ШЭП: permanent.

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use crate::failure::{Failure, Rejection};
 use crate::ids::MessageId;
 use crate::message::Outgoing;
+use crate::meter::ExchangeMeter;
 use crate::receipt::Receipt;
 
 /// Reads attachment bytes from the gateway's blob store, checked against their SHA-256.
@@ -34,6 +35,10 @@ pub struct Cx<'a> {
     pub attachments: &'a dyn AttachmentSource,
     /// Trace id that follows the message everywhere.
     pub transaction_id: &'a str,
+    /// Where the adapter reports the bodies it really sent to the target and read back, on
+    /// success and on failure alike (see [`ExchangeMeter`]); the engine journals them with the
+    /// attempt. Exchanges of one attempt add up.
+    pub meter: &'a ExchangeMeter,
 }
 
 impl Cx<'_> {
@@ -51,7 +56,9 @@ pub mod toml_value {
     pub type Table = serde_json::Map<String, serde_json::Value>;
 }
 
-/// A successful delivery attempt.
+/// A successful delivery attempt. The sizes of the exchange are not here: the adapter reports
+/// them to [`Cx::meter`], which a failed attempt has as well. (Stored or older JSON of this type
+/// with `request_bytes` / `response_bytes` still reads: unknown fields are ignored.)
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delivered {
     /// The target's reference for the message (its id, a registration number…), if any.
@@ -61,14 +68,6 @@ pub struct Delivered {
     /// The target's own result code, for the exchange journal: `http:200`, `shep:SCSS001`.
     #[serde(default)]
     pub result_code: Option<String>,
-    /// Bytes of the request as the adapter sent it (the body on the wire), where it measures
-    /// them; the exchange journal records them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_bytes: Option<u64>,
-    /// Bytes of the target's answer as the adapter received it (the body), where it measures
-    /// them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_bytes: Option<u64>,
 }
 
 /// A synchronous call (`POST /v1/calls/{service}`).
@@ -243,5 +242,26 @@ pub trait Adapter: Send + Sync {
     fn card(&self, receipts: &[Receipt]) -> Option<serde_json::Value> {
         let _ = receipts;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivered_json_from_before_the_meter_still_reads() {
+        // Written when `Delivered` carried the sizes itself.
+        let old = r#"{"target_ref":"T-1","receipts":[],"result_code":"http:200",
+                      "request_bytes":2048,"response_bytes":512}"#;
+        let d: Delivered = serde_json::from_str(old).expect("reads");
+        assert_eq!(
+            d,
+            Delivered {
+                target_ref: Some("T-1".into()),
+                receipts: Vec::new(),
+                result_code: Some("http:200".into()),
+            }
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod adapter;
 pub mod failure;
 pub mod ids;
 pub mod message;
+pub mod meter;
 pub mod receipt;
 
 pub use adapter::{
@@ -17,4 +18,5 @@ pub use adapter::{
 pub use failure::{error_chain, Failure, Rejection};
 pub use ids::{ClientId, MessageId};
 pub use message::{AttachmentMeta, Kind, MessageStatus, Outgoing};
+pub use meter::ExchangeMeter;
 pub use receipt::Receipt;

@@ -1,11 +1,20 @@
 //! HTTP clients for ШЭП's SyncChannel and AsyncChannel: one POST per call, with a timeout, a cap
 //! on the answer's size, optional WS-Security signing of requests and verification of answers.
 //! The client never retries by itself: it classifies ([`crate::classify`]) and the engine decides.
+//!
+//! [`SyncChannelClient::send_metered`] reports the exchange's bodies to an [`ExchangeMeter`]:
+//! the request envelope (signed, when signing) once the connection has taken it to write, and
+//! the answer's body as far as it was read, a fault or an HTTP error answer included.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use qaqpa_core::error_chain;
+use bytes::Bytes;
+use qaqpa_core::{error_chain, ExchangeMeter};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 
 use crate::async_channel::{
@@ -135,17 +144,74 @@ struct RawReply {
     status: u16,
     retry_after: Option<Duration>,
     body: String,
-    /// The request's body as sent (the signed envelope), in bytes.
-    request_bytes: u64,
 }
 
-/// The sizes of one exchange's bodies on the wire, for the exchange journal.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExchangeSizes {
-    /// The request envelope as sent (signed, when a signer is configured).
-    pub request_bytes: u64,
-    /// The answer's body as received.
-    pub response_bytes: u64,
+/// The request body, in one piece, noting when the connection takes it to write.
+struct WireBody {
+    data: Option<Bytes>,
+    on_wire: Arc<WireState>,
+}
+
+/// Shared by the body (moved into the connection) and the exchange that reports it.
+struct WireState {
+    taken: AtomicBool,
+    bytes: u64,
+}
+
+impl WireBody {
+    fn new(data: Bytes) -> (Self, Arc<WireState>) {
+        let on_wire = Arc::new(WireState {
+            taken: AtomicBool::new(false),
+            bytes: data.len() as u64,
+        });
+        (
+            Self {
+                data: Some(data),
+                on_wire: on_wire.clone(),
+            },
+            on_wire,
+        )
+    }
+}
+
+impl http_body::Body for WireBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let data = self.data.take();
+        if data.is_some() {
+            self.on_wire.taken.store(true, Ordering::Release);
+        }
+        Poll::Ready(data.map(|d| Ok(http_body::Frame::data(d))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    // Exact, so the request carries a Content-Length as a plain body would.
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
+
+/// Tells the meter about the request body when dropped, if the connection took it: however
+/// the exchange ends, a caller's timeout that drops it included.
+struct ReportSent<'a> {
+    meter: &'a ExchangeMeter,
+    on_wire: Arc<WireState>,
+}
+
+impl Drop for ReportSent<'_> {
+    fn drop(&mut self) {
+        if self.on_wire.taken.load(Ordering::Acquire) {
+            self.meter.sent(self.on_wire.bytes);
+        }
+    }
 }
 
 /// The shared HTTP part of both clients.
@@ -167,24 +233,29 @@ impl Transport {
         Ok(Self { http, config })
     }
 
-    /// Signs (if configured) and posts `envelope`; returns the answer or a retry reason.
-    async fn post(&self, envelope: String) -> Result<RawReply, ShepError> {
+    /// Signs (if configured) and posts `envelope`; returns the answer or a retry reason. The
+    /// request body and what was read of the answer's go to `meter`.
+    async fn post(&self, envelope: String, meter: &ExchangeMeter) -> Result<RawReply, ShepError> {
         let body = match &self.config.signer {
             Some(signer) => signer.sign(&envelope).map_err(ShepError::Signing)?,
             None => envelope,
         };
-        let request_bytes = body.len() as u64;
+        let (body, on_wire) = WireBody::new(Bytes::from(body));
+        let _sent = ReportSent { meter, on_wire };
         let response = self
             .http
             .post(&self.config.endpoint)
             .header(CONTENT_TYPE, "text/xml; charset=utf-8")
             .header("SOAPAction", "\"\"")
-            .body(body)
+            .body(reqwest::Body::wrap(body))
             .send()
             .await
             .map_err(transport_error)?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
+        // An answer came: its body is measured as it is read (one refused for its declared
+        // length, unread, is 0 bytes read).
+        meter.received(0);
         let limit = self.config.max_response_bytes;
         if response
             .content_length()
@@ -200,6 +271,7 @@ impl Transport {
         let mut response = response;
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            meter.received(chunk.len() as u64);
             if bytes.len() + chunk.len() > limit {
                 return Err(ShepError::Retry {
                     reason: RetryReason::UnreadableResponse(format!(
@@ -218,7 +290,6 @@ impl Transport {
             status,
             retry_after,
             body,
-            request_bytes,
         })
     }
 
@@ -273,7 +344,7 @@ impl SyncChannelClient {
 
     /// One SendMessage exchange, classified.
     pub async fn exchange(&self, request: &SyncRequest) -> ShepOutcome {
-        match self.try_exchange(request).await {
+        match self.try_exchange(request, &ExchangeMeter::new()).await {
             Ok(outcome) => outcome,
             Err(ShepError::Retry { reason, after }) => ShepOutcome::Retry { reason, after },
             Err(ShepError::Permanent { code, message }) => ShepOutcome::Permanent { code, message },
@@ -284,20 +355,13 @@ impl SyncChannelClient {
         }
     }
 
-    async fn try_exchange(&self, request: &SyncRequest) -> Result<ShepOutcome, ShepError> {
-        self.try_exchange_measured(request).await.map(|(o, _)| o)
-    }
-
-    async fn try_exchange_measured(
+    async fn try_exchange(
         &self,
         request: &SyncRequest,
-    ) -> Result<(ShepOutcome, ExchangeSizes), ShepError> {
+        meter: &ExchangeMeter,
+    ) -> Result<ShepOutcome, ShepError> {
         let envelope = request.to_envelope()?;
-        let raw = self.transport.post(envelope).await?;
-        let sizes = ExchangeSizes {
-            request_bytes: raw.request_bytes,
-            response_bytes: raw.body.len() as u64,
-        };
+        let raw = self.transport.post(envelope, meter).await?;
         let limits = &self.transport.config.limits;
         let outcome = match SyncReply::from_envelope(&raw.body, limits) {
             Ok(SyncReply::Response(response)) => {
@@ -312,21 +376,24 @@ impl SyncChannelClient {
                 &shorten(&format!("HTTP {}: {e}", raw.status)),
             ),
         };
-        Ok((outcome, sizes))
+        Ok(outcome)
     }
 
     /// SendMessage; `Ok` only for an `SCSS*` status.
     pub async fn send(&self, request: &SyncRequest) -> Result<SyncResponse, ShepError> {
-        self.send_measured(request).await.map(|(r, _)| r)
+        self.send_metered(request, &ExchangeMeter::new()).await
     }
 
-    /// [`SyncChannelClient::send`], with the sizes of the request and answer bodies.
-    pub async fn send_measured(
+    /// [`SyncChannelClient::send`], reporting the exchange's bodies to `meter` whatever the
+    /// outcome: the request envelope once it went on the wire (signed, when signing), and the
+    /// answer's body as far as it was read (a SOAP fault, an HTTP error answer, an answer cut
+    /// off for its size). Successive exchanges on one meter add up.
+    pub async fn send_metered(
         &self,
         request: &SyncRequest,
-    ) -> Result<(SyncResponse, ExchangeSizes), ShepError> {
-        let (outcome, sizes) = self.try_exchange_measured(request).await?;
-        Result::from(outcome).map(|response| (response, sizes))
+        meter: &ExchangeMeter,
+    ) -> Result<SyncResponse, ShepError> {
+        self.try_exchange(request, meter).await?.into()
     }
 }
 
@@ -350,7 +417,7 @@ impl AsyncChannelClient {
         request: &Req,
     ) -> Result<Resp, ShepError> {
         let envelope = async_channel::request_envelope(op, request)?;
-        let raw = self.transport.post(envelope).await?;
+        let raw = self.transport.post(envelope, &ExchangeMeter::new()).await?;
         let limits = &self.transport.config.limits;
         match async_channel::read_reply::<Resp>(op, &raw.body, limits) {
             Ok(AsyncReply::Response(response)) => {

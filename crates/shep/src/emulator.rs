@@ -131,6 +131,19 @@ struct Book {
     queues: HashMap<String, VecDeque<AsyncMessage>>,
     async_known: HashMap<String, MessageState>,
     notifications: Vec<SendDeliveryNotificationRequest>,
+    wire: Vec<WireSizes>,
+}
+
+/// The bodies of one SyncChannel exchange as the emulator saw them on its side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireSizes {
+    /// The request's serviceId, when the envelope could be read that far.
+    pub service_id: Option<String>,
+    /// Bytes of the request body received (signed envelope and all).
+    pub request_bytes: u64,
+    /// Bytes of the answer body sent; `None` for an answer cut off on purpose
+    /// ([`InjectedFault::DropConnection`]).
+    pub response_bytes: Option<u64>,
 }
 
 impl Book {
@@ -319,6 +332,11 @@ impl ShepEmulator {
             .unwrap_or(0)
     }
 
+    /// The sizes of every SyncChannel exchange whose request body was read, in order of arrival.
+    pub fn wire_sizes(&self) -> Vec<WireSizes> {
+        self.shared.book().wire.clone()
+    }
+
     /// The SyncChannel requests `service_id` received, in order.
     pub fn received(&self, service_id: &str) -> Vec<SyncRequest> {
         self.shared
@@ -484,15 +502,29 @@ async fn sync_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respons
         Ok(t) => t,
         Err(r) => return r,
     };
-    let signer = match check_signature(&shared.signatures, &text, SYNC_FAULT) {
+    let mut service_id = None;
+    let response = sync_answer(&shared, &text, &mut service_id).await;
+    let response_bytes = axum::body::HttpBody::size_hint(response.body()).exact();
+    shared.book().wire.push(WireSizes {
+        service_id,
+        request_bytes: text.len() as u64,
+        response_bytes,
+    });
+    response
+}
+
+/// The answer to one SyncChannel request; `service_id` is set once the request names it.
+async fn sync_answer(shared: &Shared, text: &str, service_id_out: &mut Option<String>) -> Response {
+    let signer = match check_signature(&shared.signatures, text, SYNC_FAULT) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let request = match read_sync_request(&text, &shared.limits, signer.as_ref()) {
+    let request = match read_sync_request(text, &shared.limits, signer.as_ref()) {
         Ok(r) => r,
         Err(e) => return invalid_envelope(&e, SYNC_FAULT),
     };
     let service_id = request.info.service_id.clone();
+    *service_id_out = Some(service_id.clone());
     let fault = {
         let mut book = shared.book();
         book.received
@@ -521,7 +553,7 @@ async fn sync_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respons
                 .with_correlation_id(request.info.message_id.clone())
                 .with_session_id(session);
             return answer(
-                &shared,
+                shared,
                 r.to_envelope().unwrap_or_default(),
                 false,
                 SYNC_FAULT,
@@ -532,7 +564,7 @@ async fn sync_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respons
                 .with_correlation_id(request.info.message_id.clone())
                 .with_session_id(session);
             return answer(
-                &shared,
+                shared,
                 r.to_envelope().unwrap_or_default(),
                 false,
                 SYNC_FAULT,
@@ -552,7 +584,7 @@ async fn sync_endpoint(State(shared): State<Arc<Shared>>, body: Body) -> Respons
     .with_correlation_id(request.info.message_id.clone())
     .with_session_id(session);
     match response.to_envelope() {
-        Ok(envelope) => answer(&shared, envelope, tamper, SYNC_FAULT),
+        Ok(envelope) => answer(shared, envelope, tamper, SYNC_FAULT),
         Err(e) => fault_response(
             SYNC_FAULT,
             FaultCode::Server,

@@ -23,9 +23,7 @@ pub use async_channel::{
     SendDeliveryNotificationResponse,
 };
 pub use classify::{classify_reply, classify_status, RetryReason, ShepOutcome};
-pub use client::{
-    AsyncChannelClient, ClientConfig, ExchangeSizes, ShepError, SyncChannelClient, SyncClientPool,
-};
+pub use client::{AsyncChannelClient, ClientConfig, ShepError, SyncChannelClient, SyncClientPool};
 pub use envelope::{Fault, FaultCode};
 pub use signing::{EnvelopeSigner, EnvelopeVerifier, SignatureError, VerifiedSigner};
 pub use sync_channel::{SyncReply, SyncRequest, SyncRequestInfo, SyncResponse, SyncResponseInfo};

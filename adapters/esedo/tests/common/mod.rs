@@ -20,8 +20,8 @@ use bytes::Bytes;
 use qaqpa_adapter_esedo::{CmsVerifier, EsedoAdapter};
 use qaqpa_core::adapter::toml_value::Table;
 use qaqpa_core::{
-    Adapter, AttachmentMeta, AttachmentSource, ClientId, Cx, Failure, Inbound, MessageId, Outgoing,
-    PushOutcome,
+    Adapter, AttachmentMeta, AttachmentSource, ClientId, Cx, ExchangeMeter, Failure, Inbound,
+    MessageId, Outgoing, PushOutcome,
 };
 use qaqpa_pki::cms::{sign, SignOptions};
 use qaqpa_pki::testpki::{KeyKind, TestPki, TEST_PASSWORD};
@@ -160,12 +160,21 @@ impl AttachmentSource for Files {
     }
 }
 
+/// A meter for the attempts whose sizes a test does not read.
+static UNREAD: ExchangeMeter = ExchangeMeter::new();
+
 pub fn cx<'a>(settings: &'a Table, files: &'a Files) -> Cx<'a> {
+    metered(settings, files, &UNREAD)
+}
+
+/// [`cx`] reporting to `meter`.
+pub fn metered<'a>(settings: &'a Table, files: &'a Files, meter: &'a ExchangeMeter) -> Cx<'a> {
     Cx {
         deadline: Instant::now() + Duration::from_secs(30),
         settings,
         attachments: files,
         transaction_id: "tx-esedo",
+        meter,
     }
 }
 
@@ -249,11 +258,13 @@ async fn push(State(st): State<Arc<PushState>>, body: Bytes) -> Response {
         received_at: time::OffsetDateTime::now_utc(),
     };
     let files = Files::default();
+    let meter = ExchangeMeter::new();
     let cx = Cx {
         deadline: Instant::now() + Duration::from_secs(30),
         settings: &st.settings,
         attachments: &files,
         transaction_id: "push",
+        meter: &meter,
     };
     let outcome = st.adapter.on_push(inbound.clone(), &cx).await;
     let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);

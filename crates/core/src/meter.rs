@@ -1,0 +1,130 @@
+//! [`ExchangeMeter`]: how an adapter tells the gateway the sizes of what it really sent to a
+//! target and read back, for the exchange journal (`request_bytes` / `response_bytes` of the
+//! EXCHANGE event).
+//!
+//! The engine hands every attempt a fresh meter through [`crate::Cx::meter`] and reads it when
+//! the attempt ends, whatever the ending: a success, a [`crate::Failure`], or the engine's own
+//! timeout, which drops the attempt's future (what the meter got until then is what counts).
+//! This is why the sizes travel beside the result rather than in it: a failed attempt has no
+//! `Delivered` to carry them, yet its request may well have gone out and an error answer (a
+//! 4xx/5xx body, a SOAP fault) come back.
+//!
+//! What to report:
+//! - [`ExchangeMeter::sent`]: a request body, once it has gone on the wire (handed to the
+//!   connection to write), even if no answer follows. Not a request that was only built, nor one
+//!   whose connection never opened.
+//! - [`ExchangeMeter::received`]: the bytes of an answer's body the adapter read, whatever the
+//!   answer said (an error answer too), and only what was read: an answer cut short or refused
+//!   for its size counts what had arrived. An answer with an empty body is reported as 0, so
+//!   that "an answer came, with no body" differs from "no answer".
+//!
+//! Where one attempt makes several exchanges (ЕСЭДО: the ХЭД upload of the files, then the
+//! SendMessage), each reports its own bodies and the meter holds their sums. Bodies only:
+//! HTTP headers and framing are not counted.
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Byte counters for one attempt or call, one per direction. Lock-free (atomics only), so it
+/// is `Send + Sync` and can be shared by reference with whatever part of an adapter does the
+/// I/O, on any thread.
+#[derive(Debug, Default)]
+pub struct ExchangeMeter {
+    sent: AtomicU64,
+    received: AtomicU64,
+    sent_reported: AtomicBool,
+    received_reported: AtomicBool,
+}
+
+impl ExchangeMeter {
+    /// A meter to which nothing was reported yet.
+    pub const fn new() -> Self {
+        Self {
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            sent_reported: AtomicBool::new(false),
+            received_reported: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds `bytes` of request body that went on the wire to the target (several exchanges of
+    /// one attempt add up). `sent(0)` still marks the direction as reported.
+    pub fn sent(&self, bytes: u64) {
+        self.sent.fetch_add(bytes, Ordering::Relaxed);
+        self.sent_reported.store(true, Ordering::Release);
+    }
+
+    /// Adds `bytes` of answer body read from the target, an error answer's included (several
+    /// exchanges, or several chunks of one answer, add up). `received(0)` marks an answer with
+    /// an empty body.
+    pub fn received(&self, bytes: u64) {
+        self.received.fetch_add(bytes, Ordering::Relaxed);
+        self.received_reported.store(true, Ordering::Release);
+    }
+
+    /// `(sent, received)`: the sums so far, `None` for a direction the adapter never reported
+    /// (the engine then falls back to its own figure for the request, and to none for the
+    /// answer).
+    pub fn sizes(&self) -> (Option<u64>, Option<u64>) {
+        let read = |reported: &AtomicBool, bytes: &AtomicU64| {
+            reported
+                .load(Ordering::Acquire)
+                .then(|| bytes.load(Ordering::Relaxed))
+        };
+        (
+            read(&self.sent_reported, &self.sent),
+            read(&self.received_reported, &self.received),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_direction_never_reported_reads_as_none() {
+        let m = ExchangeMeter::new();
+        assert_eq!(m.sizes(), (None, None));
+        m.sent(120);
+        assert_eq!(m.sizes(), (Some(120), None));
+    }
+
+    #[test]
+    fn an_empty_answer_reads_as_zero_not_none() {
+        let m = ExchangeMeter::new();
+        m.received(0);
+        assert_eq!(m.sizes(), (None, Some(0)));
+    }
+
+    #[test]
+    fn several_exchanges_of_one_attempt_add_up() {
+        let m = ExchangeMeter::new();
+        m.sent(1000);
+        m.received(300);
+        m.sent(500);
+        m.received(0);
+        m.received(20);
+        assert_eq!(m.sizes(), (Some(1500), Some(320)));
+    }
+
+    #[test]
+    fn reports_from_many_threads_all_count() {
+        let m = ExchangeMeter::new();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        m.sent(3);
+                        m.received(1);
+                    }
+                });
+            }
+        });
+        assert_eq!(m.sizes(), (Some(24_000), Some(8_000)));
+    }
+
+    #[test]
+    fn the_meter_is_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<ExchangeMeter>();
+    }
+}
