@@ -314,12 +314,24 @@ async fn messages(cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         MessagesCommand::Show { config, id } => {
-            let store = store_of(&config).await?;
+            let cfg = Config::load(&config.config)?;
+            let store = crate::gateway::open_store(&cfg).await?.0;
             let id = id
                 .parse()
                 .map_err(|_| anyhow::anyhow!("'{id}' is not a message id"))?;
             match store.get_message(None, id).await? {
                 Some(m) => {
+                    // The message (its document too) is an object read, as from the API.
+                    journal_read(
+                        &cfg,
+                        qaqpa_audit::AuditEvent::object_access(
+                            crate::audit::CLI,
+                            qaqpa_audit::ObjectKind::Message,
+                            &m.id.to_string(),
+                        )
+                        .transaction(m.transaction_id.clone()),
+                    )
+                    .await?;
                     println!("{}", serde_json::to_string_pretty(&m)?);
                     Ok(ExitCode::SUCCESS)
                 }
@@ -431,13 +443,19 @@ impl CliJournal {
 /// of its reads, before anything is read: a journal that cannot record the access shows
 /// nothing.
 async fn journal_access(cfg: &Config, command: &str) -> anyhow::Result<()> {
-    let refused = |e: anyhow::Error| anyhow::anyhow!("nothing read: {e}");
     let mut access = qaqpa_audit::AuditEvent::object_access(
         crate::audit::CLI,
         qaqpa_audit::ObjectKind::AuditJournal,
         "audit",
     );
     access.description = format!("audit journal read by `qaqpa {command}`");
+    journal_read(cfg, access).await
+}
+
+/// Journals a read (`access`) before what was read is shown: nothing is shown when the
+/// journal cannot record it.
+async fn journal_read(cfg: &Config, access: qaqpa_audit::AuditEvent) -> anyhow::Result<()> {
+    let refused = |e: anyhow::Error| anyhow::anyhow!("nothing read: {e}");
     CliJournal::open(cfg)
         .await
         .map_err(refused)?

@@ -1141,15 +1141,19 @@ async fn an_operators_requeue_is_journalled_from_the_api_and_the_command_line_an
     let (ok, out, err) = qaqpa_as(&["dlq", "retry", &id]);
     assert!(!ok, "{out}");
     assert!(err.contains("not queued again"), "{err}");
+    // Nor is the message shown: reading it is journalled too.
+    let (ok, out, err) = qaqpa_as(&["messages", "show", &id]);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("nothing read"), "{err}");
+
+    journal
+        .execute_batch("DROP TRIGGER test_refuses_appends;")
+        .expect("drop trigger");
     assert_eq!(
         status(),
         "failed",
         "a requeue the journal cannot record is not made"
     );
-
-    journal
-        .execute_batch("DROP TRIGGER test_refuses_appends;")
-        .expect("drop trigger");
     let (ok, out, err) = qaqpa_as(&["dlq", "retry", &id]);
     assert!(ok, "{err}");
     assert!(out.contains("queued again"), "{out}");
@@ -1166,6 +1170,22 @@ async fn an_operators_requeue_is_journalled_from_the_api_and_the_command_line_an
         .filter(|l| l.contains("kind=MSG_REQUEUED"))
         .collect();
     assert_eq!(requeues.len(), 2, "{requeues:#?}");
+    let reads: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.contains(" source=qaqpa-cli ")
+                && l.contains("kind=OBJECT_ACCESS")
+                && l.contains(" object=message ")
+        })
+        .collect();
+    assert_eq!(reads.len(), 2, "one per `messages show` shown: {reads:#?}");
+    assert!(
+        reads
+            .iter()
+            .all(|l| l.contains(" account=os:night-operator ")
+                && l.contains(&format!(" transaction_id={transaction} "))),
+        "{reads:#?}"
+    );
     let by_cli = requeues[1];
     for field in [
         "source=qaqpa-cli".to_owned(),
