@@ -634,23 +634,27 @@ async fn audit_verify_checks_the_archive_files_and_finds_records_deleted_behind_
         "{out}"
     );
 
+    // The claimed file is named as one retention would have deleted long ago: that does not
+    // pass either, as the older range's file is still there.
+    let claimed = "audit-20200101_20200102-000000000004-000000000006.jsonl.gz";
     let journal = rusqlite::Connection::open(data.join("audit.db")).expect("journal db");
     journal
-        .execute_batch(
+        .execute_batch(&format!(
             "INSERT INTO audit_archive VALUES ((SELECT last_seq FROM audit_head), \
              (SELECT archived_seq + 1 FROM audit_anchor), (SELECT archived_hash FROM audit_anchor), \
-             (SELECT last_hash FROM audit_head), 'x', 'x');
+             (SELECT last_hash FROM audit_head), '{claimed}', 'x');
              UPDATE audit_anchor SET archived_seq = (SELECT last_seq FROM audit_head), \
              archived_hash = (SELECT last_hash FROM audit_head);
              DELETE FROM audit_block;",
-        )
+        ))
         .expect("the triggers let a claimed archive through");
     drop(journal);
     let (ok, out) = verify();
     assert!(!ok, "{out}");
     assert!(
         out.contains(&format!(
-            "archived range 4..=6: file x missing from {}",
+            "archived range 4..=6: file {claimed} missing from {}, while the file of the \
+             earlier range 1..=3 is there",
             data.join("archived").display()
         )),
         "{out}"

@@ -696,7 +696,10 @@ pub(crate) fn check_anchor(
 
 /// Checks the archived part of a store's chain (`ranges`, which [`check_anchor`] found
 /// contiguous from seq 1 to the anchor) against the files in `archive`'s directory: each must
-/// hold exactly its range ([`verify_archive`]), or be one retention deleted by `archive.now`.
+/// hold exactly its range ([`verify_archive`]), or be one retention deleted by `archive.now`:
+/// named for its range and a last day past retention, and before every range whose file is
+/// there. (When retention has deleted every file, a row claiming the newest of them cannot be
+/// checked against anything kept here; the SOC's copy of the events is the witness then.)
 /// `Err` is the first range that does not check out.
 pub(crate) fn check_archived(
     ranges: &[ArchivedRange],
@@ -715,6 +718,11 @@ pub(crate) fn check_archived(
     archive.retention.check()?;
     let limit = retention_limit(archive.now, archive.retention.keep_years);
     let mut part = ArchivedPart::default();
+    // The last range whose file is there. Retention deletes files by the day of their last
+    // record, and ranges are archived in order, so the files it deleted are always those of
+    // the oldest ranges: a range after one whose file is still there cannot have gone by
+    // retention, whatever its (claimed) file's name says.
+    let mut present: Option<&ArchivedRange> = None;
     for r in ranges {
         let problem = |detail: String| {
             Ok(Err(VerifyReport::Archived {
@@ -733,10 +741,21 @@ pub(crate) fn check_archived(
                 VerifyReport::Ok { count, .. } => {
                     part.files += 1;
                     part.verified += count;
+                    present = Some(r);
                 }
                 other => return problem(format!("file {}: {other}", r.file)),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(kept) = present {
+                    return problem(format!(
+                        "file {} missing from {}, while the file of the earlier range {}..={} \
+                         is there (retention deletes the oldest files first)",
+                        r.file,
+                        archive.dir.display(),
+                        kept.from_seq,
+                        kept.to_seq
+                    ));
+                }
                 match ArchiveName::parse(&r.file) {
                     Some(name)
                         if name.from_seq == r.from_seq
