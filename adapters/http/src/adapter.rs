@@ -9,20 +9,13 @@
 //! Every attempt reports to [`Cx::meter`] the request body once the connection has taken it
 //! to write (so not after a connect error, but after a timeout waiting for the answer), and the
 //! answer's body as far as it was read, whatever its status.
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use qaqpa_core::adapter::toml_value::Table;
-use qaqpa_core::{
-    error_chain, Adapter, Cx, Delivered, ExchangeMeter, Failure, Outgoing, Rejection,
-};
+use qaqpa_core::{error_chain, Adapter, Cx, Delivered, Failure, Outgoing, Rejection};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use time::format_description::well_known::Rfc3339;
@@ -152,13 +145,9 @@ impl Adapter for HttpAdapter {
             ));
         }
         let timeout = settings.timeout().min(remaining);
-        let (body, on_wire) = WireBody::new(Bytes::from(body));
-        // Reports the body to the meter once it went out, however this attempt ends (the
+        // The body is reported to the meter once it went out, however this attempt ends (the
         // engine's timeout drops this future, and the guard with it).
-        let _sent = ReportSent {
-            meter: cx.meter,
-            on_wire,
-        };
+        let (body, _sent) = cx.meter.body(Bytes::from(body));
         let sent = self
             .client
             .post(&settings.url)
@@ -191,73 +180,6 @@ impl Adapter for HttpAdapter {
             }
         }
         classify(status, &answer_headers, &answer, SystemTime::now())
-    }
-}
-
-/// The request body, in one piece, noting when the connection takes it to write.
-struct WireBody {
-    data: Option<Bytes>,
-    on_wire: Arc<WireState>,
-}
-
-/// Shared by the body (moved into the connection) and the attempt that reports it.
-struct WireState {
-    taken: AtomicBool,
-    bytes: u64,
-}
-
-impl WireBody {
-    fn new(data: Bytes) -> (Self, Arc<WireState>) {
-        let on_wire = Arc::new(WireState {
-            taken: AtomicBool::new(false),
-            bytes: data.len() as u64,
-        });
-        (
-            Self {
-                data: Some(data),
-                on_wire: on_wire.clone(),
-            },
-            on_wire,
-        )
-    }
-}
-
-impl http_body::Body for WireBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-        let data = self.data.take();
-        if data.is_some() {
-            self.on_wire.taken.store(true, Ordering::Release);
-        }
-        Poll::Ready(data.map(|d| Ok(http_body::Frame::data(d))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_none()
-    }
-
-    // Exact, so the request carries a Content-Length as a plain body would.
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
-    }
-}
-
-/// Tells the meter about the request body when dropped, if the connection took it.
-struct ReportSent<'a> {
-    meter: &'a ExchangeMeter,
-    on_wire: Arc<WireState>,
-}
-
-impl Drop for ReportSent<'_> {
-    fn drop(&mut self) {
-        if self.on_wire.taken.load(Ordering::Acquire) {
-            self.meter.sent(self.on_wire.bytes);
-        }
     }
 }
 

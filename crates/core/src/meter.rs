@@ -21,7 +21,16 @@
 //! Where one attempt makes several exchanges (ЕСЭДО: the ХЭД upload of the files, then the
 //! SendMessage), each reports its own bodies and the meter holds their sums. Bodies only:
 //! HTTP headers and framing are not counted.
+//!
+//! For an HTTP request, [`ExchangeMeter::body`] gives the body to send and a guard that reports
+//! it once the connection took it, however the exchange ends.
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
 
 /// Byte counters for one attempt or call, one per direction. Lock-free (atomics only), so it
 /// is `Send + Sync` and can be shared by reference with whatever part of an adapter does the
@@ -76,9 +85,110 @@ impl ExchangeMeter {
     }
 }
 
+impl ExchangeMeter {
+    /// `data` as an HTTP request body (for `reqwest::Body::wrap`), and a guard that reports it
+    /// to this meter as sent when dropped, if the connection took the body to write by then:
+    /// keep the guard until the exchange ends. A request whose connection never opened reports
+    /// nothing; one that timed out waiting for its answer reports its body.
+    pub fn body(&self, data: Bytes) -> (MeteredBody, SentOnDrop<'_>) {
+        let taken = Arc::new(AtomicBool::new(false));
+        let bytes = data.len() as u64;
+        (
+            MeteredBody {
+                data: Some(data),
+                taken: taken.clone(),
+            },
+            SentOnDrop {
+                meter: self,
+                taken,
+                bytes,
+            },
+        )
+    }
+}
+
+/// A request body in one piece that notes when the connection takes it ([`ExchangeMeter::body`]).
+pub struct MeteredBody {
+    data: Option<Bytes>,
+    taken: Arc<AtomicBool>,
+}
+
+impl http_body::Body for MeteredBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let data = self.data.take();
+        if data.is_some() {
+            self.taken.store(true, Ordering::Release);
+        }
+        Poll::Ready(data.map(|d| Ok(http_body::Frame::data(d))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    // Exact, so the request carries a Content-Length as a plain body would.
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
+
+/// Reports its [`MeteredBody`] to the meter when dropped, if the connection took the body.
+pub struct SentOnDrop<'a> {
+    meter: &'a ExchangeMeter,
+    taken: Arc<AtomicBool>,
+    bytes: u64,
+}
+
+impl Drop for SentOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.taken.load(Ordering::Acquire) {
+            self.meter.sent(self.bytes);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Polls `body` once, as a connection does when it writes it.
+    fn take(body: &mut MeteredBody) -> Option<Bytes> {
+        use http_body::Body as _;
+        let waker = std::task::Waker::noop();
+        match Pin::new(body).poll_frame(&mut Context::from_waker(waker)) {
+            Poll::Ready(Some(Ok(frame))) => frame.into_data().ok(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_body_is_reported_once_taken_and_only_when_its_guard_goes() {
+        use http_body::Body as _;
+        let m = ExchangeMeter::new();
+        let (mut body, guard) = m.body(Bytes::from_static(b"twelve bytes"));
+        assert_eq!(body.size_hint().exact(), Some(12));
+        assert_eq!(take(&mut body).as_deref(), Some(&b"twelve bytes"[..]));
+        assert!(body.is_end_stream());
+        assert_eq!(take(&mut body), None);
+        assert_eq!(m.sizes(), (None, None), "reported when the exchange ends");
+        drop(guard);
+        assert_eq!(m.sizes(), (Some(12), None));
+    }
+
+    #[test]
+    fn a_body_the_connection_never_took_is_not_reported() {
+        let m = ExchangeMeter::new();
+        let (body, guard) = m.body(Bytes::from_static(b"never sent"));
+        drop(body);
+        drop(guard);
+        assert_eq!(m.sizes(), (None, None));
+    }
 
     #[test]
     fn a_direction_never_reported_reads_as_none() {

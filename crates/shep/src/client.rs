@@ -6,11 +6,7 @@
 //! the request envelope (signed, when signing) once the connection has taken it to write, and
 //! the answer's body as far as it was read, a fault or an HTTP error answer included.
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -146,74 +142,6 @@ struct RawReply {
     body: String,
 }
 
-/// The request body, in one piece, noting when the connection takes it to write.
-struct WireBody {
-    data: Option<Bytes>,
-    on_wire: Arc<WireState>,
-}
-
-/// Shared by the body (moved into the connection) and the exchange that reports it.
-struct WireState {
-    taken: AtomicBool,
-    bytes: u64,
-}
-
-impl WireBody {
-    fn new(data: Bytes) -> (Self, Arc<WireState>) {
-        let on_wire = Arc::new(WireState {
-            taken: AtomicBool::new(false),
-            bytes: data.len() as u64,
-        });
-        (
-            Self {
-                data: Some(data),
-                on_wire: on_wire.clone(),
-            },
-            on_wire,
-        )
-    }
-}
-
-impl http_body::Body for WireBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-        let data = self.data.take();
-        if data.is_some() {
-            self.on_wire.taken.store(true, Ordering::Release);
-        }
-        Poll::Ready(data.map(|d| Ok(http_body::Frame::data(d))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_none()
-    }
-
-    // Exact, so the request carries a Content-Length as a plain body would.
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
-    }
-}
-
-/// Tells the meter about the request body when dropped, if the connection took it: however
-/// the exchange ends, a caller's timeout that drops it included.
-struct ReportSent<'a> {
-    meter: &'a ExchangeMeter,
-    on_wire: Arc<WireState>,
-}
-
-impl Drop for ReportSent<'_> {
-    fn drop(&mut self) {
-        if self.on_wire.taken.load(Ordering::Acquire) {
-            self.meter.sent(self.on_wire.bytes);
-        }
-    }
-}
-
 /// The shared HTTP part of both clients.
 #[derive(Clone, Debug)]
 struct Transport {
@@ -240,8 +168,7 @@ impl Transport {
             Some(signer) => signer.sign(&envelope).map_err(ShepError::Signing)?,
             None => envelope,
         };
-        let (body, on_wire) = WireBody::new(Bytes::from(body));
-        let _sent = ReportSent { meter, on_wire };
+        let (body, _sent) = meter.body(Bytes::from(body));
         let response = self
             .http
             .post(&self.config.endpoint)
