@@ -350,7 +350,8 @@ fn take_over_dead_guests(dir: &Path) -> std::io::Result<usize> {
             match publish_as_segment(dir, &path) {
                 Err(e) if gone(&e) => continue,
                 other => {
-                    other?;
+                    let segment = other?;
+                    tracing::warn!(file = %path.display(), segment = %segment.display(), "audit spool: a process that added lines to it ended without publishing them; they are sent from here");
                 }
             }
         }
