@@ -288,10 +288,15 @@ impl Engine {
         // (`ExchangeMeter`), on success and failure alike: what went on the wire and what was
         // read back, an error answer included. Where the attempt made several exchanges (ЕСЭДО:
         // the ХЭД upload and the SendMessage) they are summed. After our timeout, whatever the
-        // meter got before the attempt was dropped counts. A request the adapter never reported
-        // is recorded as what the engine handed over (`payload_bytes`, a lower bound); an
-        // answer it never reported has no size.
+        // meter got before the attempt was dropped counts. A metering adapter that reported no
+        // request sent none (its connection never opened): no size. One that does not meter
+        // has its request recorded as what the engine handed over (`payload_bytes`, a lower
+        // bound). An answer never reported has no size.
         let (sent, received) = meter.sizes();
+        let sent = match adapter.meters_exchanges() {
+            true => sent,
+            false => Some(sent.unwrap_or_else(|| payload_bytes(&out))),
+        };
         self.state.audit.record(
             qaqpa_audit::AuditEvent::exchange(
                 crate::audit::ENGINE,
@@ -304,7 +309,7 @@ impl Engine {
                     response_in: Some(now),
                     request_in: None,
                     response_out: None,
-                    request_bytes: Some(sent.unwrap_or_else(|| payload_bytes(&out))),
+                    request_bytes: sent,
                     response_bytes: received,
                     result: crate::audit::exchange_result(
                         result.as_ref().map(|d| d.result_code.as_deref()),

@@ -783,3 +783,54 @@ async fn a_failed_attempt_journals_the_sizes_measured_on_the_wire() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_connection_never_opened_journals_no_bytes_sent() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let gw = Gateway::start(&echo_routes(&url, "max_attempts = 1\n")).await;
+    let token = gw.key("edms-a", Role::Client).await;
+    let id = gw
+        .submit(&token, &json!({"kind": "http.post", "to": "x"}))
+        .await;
+    gw.wait_message(&token, &id, Duration::from_secs(20), |v| {
+        v["status"] == "dead_letter"
+    })
+    .await;
+    assert!(gw.state.audit.flush().await.stored);
+    let page = gw
+        .state
+        .audit
+        .store()
+        .expect("journal")
+        .query(
+            &qaqpa_audit::AuditFilter {
+                kind: Some("EXCHANGE".into()),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .expect("query");
+    let exchanges: Vec<&qaqpa_audit::Exchange> = page
+        .records
+        .iter()
+        .filter_map(|rec| match &rec.event.kind {
+            qaqpa_audit::EventKind::Exchange(x) if x.message_id.as_deref() == Some(id.as_str()) => {
+                Some(x)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(exchanges.len(), 1, "{exchanges:#?}");
+    let x = exchanges[0];
+    assert!(!x.result.is_success(), "{x:#?}");
+    assert_eq!(
+        (x.request_bytes, x.response_bytes),
+        (None, None),
+        "nothing went out and nothing came back: {x:#?}"
+    );
+    gw.stop().await;
+}

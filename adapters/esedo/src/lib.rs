@@ -564,6 +564,10 @@ impl Adapter for EsedoAdapter {
         "esedo"
     }
 
+    fn meters_exchanges(&self) -> bool {
+        true
+    }
+
     fn check_settings(&self, settings: &Table) -> Result<(), Rejection> {
         let s = EsedoSettings::from_table(settings)?;
         s.password()

@@ -99,6 +99,10 @@ impl Adapter for HttpAdapter {
         NAME
     }
 
+    fn meters_exchanges(&self) -> bool {
+        true
+    }
+
     fn check_settings(&self, settings: &Table) -> Result<(), Rejection> {
         HttpSettings::from_table(settings).map(|_| ())
     }

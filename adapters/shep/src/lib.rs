@@ -282,6 +282,10 @@ impl Adapter for ShepAdapter {
         "shep"
     }
 
+    fn meters_exchanges(&self) -> bool {
+        true
+    }
+
     fn check_settings(&self, settings: &Table) -> Result<(), Rejection> {
         let s = ShepSettings::from_table(settings)?;
         s.password()

@@ -196,6 +196,14 @@ pub trait Adapter: Send + Sync {
     /// One delivery attempt.
     async fn deliver(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<Delivered, Failure>;
 
+    /// Whether [`Adapter::deliver`] reports every body it sends and reads to [`Cx::meter`].
+    /// Then an attempt that reported no request sent none (a connection that never opened),
+    /// and the exchange journal says so; an adapter that does not meter (the default) has its
+    /// requests journalled by the size of what the gateway handed it.
+    fn meters_exchanges(&self) -> bool {
+        false
+    }
+
     /// A synchronous service call; adapters without any answer `Permanent`.
     async fn call(&self, req: Call, cx: &Cx<'_>) -> Result<Answer, Failure> {
         let _ = cx;
