@@ -698,6 +698,33 @@ async fn http2_rate_limit_and_header_limit_hold() {
     gw.stop().await;
 }
 
+/// The EXCHANGE events journalled for message `id` (everything recorded is flushed first).
+async fn journalled_exchanges(gw: &Gateway, id: &str) -> Vec<qaqpa_audit::Exchange> {
+    assert!(gw.state.audit.flush().await.stored);
+    let page = gw
+        .state
+        .audit
+        .store()
+        .expect("journal")
+        .query(
+            &qaqpa_audit::AuditFilter {
+                kind: Some("EXCHANGE".into()),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .expect("query");
+    page.records
+        .into_iter()
+        .filter_map(|rec| match rec.event.kind {
+            qaqpa_audit::EventKind::Exchange(x) if x.message_id.as_deref() == Some(id) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_attempt_journals_the_sizes_measured_on_the_wire() {
     let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
@@ -725,33 +752,7 @@ async fn a_failed_attempt_journals_the_sizes_measured_on_the_wire() {
         v["status"] == "delivered"
     })
     .await;
-    assert!(gw.state.audit.flush().await.stored);
-    let page = gw
-        .state
-        .audit
-        .store()
-        .expect("journal")
-        .query(
-            &qaqpa_audit::AuditFilter {
-                kind: Some("EXCHANGE".into()),
-                target: Some("echo".into()),
-                ..Default::default()
-            },
-            None,
-            100,
-        )
-        .await
-        .expect("query");
-    let exchanges: Vec<&qaqpa_audit::Exchange> = page
-        .records
-        .iter()
-        .filter_map(|rec| match &rec.event.kind {
-            qaqpa_audit::EventKind::Exchange(x) if x.message_id.as_deref() == Some(id.as_str()) => {
-                Some(x)
-            }
-            _ => None,
-        })
-        .collect();
+    let exchanges = journalled_exchanges(&gw, &id).await;
     assert_eq!(
         exchanges.len(),
         2,
@@ -798,34 +799,9 @@ async fn an_attempt_whose_connection_never_opened_journals_no_bytes_sent() {
         v["status"] == "dead_letter"
     })
     .await;
-    assert!(gw.state.audit.flush().await.stored);
-    let page = gw
-        .state
-        .audit
-        .store()
-        .expect("journal")
-        .query(
-            &qaqpa_audit::AuditFilter {
-                kind: Some("EXCHANGE".into()),
-                ..Default::default()
-            },
-            None,
-            100,
-        )
-        .await
-        .expect("query");
-    let exchanges: Vec<&qaqpa_audit::Exchange> = page
-        .records
-        .iter()
-        .filter_map(|rec| match &rec.event.kind {
-            qaqpa_audit::EventKind::Exchange(x) if x.message_id.as_deref() == Some(id.as_str()) => {
-                Some(x)
-            }
-            _ => None,
-        })
-        .collect();
+    let exchanges = journalled_exchanges(&gw, &id).await;
     assert_eq!(exchanges.len(), 1, "{exchanges:#?}");
-    let x = exchanges[0];
+    let x = &exchanges[0];
     assert!(!x.result.is_success(), "{x:#?}");
     assert_eq!(
         (x.request_bytes, x.response_bytes),

@@ -127,6 +127,51 @@ fn block_text(stored: rusqlite::types::Value) -> String {
     }
 }
 
+/// Runs `qaqpa <args> --config <config>` as the operating-system user `user`; returns whether
+/// it succeeded, its stdout and its stderr.
+fn qaqpa_as(user: &str, config: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = qaqpa()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("USER", user)
+        .env_remove("SUDO_USER")
+        .output()
+        .expect("qaqpa");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The text of every journal block, oldest first.
+fn journal_text(journal: &rusqlite::Connection) -> String {
+    journal
+        .prepare("SELECT records FROM audit_block ORDER BY first_seq")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .map(|v| block_text(v.expect("row")))
+        .collect()
+}
+
+/// From now on the journal refuses every append ([`accept_appends`] undoes it).
+fn refuse_appends(journal: &rusqlite::Connection) {
+    journal
+        .execute_batch(
+            "CREATE TRIGGER test_refuses_appends BEFORE INSERT ON audit_block \
+             BEGIN SELECT RAISE(ABORT, 'the test refuses appends'); END;",
+        )
+        .expect("trigger");
+}
+
+fn accept_appends(journal: &rusqlite::Connection) {
+    journal
+        .execute_batch("DROP TRIGGER test_refuses_appends;")
+        .expect("drop trigger");
+}
+
 /// Every file under `dir`, recursively.
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -877,12 +922,7 @@ fn a_key_the_journal_cannot_record_is_not_created_and_a_revocation_is_made_but_f
     // From now on the journal refuses every append.
     let journal =
         rusqlite::Connection::open(dir.path().join("data").join("audit.db")).expect("journal db");
-    journal
-        .execute_batch(
-            "CREATE TRIGGER test_refuses_appends BEFORE INSERT ON audit_block \
-             BEGIN SELECT RAISE(ABORT, 'the test refuses appends'); END;",
-        )
-        .expect("trigger");
+    refuse_appends(&journal);
 
     let created = qaqpa()
         .args([
@@ -921,9 +961,7 @@ fn a_key_the_journal_cannot_record_is_not_created_and_a_revocation_is_made_but_f
     assert!(keys.contains(&active(&admin_id)), "{keys:?}");
 
     // With the journal taking records again, a revocation is made and journalled.
-    journal
-        .execute_batch("DROP TRIGGER test_refuses_appends;")
-        .expect("drop trigger");
+    accept_appends(&journal);
     let revoked = qaqpa()
         .args(["keys", "revoke", &admin_id, "--config"])
         .arg(&config)
@@ -967,21 +1005,7 @@ fn reading_the_journal_from_the_command_line_is_journalled_first_and_refused_whe
         "",
     );
     create_key(&config, "ops", "admin");
-    let run = |args: &[&str]| {
-        let out = qaqpa()
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .env("USER", "auditor-anna")
-            .env_remove("SUDO_USER")
-            .output()
-            .expect("qaqpa");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| qaqpa_as("auditor-anna", &config, args);
     let (ok, out, err) = run(&["audit", "verify"]);
     assert!(ok, "{out}{err}");
     let (ok, tail, err) = run(&["audit", "tail"]);
@@ -1002,13 +1026,7 @@ fn reading_the_journal_from_the_command_line_is_journalled_first_and_refused_whe
     // Who read it: the operating system's user, as for every command-line change.
     let journal =
         rusqlite::Connection::open(dir.path().join("data").join("audit.db")).expect("journal db");
-    let text: String = journal
-        .prepare("SELECT records FROM audit_block ORDER BY first_seq")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .map(|v| block_text(v.expect("row")))
-        .collect();
+    let text = journal_text(&journal);
     let accesses: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("kind=OBJECT_ACCESS"))
@@ -1023,12 +1041,7 @@ fn reading_the_journal_from_the_command_line_is_journalled_first_and_refused_whe
 
     // A journal that takes no record: nothing is shown, and the operator is told why (`audit
     // verify` goes through the same check; each refusal waits out the journal's 10 s).
-    journal
-        .execute_batch(
-            "CREATE TRIGGER test_refuses_appends BEFORE INSERT ON audit_block \
-             BEGIN SELECT RAISE(ABORT, 'the test refuses appends'); END;",
-        )
-        .expect("trigger");
+    refuse_appends(&journal);
     let (ok, out, err) = run(&["audit", "tail"]);
     assert!(!ok, "{out}");
     assert!(out.is_empty(), "shown: {out}");
@@ -1115,61 +1128,34 @@ async fn an_operators_requeue_is_journalled_from_the_api_and_the_command_line_an
         ),
     )
     .expect("config");
-    let qaqpa_as = |args: &[&str]| {
-        let out = qaqpa()
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .env("USER", "night-operator")
-            .env_remove("SUDO_USER")
-            .output()
-            .expect("qaqpa");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| qaqpa_as("night-operator", &config, args);
     let status = || {
-        let (ok, out, err) = qaqpa_as(&["messages", "show", &id]);
+        let (ok, out, err) = run(&["messages", "show", &id]);
         assert!(ok, "{err}");
         let view: Value = serde_json::from_str(&out).expect("message JSON");
         view["status"].as_str().expect("status").to_owned()
     };
     let journal = rusqlite::Connection::open(data.join("audit.db")).expect("journal db");
-    journal
-        .execute_batch(
-            "CREATE TRIGGER test_refuses_appends BEFORE INSERT ON audit_block \
-             BEGIN SELECT RAISE(ABORT, 'the test refuses appends'); END;",
-        )
-        .expect("trigger");
-    let (ok, out, err) = qaqpa_as(&["dlq", "retry", &id]);
+    refuse_appends(&journal);
+    let (ok, out, err) = run(&["dlq", "retry", &id]);
     assert!(!ok, "{out}");
     assert!(err.contains("not queued again"), "{err}");
     // Nor is the message shown: reading it is journalled too.
-    let (ok, out, err) = qaqpa_as(&["messages", "show", &id]);
+    let (ok, out, err) = run(&["messages", "show", &id]);
     assert!(!ok && out.is_empty(), "{out}");
     assert!(err.contains("nothing read"), "{err}");
 
-    journal
-        .execute_batch("DROP TRIGGER test_refuses_appends;")
-        .expect("drop trigger");
+    accept_appends(&journal);
     assert_eq!(
         status(),
         "failed",
         "a requeue the journal cannot record is not made"
     );
-    let (ok, out, err) = qaqpa_as(&["dlq", "retry", &id]);
+    let (ok, out, err) = run(&["dlq", "retry", &id]);
     assert!(ok, "{err}");
     assert!(out.contains("queued again"), "{out}");
     assert_eq!(status(), "queued");
-    let text: String = journal
-        .prepare("SELECT records FROM audit_block ORDER BY first_seq")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .map(|v| block_text(v.expect("row")))
-        .collect();
+    let text = journal_text(&journal);
     let requeues: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("kind=MSG_REQUEUED"))
