@@ -700,6 +700,14 @@ async fn http2_rate_limit_and_header_limit_hold() {
 
 /// The EXCHANGE events journalled for message `id` (everything recorded is flushed first).
 async fn journalled_exchanges(gw: &Gateway, id: &str) -> Vec<qaqpa_audit::Exchange> {
+    journalled_exchanges_where(gw, |x| x.message_id.as_deref() == Some(id)).await
+}
+
+/// The EXCHANGE events in the journal (flushed first) that `wanted` picks, newest first.
+async fn journalled_exchanges_where(
+    gw: &Gateway,
+    wanted: impl Fn(&qaqpa_audit::Exchange) -> bool,
+) -> Vec<qaqpa_audit::Exchange> {
     assert!(gw.state.audit.flush().await.stored);
     let page = gw
         .state
@@ -719,7 +727,7 @@ async fn journalled_exchanges(gw: &Gateway, id: &str) -> Vec<qaqpa_audit::Exchan
     page.records
         .into_iter()
         .filter_map(|rec| match rec.event.kind {
-            qaqpa_audit::EventKind::Exchange(x) if x.message_id.as_deref() == Some(id) => Some(x),
+            qaqpa_audit::EventKind::Exchange(x) if wanted(&x) => Some(x),
             _ => None,
         })
         .collect()
@@ -807,6 +815,101 @@ async fn an_attempt_whose_connection_never_opened_journals_no_bytes_sent() {
         (x.request_bytes, x.response_bytes),
         (None, None),
         "nothing went out and nothing came back: {x:#?}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_exchange_journals_the_envelopes_on_the_wire_not_the_callers_json() {
+    use qaqpa_shep::emulator::{ServiceAnswer, ShepEmulator};
+    const BIN: &str = "123456789012";
+    let shep = ShepEmulator::builder()
+        .service("GbdulInfoByBin_v2", |r: &qaqpa_shep::SyncRequest| {
+            let asked = r.data.as_ref().map(|d| d.as_text().to_owned());
+            match asked {
+                Some(a) if a.contains(BIN) => {
+                    ServiceAnswer::Data(Some(qaqpa_shep::MessageData::text(format!(
+                        "<Organization><BIN>{BIN}</BIN><Name>ТОО Сынақ</Name></Organization>"
+                    ))))
+                }
+                _ => ServiceAnswer::BusinessError("БИН не найден".into()),
+            }
+        })
+        .start()
+        .await
+        .expect("ШЭП emulator");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nowhere = format!(
+        "http://{}/bip-sync-wss-gost/",
+        closed.local_addr().expect("addr")
+    );
+    drop(closed);
+    let service = |name: &str, endpoint: &str| {
+        format!(
+            "[[service]]\nname = \"{name}\"\nadapter = \"shep\"\ntimeout_ms = 10000\n[service.settings]\n\
+             endpoint = \"{endpoint}\"\nservice_id = \"GbdulInfoByBin_v2\"\nsender_id = \"qaqpa\"\n\
+             timeout_secs = 10\nrequire_signed_pushes = false\n"
+        )
+    };
+    let routes = format!(
+        "{}\n{}{}",
+        echo_routes("http://127.0.0.1:9", ""),
+        service("company", &shep.sync_url()),
+        service("company-down", &nowhere)
+    );
+    let gw = Gateway::start(&routes).await;
+    let token = gw.key("edms-a", Role::Client).await;
+    let found = gw
+        .post_json(
+            &token,
+            "/v1/calls/company",
+            &json!({"data": format!("<BIN>{BIN}</BIN>")}),
+        )
+        .await;
+    assert_eq!(found.status(), 200);
+    let refused = gw
+        .post_json(
+            &token,
+            "/v1/calls/company",
+            &json!({"data": "<BIN>000000000000</BIN>"}),
+        )
+        .await;
+    assert_eq!(refused.status(), 502);
+    let unreachable = gw
+        .post_json(
+            &token,
+            "/v1/calls/company-down",
+            &json!({"data": format!("<BIN>{BIN}</BIN>")}),
+        )
+        .await;
+    assert!(unreachable.status().is_server_error(), "{unreachable:?}");
+
+    // Both answered calls are journalled with the envelopes the emulator received and
+    // answered: signed SOAP around the caller's few bytes of JSON, a refusal's too.
+    let wire = shep.wire_sizes();
+    assert_eq!(wire.len(), 2, "{wire:?}");
+    let mut answered =
+        journalled_exchanges_where(&gw, |x| x.service_id.as_deref() == Some("company")).await;
+    answered.sort_by_key(|x| x.request_out);
+    assert_eq!(answered.len(), 2, "{answered:#?}");
+    for (x, on_wire) in answered.iter().zip(&wire) {
+        assert_eq!(
+            (x.request_bytes, x.response_bytes),
+            (Some(on_wire.request_bytes), on_wire.response_bytes),
+            "{answered:#?}"
+        );
+        assert!(on_wire.request_bytes > 300, "a whole envelope: {wire:?}");
+    }
+    assert!(answered[0].result.is_success(), "{answered:#?}");
+    assert!(!answered[1].result.is_success(), "{answered:#?}");
+    // A call whose connection never opened sent nothing and read nothing.
+    let down =
+        journalled_exchanges_where(&gw, |x| x.service_id.as_deref() == Some("company-down")).await;
+    assert_eq!(down.len(), 1, "{down:#?}");
+    assert_eq!(
+        (down[0].request_bytes, down[0].response_bytes),
+        (None, None),
+        "{down:#?}"
     );
     gw.stop().await;
 }

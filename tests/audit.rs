@@ -388,10 +388,17 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     let call = &calls["records"][0]["event"];
     assert_eq!(call["kind"]["service_id"], "bmg-person", "{calls:#}");
     assert_eq!(call["kind"]["result"]["shep"], "SCSS001", "{calls:#}");
-    assert!(
-        call["kind"]["response_bytes"]
-            .as_u64()
-            .is_some_and(|n| n > 0),
+    // Its sizes are those of the signed envelopes the ШЭП emulator received and answered.
+    let wire = bmg.wire_sizes();
+    assert_eq!(wire.len(), 1, "{wire:?}");
+    assert_eq!(
+        call["kind"]["request_bytes"].as_u64(),
+        Some(wire[0].request_bytes),
+        "{calls:#}"
+    );
+    assert_eq!(
+        call["kind"]["response_bytes"].as_u64(),
+        wire[0].response_bytes,
         "{calls:#}"
     );
     // The call's ШЭП messageId, from the adapter's answer (only the id, never the answer).

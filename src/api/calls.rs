@@ -54,8 +54,8 @@ pub async fn call(
     let started = Instant::now();
     let asked = OffsetDateTime::now_utc();
     let transaction_id = qaqpa_core::MessageId::new().to_string();
-    // The call's exchange is journalled by the sizes of the call as the caller made it (its
-    // body, the answer handed back), so what the adapter reports here is not read.
+    // What the adapter sent to the target and read back, for the exchange journal (see
+    // below).
     let meter = qaqpa_core::ExchangeMeter::new();
     let cx = Cx {
         deadline: started + timeout,
@@ -92,9 +92,19 @@ pub async fn call(
             svc.timeout_ms
         )),
     };
-    let response_bytes = match &result {
-        Ok(Ok(a)) => serde_json::to_string(&a.body).ok().map(|t| t.len() as u64),
-        _ => None,
+    // The exchange's sizes are those of the bodies on the wire to and from the target, as a
+    // metering adapter reported them (the ШЭП adapter: the signed envelope out, the answer's
+    // envelope in), a fault or an error answer included, and none for a direction it never
+    // reported (no connection, no answer). An adapter that does not meter is journalled by the
+    // call as the gateway saw it: the caller's body and the answer handed back.
+    let (request_bytes, response_bytes) = if adapter.meters_exchanges() {
+        meter.sizes()
+    } else {
+        let answered = match &result {
+            Ok(Ok(a)) => serde_json::to_string(&a.body).ok().map(|t| t.len() as u64),
+            _ => None,
+        };
+        (Some(body.len() as u64), answered)
     };
     // The contract gives a call no message id of its own; an adapter whose protocol has one
     // names it in the answer (the ШЭП adapter's `message_id`, the SOAP messageId). Only that
@@ -120,7 +130,7 @@ pub async fn call(
                 response_in: Some(answered),
                 request_in: None,
                 response_out: None,
-                request_bytes: Some(body.len() as u64),
+                request_bytes,
                 response_bytes,
                 result: journal_result,
             },

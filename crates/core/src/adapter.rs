@@ -37,7 +37,7 @@ pub struct Cx<'a> {
     pub transaction_id: &'a str,
     /// Where the adapter reports the bodies it really sent to the target and read back, on
     /// success and on failure alike (see [`ExchangeMeter`]); the engine journals them with the
-    /// attempt. Exchanges of one attempt add up.
+    /// attempt, the API with a synchronous call. Exchanges of one attempt add up.
     pub meter: &'a ExchangeMeter,
 }
 
@@ -196,10 +196,12 @@ pub trait Adapter: Send + Sync {
     /// One delivery attempt.
     async fn deliver(&self, msg: &Outgoing, cx: &Cx<'_>) -> Result<Delivered, Failure>;
 
-    /// Whether [`Adapter::deliver`] reports every body it sends and reads to [`Cx::meter`].
-    /// Then an attempt that reported no request sent none (a connection that never opened),
-    /// and the exchange journal says so; an adapter that does not meter (the default) has its
-    /// requests journalled by the size of what the gateway handed it.
+    /// Whether [`Adapter::deliver`] and [`Adapter::call`] report every body they send and read
+    /// to [`Cx::meter`]. Then an attempt or call that reported no request sent none (a
+    /// connection that never opened, a call the adapter does not offer), and the exchange
+    /// journal says so; an adapter that does not meter (the default) has its requests journalled
+    /// by the size of what the gateway handed it (a call: the caller's body and the answer
+    /// handed back).
     fn meters_exchanges(&self) -> bool {
         false
     }
