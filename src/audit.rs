@@ -7,7 +7,8 @@
 //! What is journalled: authentication (a key's first verification and every failure), refused
 //! requests, reads of messages, attachments, inbox items and the journal itself, every exchange
 //! with a target (and every push from one), each step of a message's life, API key changes,
-//! configuration loaded, signature verifications, certificates that expire within 30 days,
+//! configuration loaded and changed since the last start ([`crate::config_journal`]), signature
+//! verifications, certificates that expire within 30 days,
 //! and a previous run that ended without a clean stop ([`RunMarker`]). An event a request
 //! causes names its caller's key id and the request's client IP ([`crate::auth::CausedBy`]);
 //! an accepted message's event also gives the operation, from the message's creation to its
@@ -60,7 +61,7 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn AuditStore>> {
 
 /// Where the journal's local files live: the SQLite data directory, or the working
 /// directory with PostgreSQL.
-fn local_dir(cfg: &Config) -> PathBuf {
+pub(crate) fn local_dir(cfg: &Config) -> PathBuf {
     match &cfg.store {
         StoreConfig::Sqlite { data_dir } => data_dir.clone(),
         StoreConfig::Postgres { .. } => PathBuf::from("."),

@@ -77,16 +77,13 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
     let routes = load_routes(&cfg, &registry)?;
     let (store, blobs) = open_store(&cfg).await?;
     let audit = crate::audit::start(&cfg).await?;
-    audit.record(qaqpa_audit::AuditEvent::config_change(
+    crate::config_journal::journal_start(
+        &audit,
         crate::audit::GATEWAY,
-        qaqpa_audit::ChangeOp::Created,
-        &format!(
-            "configuration loaded: {} routes, {} services from {}",
-            routes.routes.len(),
-            routes.services.len(),
-            cfg.routes.display()
-        ),
-    ));
+        &cfg,
+        &routes,
+        &crate::audit::local_dir(&cfg),
+    );
     check_certificate_expiry(&cfg, &audit);
     Ok(AppState {
         keys: Arc::new(KeyVerifier::new(

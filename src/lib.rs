@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_journal;
 pub mod engine;
 pub mod esedo;
 pub mod gateway;

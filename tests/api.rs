@@ -913,3 +913,130 @@ async fn a_calls_exchange_journals_the_envelopes_on_the_wire_not_the_callers_jso
     );
     gw.stop().await;
 }
+
+/// The CONFIG events in the journal (flushed first), oldest first, as (name, what).
+async fn journalled_config(gw: &Gateway) -> Vec<(String, String)> {
+    assert!(gw.state.audit.flush().await.stored);
+    let mut out = Vec::new();
+    for op in ["CONFIG_CREATED", "CONFIG_CHANGED", "CONFIG_DELETED"] {
+        let page = gw
+            .state
+            .audit
+            .store()
+            .expect("journal")
+            .query(
+                &qaqpa_audit::AuditFilter {
+                    kind: Some(op.into()),
+                    ..Default::default()
+                },
+                None,
+                100,
+            )
+            .await
+            .expect("query");
+        for rec in page.records {
+            if let qaqpa_audit::EventKind::Config { what, .. } = rec.event.kind {
+                out.push((rec.seq, op.to_owned(), what));
+            }
+        }
+    }
+    out.sort();
+    out.into_iter().map(|(_, op, what)| (op, what)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_journals_each_route_added_removed_or_changed_and_an_unchanged_one_nothing() {
+    // One data directory and one routes file for every start.
+    let dir = tempfile::tempdir().expect("dir");
+    let routes_path = dir.path().join("routes.toml");
+    let route = |name: &str, timeout_ms: u32| {
+        format!(
+            "[[route]]\nname = \"{name}\"\nadapter = \"http\"\nkinds = [\"{name}.post\"]\n\
+             timeout_ms = {timeout_ms}\n[route.settings]\nurl = \"http://127.0.0.1:9/deliver\"\n"
+        )
+    };
+    // Starts and stops a gateway on `routes` with `poll_ms`; the CONFIG events this start
+    // added to the journal.
+    let mut seen = 0;
+    let mut start = async |routes: String, poll_ms: u64| {
+        std::fs::write(&routes_path, routes).expect("routes");
+        let gw = Gateway::start_with("", |cfg| {
+            cfg.routes = routes_path.clone();
+            cfg.store = qaqpa::config::StoreConfig::Sqlite {
+                data_dir: dir.path().join("data"),
+            };
+            cfg.engine.poll_ms = poll_ms;
+        })
+        .await;
+        let all = journalled_config(&gw).await;
+        gw.stop().await;
+        let new = all[seen..].to_vec();
+        seen = all.len();
+        new
+    };
+    let summary = |events: &[(String, String)]| -> Vec<(String, String)> {
+        events
+            .iter()
+            .map(|(op, what)| {
+                let head = what.split([';', '(']).next().unwrap_or_default();
+                (op.clone(), head.trim_end().to_owned())
+            })
+            .collect()
+    };
+    let pairs = |expected: &[(&str, &str)]| -> Vec<(String, String)> {
+        expected
+            .iter()
+            .map(|(op, what)| (op.to_string(), what.to_string()))
+            .collect()
+    };
+    let loaded = format!(
+        "configuration loaded: 2 routes, 0 services from {}",
+        routes_path.display()
+    );
+
+    let first = start(format!("{}{}", route("echo", 2000), route("old", 2000)), 50).await;
+    assert_eq!(
+        summary(&first),
+        pairs(&[("CONFIG_CREATED", &loaded)]),
+        "a first start only loads: {first:#?}"
+    );
+    let second = start(format!("{}{}", route("echo", 3000), route("new", 2000)), 75).await;
+    assert_eq!(
+        summary(&second),
+        pairs(&[
+            ("CONFIG_CREATED", &loaded),
+            (
+                "CONFIG_CHANGED",
+                "gateway settings changed since the last start"
+            ),
+            (
+                "CONFIG_CHANGED",
+                "route 'echo' changed since the last start"
+            ),
+            ("CONFIG_CREATED", "route 'new' added since the last start"),
+            ("CONFIG_DELETED", "route 'old' removed since the last start"),
+        ]),
+        "{second:#?}"
+    );
+    // The same routes in another order: the first that matches takes a message.
+    let third = start(format!("{}{}", route("new", 2000), route("echo", 3000)), 75).await;
+    assert_eq!(
+        summary(&third),
+        pairs(&[
+            ("CONFIG_CREATED", &loaded),
+            ("CONFIG_CHANGED", "route order changed since the last start"),
+        ]),
+        "{third:#?}"
+    );
+    // The same routes and settings, written otherwise: nothing changed.
+    let fourth = start(
+        format!("# comment\n\n{}{}", route("new", 2000), route("echo", 3000)).replace(" = ", "="),
+        75,
+    )
+    .await;
+    assert_eq!(
+        summary(&fourth),
+        pairs(&[("CONFIG_CREATED", &loaded)]),
+        "{fourth:#?}"
+    );
+}
