@@ -8,7 +8,7 @@
 //! requests, reads of messages, attachments, inbox items and the journal itself, every exchange
 //! with a target (and every push from one), each step of a message's life, API key changes,
 //! configuration loaded and changed since the last start ([`crate::config_journal`]), signature
-//! verifications, certificates that expire within 30 days,
+//! verifications, certificates the gateway relies on that expire within 30 days,
 //! and a previous run that ended without a clean stop ([`RunMarker`]). An event a request
 //! causes names its caller's key id and the request's client IP ([`crate::auth::CausedBy`]);
 //! an accepted message's event also gives the operation, from the message's creation to its

@@ -84,7 +84,7 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
         &routes,
         &crate::audit::local_dir(&cfg),
     );
-    check_certificate_expiry(&cfg, &audit);
+    check_certificate_expiry(&cfg, &pki, &audit);
     Ok(AppState {
         keys: Arc::new(KeyVerifier::new(
             store.clone(),
@@ -105,30 +105,80 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
     })
 }
 
-/// Journals a warning when the gateway's signing certificate expires within 30 days.
-fn check_certificate_expiry(cfg: &Config, audit: &qaqpa_audit::Auditor) {
-    let Some(signing) = &cfg.signing else {
-        return;
-    };
-    let Ok(p12) = std::fs::read(&signing.keystore) else {
-        return;
-    };
-    let Ok(ks) = signing
-        .password()
-        .and_then(|pw| qaqpa_pki::Keystore::from_pkcs12(&p12, &pw).map_err(Into::into))
-    else {
-        return;
-    };
-    let cert = ks.certificate();
-    let not_after = time::OffsetDateTime::from_unix_timestamp(cert.not_after().0)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    if let Some(e) = qaqpa_audit::expiry_warning(
-        &cert.subject().to_string(),
-        &cert.serial_hex(),
-        not_after,
-        time::OffsetDateTime::now_utc(),
-    ) {
-        audit.record(e);
+/// Every certificate the gateway relies on, with what it is for: its signing certificate,
+/// the pinned ШЭП peer certificates and the trust anchors and intermediates of
+/// `pki.trust_dir`. One that cannot be read now (it was at start-up) is logged and left out.
+fn relied_on_certificates(
+    cfg: &Config,
+    pki: &crate::pki::PkiService,
+) -> Vec<(String, qaqpa_pki::Certificate)> {
+    let mut out = Vec::new();
+    if let Some(signing) = &cfg.signing {
+        let opened = std::fs::read(&signing.keystore)
+            .map_err(anyhow::Error::from)
+            .and_then(|p12| {
+                let pw = signing.password()?;
+                Ok(qaqpa_pki::Keystore::from_pkcs12(&p12, &pw)?)
+            });
+        match opened {
+            Ok(ks) => out.push((
+                "the gateway's signing certificate".to_owned(),
+                ks.certificate().clone(),
+            )),
+            Err(e) => tracing::warn!(keystore = %signing.keystore.display(), error = %e,
+                "cannot open the signing keystore to check its certificate's expiry"),
+        }
+    }
+    for path in &cfg.shep.peer_certificates {
+        match std::fs::read(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| Ok(qaqpa_pki::Certificate::from_der_or_pem(&b)?))
+        {
+            Ok(cert) => out.push((
+                format!("pinned ШЭП peer certificate {}", path.display()),
+                cert,
+            )),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                "cannot read a pinned ШЭП peer certificate to check its expiry"),
+        }
+    }
+    let trust = pki.trust();
+    for (what, certs) in [
+        ("trust anchor", trust.anchors()),
+        ("intermediate CA", trust.intermediates()),
+    ] {
+        out.extend(
+            certs
+                .iter()
+                .map(|c| (format!("{what} of pki.trust_dir"), c.clone())),
+        );
+    }
+    out
+}
+
+/// Journals a warning for each certificate the gateway relies on that expires within 30 days
+/// or has expired (an error with 7 days or fewer left), saying what the certificate is for.
+fn check_certificate_expiry(
+    cfg: &Config,
+    pki: &crate::pki::PkiService,
+    audit: &qaqpa_audit::Auditor,
+) {
+    let now = time::OffsetDateTime::now_utc();
+    for (purpose, cert) in relied_on_certificates(cfg, pki) {
+        let not_after = time::OffsetDateTime::from_unix_timestamp(cert.not_after().0)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        if let Some(mut e) = qaqpa_audit::expiry_warning(
+            &cert.subject().to_string(),
+            &cert.serial_hex(),
+            not_after,
+            now,
+        ) {
+            // The log names the certificate by serial only: a subject may hold an IIN.
+            tracing::warn!(%purpose, serial = %cert.serial_hex(), not_after = %not_after,
+                "a certificate the gateway relies on expires within 30 days or has expired");
+            e.description = format!("{purpose}: {}", e.description);
+            audit.record(e);
+        }
     }
 }
 
@@ -159,7 +209,7 @@ async fn run_audit_maintenance(state: AppState, shutdown: CancellationToken) {
             _ = tokio::time::sleep(AUDIT_MAINTENANCE_PERIOD) => {}
             _ = shutdown.cancelled() => return,
         }
-        check_certificate_expiry(&state.cfg, &state.audit);
+        check_certificate_expiry(&state.cfg, &state.pki, &state.audit);
     }
 }
 

@@ -1040,3 +1040,109 @@ async fn a_restart_journals_each_route_added_removed_or_changed_and_an_unchanged
         "{fourth:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_the_gateway_relies_on_that_expire_soon_are_journalled_with_what_they_are_for()
+{
+    use qaqpa_pki::testpki::{KeyKind, TestPki};
+    use qaqpa_pki::time::UtcTime;
+    const IIN: &str = "870101300123";
+    let dir = tempfile::tempdir().expect("dir");
+    // The trust directory: test roots and intermediates, valid for years (no warning).
+    let pki = TestPki::generate(&dir.path().join("trust")).expect("test PKI");
+    let ca = pki.ca(KeyKind::Rsa);
+    let now = UtcTime::now();
+    let days = |n: i64| UtcTime(now.0 - n * 86_400);
+    // The signing certificate expires in 20 days (issued 345 days ago for a year), the pinned
+    // ШЭП peer's in 3.
+    let iin = qaqpa_pki::Iin::new(IIN).expect("iin");
+    let bin = qaqpa_pki::Bin::new("123456789021").expect("bin");
+    let signing = ca
+        .issue_end_entity(
+            "ШЛЮЗ ТЕСТ",
+            Some(&iin),
+            Some((&bin, "АО \"ТЕСТ\"")),
+            qaqpa_pki::Role::FirstHead,
+            days(345),
+        )
+        .expect("signing keystore");
+    let peer = ca
+        .issue_end_entity("ШЭП", None, None, qaqpa_pki::Role::Individual, days(362))
+        .expect("peer");
+    let keystore = dir.path().join("signing.p12");
+    std::fs::write(&keystore, signing.to_pkcs12("пароль-1").expect("p12")).expect("write");
+    let password = dir.path().join("signing.password");
+    std::fs::write(&password, "пароль-1\n").expect("write");
+    let peer_cert = dir.path().join("shep-peer.cer");
+    std::fs::write(&peer_cert, peer.certificate().der()).expect("write");
+    let gw = Gateway::start_with(&echo_routes("http://127.0.0.1:9", ""), |cfg| {
+        cfg.signing = Some(qaqpa::config::SigningConfig {
+            keystore: keystore.clone(),
+            password_env: None,
+            password_file: Some(password.clone()),
+        });
+        cfg.shep.peer_certificates = vec![peer_cert.clone()];
+        cfg.pki.trust_dir = Some(dir.path().join("trust"));
+    })
+    .await;
+    assert!(gw.state.audit.flush().await.stored);
+    let page = gw
+        .state
+        .audit
+        .store()
+        .expect("journal")
+        .query(
+            &qaqpa_audit::AuditFilter {
+                kind: Some("CERT_EXPIRY".into()),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .expect("query");
+    let mut warned: Vec<(String, qaqpa_audit::Level, i64, String)> = page
+        .records
+        .iter()
+        .map(|rec| match &rec.event.kind {
+            qaqpa_audit::EventKind::CertExpiry {
+                serial, days_left, ..
+            } => (
+                serial.clone(),
+                rec.event.level,
+                *days_left,
+                rec.event.description.clone(),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    warned.sort_by_key(|w| w.2);
+    assert_eq!(
+        warned.len(),
+        2,
+        "only the two that expire soon: {warned:#?}"
+    );
+    let (serial, level, left, said) = &warned[0];
+    assert_eq!(serial, &peer.certificate().serial_hex());
+    assert_eq!(*level, qaqpa_audit::Level::Error, "{said}");
+    assert!((2..=3).contains(left), "{warned:#?}");
+    assert!(
+        said.starts_with(&format!(
+            "pinned ШЭП peer certificate {}: ",
+            peer_cert.display()
+        )),
+        "{said}"
+    );
+    let (serial, level, left, said) = &warned[1];
+    assert_eq!(serial, &signing.certificate().serial_hex());
+    assert_eq!(*level, qaqpa_audit::Level::Warning, "{said}");
+    assert!((19..=20).contains(left), "{warned:#?}");
+    assert!(
+        said.starts_with("the gateway's signing certificate: "),
+        "{said}"
+    );
+    // The subject's IIN is masked in the journal.
+    let text = format!("{:?}", page.records);
+    assert!(!text.contains(IIN), "{text}");
+    gw.stop().await;
+}
