@@ -106,8 +106,8 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
 }
 
 /// Every certificate the gateway relies on, with what it is for: its signing certificate,
-/// the pinned ШЭП peer certificates and the trust anchors and intermediates of
-/// `pki.trust_dir`. One that cannot be read now (it was at start-up) is logged and left out.
+/// the pinned ШЭП peer certificates, the CAs its syslog receivers' certificates must chain to,
+/// and the trust anchors and intermediates of `pki.trust_dir`. One that cannot be read now (it was at start-up) is logged and left out.
 fn relied_on_certificates(
     cfg: &Config,
     pki: &crate::pki::PkiService,
@@ -140,6 +140,31 @@ fn relied_on_certificates(
             )),
             Err(e) => tracing::warn!(path = %path.display(), error = %e,
                 "cannot read a pinned ШЭП peer certificate to check its expiry"),
+        }
+    }
+    for target in &cfg.audit.syslog {
+        let Some(ca_file) = &target.ca_file else {
+            continue;
+        };
+        match std::fs::read(ca_file)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| {
+                Ok(qaqpa_pki::Certificate::all_from_pem(
+                    &String::from_utf8_lossy(&b),
+                )?)
+            }) {
+            Ok(certs) => out.extend(certs.into_iter().map(|c| {
+                (
+                    format!(
+                        "CA of the syslog receiver {} ({})",
+                        target.url,
+                        ca_file.display()
+                    ),
+                    c,
+                )
+            })),
+            Err(e) => tracing::warn!(path = %ca_file.display(), error = %e,
+                "cannot read the syslog receiver's CA file to check its certificates' expiry"),
         }
     }
     let trust = pki.trust();

@@ -1075,6 +1075,37 @@ async fn certificates_the_gateway_relies_on_that_expire_soon_are_journalled_with
     std::fs::write(&password, "пароль-1\n").expect("write");
     let peer_cert = dir.path().join("shep-peer.cer");
     std::fs::write(&peer_cert, peer.certificate().der()).expect("write");
+    // The SIEM's CA, an ECDSA one made by OpenSSL, expires in 10 days.
+    let siem_ca = dir.path().join("siem-ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "10",
+            "-subj",
+            "/CN=SIEM test CA",
+            "-keyout",
+        ])
+        .arg(dir.path().join("siem-ca.key"))
+        .arg("-out")
+        .arg(&siem_ca)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let siem_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let siem_url = format!("tls://localhost:{siem_port}");
     let gw = Gateway::start_with(&echo_routes("http://127.0.0.1:9", ""), |cfg| {
         cfg.signing = Some(qaqpa::config::SigningConfig {
             keystore: keystore.clone(),
@@ -1083,6 +1114,10 @@ async fn certificates_the_gateway_relies_on_that_expire_soon_are_journalled_with
         });
         cfg.shep.peer_certificates = vec![peer_cert.clone()];
         cfg.pki.trust_dir = Some(dir.path().join("trust"));
+        let mut siem = qaqpa_audit::SyslogTarget::new(siem_url.clone());
+        siem.ca_file = Some(siem_ca.clone());
+        cfg.audit.syslog = vec![siem];
+        cfg.audit.spool_dir = dir.path().join("spool");
     })
     .await;
     assert!(gw.state.audit.flush().await.stored);
@@ -1119,8 +1154,8 @@ async fn certificates_the_gateway_relies_on_that_expire_soon_are_journalled_with
     warned.sort_by_key(|w| w.2);
     assert_eq!(
         warned.len(),
-        2,
-        "only the two that expire soon: {warned:#?}"
+        3,
+        "only the three that expire soon: {warned:#?}"
     );
     let (serial, level, left, said) = &warned[0];
     assert_eq!(serial, &peer.certificate().serial_hex());
@@ -1133,7 +1168,17 @@ async fn certificates_the_gateway_relies_on_that_expire_soon_are_journalled_with
         )),
         "{said}"
     );
-    let (serial, level, left, said) = &warned[1];
+    let (_, level, left, said) = &warned[1];
+    assert_eq!(*level, qaqpa_audit::Level::Warning, "{said}");
+    assert!((9..=10).contains(left), "{warned:#?}");
+    assert!(
+        said.starts_with(&format!(
+            "CA of the syslog receiver {siem_url} ({}): ",
+            siem_ca.display()
+        )),
+        "{said}"
+    );
+    let (serial, level, left, said) = &warned[2];
     assert_eq!(serial, &signing.certificate().serial_hex());
     assert_eq!(*level, qaqpa_audit::Level::Warning, "{said}");
     assert!((19..=20).contains(left), "{warned:#?}");
