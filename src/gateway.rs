@@ -80,10 +80,15 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
     crate::config_journal::journal_start(
         &audit,
         crate::audit::GATEWAY,
-        &cfg,
-        &routes,
-        &crate::audit::local_dir(&cfg),
-    );
+        &cfg.routes,
+        (routes.routes.len(), routes.services.len()),
+        &crate::config_journal::digest_key(secret),
+        &crate::config_journal::fingerprint_path(
+            &crate::audit::local_dir(&cfg),
+            cfg.engine.worker_id.as_deref(),
+        ),
+    )
+    .await;
     check_certificate_expiry(&cfg, &pki, &audit);
     Ok(AppState {
         keys: Arc::new(KeyVerifier::new(

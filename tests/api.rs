@@ -1007,10 +1007,6 @@ async fn a_restart_journals_each_route_added_removed_or_changed_and_an_unchanged
             ("CONFIG_CREATED", &loaded),
             (
                 "CONFIG_CHANGED",
-                "gateway settings changed since the last start"
-            ),
-            (
-                "CONFIG_CHANGED",
                 "route 'echo' changed since the last start"
             ),
             ("CONFIG_CREATED", "route 'new' added since the last start"),

@@ -383,7 +383,18 @@ impl Auditor {
     /// Waits until everything recorded before is in the store and sent by every sink (or a
     /// sink's send attempt failed and its lines are in its spool).
     pub async fn flush(&self) -> FlushReport {
-        let stored = match &self.inner.store_tx {
+        let stored = self.flush_journal().await;
+        let mut sent = true;
+        for sink in &self.inner.sinks {
+            sent &= sink.flush().await;
+        }
+        FlushReport { stored, sent }
+    }
+
+    /// Waits until everything recorded before is in the store (not for the syslog sinks, which
+    /// may be waiting for a receiver). True without a store.
+    pub async fn flush_journal(&self) -> bool {
+        match &self.inner.store_tx {
             Some(tx) => {
                 let (reply, rx) = oneshot::channel();
                 let sent = tx.send(StoreMsg::Flush(reply)).await.is_ok();
@@ -391,12 +402,7 @@ impl Auditor {
                 sent && rx.await.unwrap_or(false)
             }
             None => true,
-        };
-        let mut sent = true;
-        for sink in &self.inner.sinks {
-            sent &= sink.flush().await;
         }
-        FlushReport { stored, sent }
     }
 
     /// Stops: stores and sends what can be within `deadline`, spools the rest of the syslog
