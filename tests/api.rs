@@ -698,6 +698,27 @@ async fn http2_rate_limit_and_header_limit_hold() {
     gw.stop().await;
 }
 
+/// The records of kind `kind` in the journal (everything recorded is flushed first), newest
+/// first, at most 100.
+async fn journalled(gw: &Gateway, kind: &str) -> Vec<qaqpa_audit::StoredRecord> {
+    assert!(gw.state.audit.flush().await.stored);
+    gw.state
+        .audit
+        .store()
+        .expect("journal")
+        .query(
+            &qaqpa_audit::AuditFilter {
+                kind: Some(kind.into()),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .expect("query")
+        .records
+}
+
 /// The EXCHANGE events journalled for message `id` (everything recorded is flushed first).
 async fn journalled_exchanges(gw: &Gateway, id: &str) -> Vec<qaqpa_audit::Exchange> {
     journalled_exchanges_where(gw, |x| x.message_id.as_deref() == Some(id)).await
@@ -708,23 +729,8 @@ async fn journalled_exchanges_where(
     gw: &Gateway,
     wanted: impl Fn(&qaqpa_audit::Exchange) -> bool,
 ) -> Vec<qaqpa_audit::Exchange> {
-    assert!(gw.state.audit.flush().await.stored);
-    let page = gw
-        .state
-        .audit
-        .store()
-        .expect("journal")
-        .query(
-            &qaqpa_audit::AuditFilter {
-                kind: Some("EXCHANGE".into()),
-                ..Default::default()
-            },
-            None,
-            100,
-        )
+    journalled(gw, "EXCHANGE")
         .await
-        .expect("query");
-    page.records
         .into_iter()
         .filter_map(|rec| match rec.event.kind {
             qaqpa_audit::EventKind::Exchange(x) if wanted(&x) => Some(x),
@@ -916,25 +922,9 @@ async fn a_calls_exchange_journals_the_envelopes_on_the_wire_not_the_callers_jso
 
 /// The CONFIG events in the journal (flushed first), oldest first, as (name, what).
 async fn journalled_config(gw: &Gateway) -> Vec<(String, String)> {
-    assert!(gw.state.audit.flush().await.stored);
     let mut out = Vec::new();
     for op in ["CONFIG_CREATED", "CONFIG_CHANGED", "CONFIG_DELETED"] {
-        let page = gw
-            .state
-            .audit
-            .store()
-            .expect("journal")
-            .query(
-                &qaqpa_audit::AuditFilter {
-                    kind: Some(op.into()),
-                    ..Default::default()
-                },
-                None,
-                100,
-            )
-            .await
-            .expect("query");
-        for rec in page.records {
+        for rec in journalled(gw, op).await {
             if let qaqpa_audit::EventKind::Config { what, .. } = rec.event.kind {
                 out.push((rec.seq, op.to_owned(), what));
             }
@@ -1116,24 +1106,8 @@ async fn certificates_the_gateway_relies_on_that_expire_soon_are_journalled_with
         cfg.audit.spool_dir = dir.path().join("spool");
     })
     .await;
-    assert!(gw.state.audit.flush().await.stored);
-    let page = gw
-        .state
-        .audit
-        .store()
-        .expect("journal")
-        .query(
-            &qaqpa_audit::AuditFilter {
-                kind: Some("CERT_EXPIRY".into()),
-                ..Default::default()
-            },
-            None,
-            100,
-        )
-        .await
-        .expect("query");
-    let mut warned: Vec<(String, qaqpa_audit::Level, i64, String)> = page
-        .records
+    let records = journalled(&gw, "CERT_EXPIRY").await;
+    let mut warned: Vec<(String, qaqpa_audit::Level, i64, String)> = records
         .iter()
         .map(|rec| match &rec.event.kind {
             qaqpa_audit::EventKind::CertExpiry {
@@ -1183,7 +1157,7 @@ async fn certificates_the_gateway_relies_on_that_expire_soon_are_journalled_with
         "{said}"
     );
     // The subject's IIN is masked in the journal.
-    let text = format!("{:?}", page.records);
+    let text = format!("{records:?}");
     assert!(!text.contains(IIN), "{text}");
     gw.stop().await;
 }
