@@ -17,6 +17,9 @@ pub struct Registry {
     pub shep_verifier: Option<Arc<dyn qaqpa_shep::EnvelopeVerifier>>,
     /// The ЕСЭДО participants directory the `esedo` adapter checks recipients against.
     pub esedo_directory: Option<Arc<std::sync::RwLock<qaqpa_adapter_esedo::Directory>>>,
+    /// The certificates the adapters loaded (our signing certificate, the pinned ШЭП peers),
+    /// each with what it is for: the ones whose expiry is watched.
+    pub certificates: Vec<(String, qaqpa_pki::Certificate)>,
 }
 
 impl Registry {
@@ -37,6 +40,10 @@ impl Registry {
                 let password = s.password()?;
                 let xml_signer = qaqpa_soap::signer_from_pkcs12(&p12, &password)
                     .map_err(|e| anyhow::anyhow!("keystore {}: {e}", s.keystore.display()))?;
+                let cert = qaqpa_pki::Certificate::from_der(xml_signer.certificate_der())
+                    .map_err(|e| anyhow::anyhow!("keystore {}: {e}", s.keystore.display()))?;
+                r.certificates
+                    .push(("the gateway's signing certificate".to_owned(), cert));
                 Some(Arc::new(qaqpa_shep::SoapSigner::new(
                     Arc::from(xml_signer),
                     qaqpa_soap::WsSecurityOptions::default(),
@@ -57,6 +64,10 @@ impl Registry {
                         anyhow::anyhow!("shep.peer_certificates {}: {e}", path.display())
                     })?;
                     pinned.push(cert.der().to_vec());
+                    r.certificates.push((
+                        format!("pinned ШЭП peer certificate {}", path.display()),
+                        cert,
+                    ));
                 }
                 Some(Arc::new(qaqpa_shep::SoapVerifier::pinned(pinned)))
             };

@@ -187,25 +187,23 @@ pub fn fingerprint_path(dir: &Path, worker_id: Option<&str>) -> PathBuf {
     }
 }
 
-/// Journals the routes in force at start-up and what changed since the last start (see the
-/// module comment), waits until those events are stored, then keeps the new fingerprint in
-/// `path`. A fingerprint that cannot be read or written is logged and journalled; it never
-/// stops the start.
+/// Journals the routes in force at start-up (`routes_text`, read from `routes_file`) and what
+/// changed since the last start (see the module comment), waits until those events are stored,
+/// then keeps the new fingerprint in `path`. A fingerprint that cannot be taken, read or
+/// written is logged and journalled; it never stops the start.
 pub async fn journal_start(
     audit: &Auditor,
     source: &str,
     routes_file: &Path,
+    routes_text: &str,
     counts: (usize, usize),
     key: &[u8],
     path: &Path,
 ) {
-    let print = std::fs::read_to_string(routes_file)
-        .map_err(|e| e.to_string())
-        .and_then(|text| Fingerprint::of_text(&text, key));
-    let print = match print {
+    let print = match Fingerprint::of_text(routes_text, key) {
         Ok(p) => p,
         Err(e) => {
-            // The file was read and checked a moment ago; it changed under us.
+            // The text was parsed as routes a moment ago, so this is not expected.
             tracing::warn!(path = %routes_file.display(), error = %e, "cannot take the routes' fingerprint");
             audit.record(AuditEvent::config_change(
                 source,

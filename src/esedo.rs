@@ -157,8 +157,12 @@ pub struct EsedoRig {
 
 impl EsedoRig {
     /// Generates a test PKI under `dir/pki` (served on loopback), and starts the ЕСЭДО emulator
-    /// on loopback; it plays the default receipt sequence `step` apart.
-    pub async fn start(dir: &Path, step: Duration) -> anyhow::Result<EsedoRig> {
+    /// on `listen` (port 0: a free one); it plays the default receipt sequence `step` apart.
+    pub async fn start(
+        dir: &Path,
+        listen: std::net::SocketAddr,
+        step: Duration,
+    ) -> anyhow::Result<EsedoRig> {
         let pki_dir = dir.join("pki");
         let pki = TestPkiServer::start(&pki_dir, "127.0.0.1:0")
             .await
@@ -206,9 +210,10 @@ impl EsedoRig {
             .sequence(ReceiptStep::default_sequence())
             .step_delay(step)
             .incoming_parties(SANDBOX_SENDER, SANDBOX_PARTICIPANT)
+            .listen(listen)
             .start()
             .await
-            .map_err(|e| anyhow::anyhow!("ЕСЭДО emulator: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot start the ЕСЭДО emulator on {listen}: {e}"))?;
         Ok(EsedoRig {
             pki,
             emulator,

@@ -51,11 +51,17 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn
 
 /// Loads routes.toml and checks every route against its adapter.
 pub fn load_routes(cfg: &Config, registry: &Registry) -> anyhow::Result<RoutesFile> {
-    let routes = RoutesFile::load(&cfg.routes)?;
+    Ok(load_routes_text(cfg, registry)?.0)
+}
+
+/// [`load_routes`], with the text the routes were parsed from (read once, so the
+/// configuration journal fingerprints what is in force, not a file changed since).
+fn load_routes_text(cfg: &Config, registry: &Registry) -> anyhow::Result<(RoutesFile, String)> {
+    let (routes, text) = RoutesFile::load_with_text(&cfg.routes)?;
     registry
         .check_routes(&routes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.routes.display()))?;
-    Ok(routes)
+    Ok((routes, text))
 }
 
 /// The webhook master secret from the environment variable the config names.
@@ -74,13 +80,14 @@ pub fn webhook_secret(cfg: &Config) -> anyhow::Result<Vec<u8>> {
 pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState> {
     let pki = Arc::new(crate::pki::PkiService::from_config(&cfg.pki)?);
     let registry = Registry::builtin(&cfg, &pki)?;
-    let routes = load_routes(&cfg, &registry)?;
+    let (routes, routes_text) = load_routes_text(&cfg, &registry)?;
     let (store, blobs) = open_store(&cfg).await?;
     let audit = crate::audit::start(&cfg).await?;
     crate::config_journal::journal_start(
         &audit,
         crate::audit::GATEWAY,
         &cfg.routes,
+        &routes_text,
         (routes.routes.len(), routes.services.len()),
         &crate::config_journal::digest_key(secret),
         &crate::config_journal::fingerprint_path(
@@ -89,7 +96,8 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
         ),
     )
     .await;
-    check_certificate_expiry(&cfg, &pki, &audit);
+    let certificates: Arc<[_]> = relied_on_certificates(&cfg, &pki, &registry).into();
+    check_certificate_expiry(&certificates, &audit);
     Ok(AppState {
         keys: Arc::new(KeyVerifier::new(
             store.clone(),
@@ -107,46 +115,21 @@ pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState>
         webhook_signer: Arc::new(WebhookSigner::new(secret)),
         pki,
         audit,
+        certificates,
     })
 }
 
-/// Every certificate the gateway relies on, with what it is for: its signing certificate,
-/// the pinned ШЭП peer certificates, the CAs its syslog receivers' certificates must chain to,
-/// and the trust anchors and intermediates of `pki.trust_dir`. One that cannot be read now (it was at start-up) is logged and left out.
+/// Every certificate the gateway relies on, with what it is for, as loaded at start-up: its
+/// signing certificate and the pinned ШЭП peer certificates (as the adapters loaded them), the
+/// CAs its syslog receivers' certificates must chain to (read when the sinks were made, moments
+/// before), and the trust anchors and intermediates of `pki.trust_dir`. The daily check judges
+/// these, not files replaced on disk since, which take effect only with a restart.
 fn relied_on_certificates(
     cfg: &Config,
     pki: &crate::pki::PkiService,
+    adapters: &Registry,
 ) -> Vec<(String, qaqpa_pki::Certificate)> {
-    let mut out = Vec::new();
-    if let Some(signing) = &cfg.signing {
-        let opened = std::fs::read(&signing.keystore)
-            .map_err(anyhow::Error::from)
-            .and_then(|p12| {
-                let pw = signing.password()?;
-                Ok(qaqpa_pki::Keystore::from_pkcs12(&p12, &pw)?)
-            });
-        match opened {
-            Ok(ks) => out.push((
-                "the gateway's signing certificate".to_owned(),
-                ks.certificate().clone(),
-            )),
-            Err(e) => tracing::warn!(keystore = %signing.keystore.display(), error = %e,
-                "cannot open the signing keystore to check its certificate's expiry"),
-        }
-    }
-    for path in &cfg.shep.peer_certificates {
-        match std::fs::read(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|b| Ok(qaqpa_pki::Certificate::from_der_or_pem(&b)?))
-        {
-            Ok(cert) => out.push((
-                format!("pinned ШЭП peer certificate {}", path.display()),
-                cert,
-            )),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e,
-                "cannot read a pinned ШЭП peer certificate to check its expiry"),
-        }
-    }
+    let mut out = adapters.certificates.clone();
     for target in &cfg.audit.syslog {
         let Some(ca_file) = &target.ca_file else {
             continue;
@@ -188,13 +171,12 @@ fn relied_on_certificates(
 
 /// Journals a warning for each certificate the gateway relies on that expires within 30 days
 /// or has expired (an error with 7 days or fewer left), saying what the certificate is for.
-fn check_certificate_expiry(
-    cfg: &Config,
-    pki: &crate::pki::PkiService,
+pub fn check_certificate_expiry(
+    certificates: &[(String, qaqpa_pki::Certificate)],
     audit: &qaqpa_audit::Auditor,
 ) {
     let now = time::OffsetDateTime::now_utc();
-    for (purpose, cert) in relied_on_certificates(cfg, pki) {
+    for (purpose, cert) in certificates {
         let not_after = time::OffsetDateTime::from_unix_timestamp(cert.not_after().0)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         if let Some(mut e) = qaqpa_audit::expiry_warning(
@@ -216,8 +198,8 @@ fn check_certificate_expiry(
 const AUDIT_MAINTENANCE_PERIOD: Duration = Duration::from_secs(24 * 3600);
 
 /// Archives journal records past the online window (and deletes archives past the retention)
-/// once right after start, then once a day, and checks the signing certificate's expiry again
-/// each day (start-up checked it already). It runs as a task of its own, so start-up and
+/// once right after start, then once a day, and checks the expiry of the certificates loaded at
+/// start again each day (start-up checked them already). It runs as a task of its own, so start-up and
 /// readiness never wait for it; the first run is not delayed, so a gateway restarted more
 /// often than daily still archives.
 async fn run_audit_maintenance(state: AppState, shutdown: CancellationToken) {
@@ -239,7 +221,7 @@ async fn run_audit_maintenance(state: AppState, shutdown: CancellationToken) {
             _ = tokio::time::sleep(AUDIT_MAINTENANCE_PERIOD) => {}
             _ = shutdown.cancelled() => return,
         }
-        check_certificate_expiry(&state.cfg, &state.pki, &state.audit);
+        check_certificate_expiry(&state.certificates, &state.audit);
     }
 }
 

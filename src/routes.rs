@@ -175,11 +175,17 @@ impl RoutesFile {
     /// Reads and checks a routes file (syntax, unknown keys, duplicate names, sane budgets).
     /// Adapter-specific settings are checked later by [`crate::adapters::Registry`].
     pub fn load(path: &Path) -> Result<Self, RoutesError> {
+        Ok(Self::load_with_text(path)?.0)
+    }
+
+    /// [`RoutesFile::load`], with the text the routes were parsed from.
+    pub fn load_with_text(path: &Path) -> Result<(Self, String), RoutesError> {
         let text = std::fs::read_to_string(path).map_err(|source| RoutesError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let routes = Self::parse(&text, &path.display().to_string())?;
+        Ok((routes, text))
     }
 
     /// Parses routes from text; `origin` names the source in errors.

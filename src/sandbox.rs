@@ -25,6 +25,10 @@ pub struct SandboxArgs {
     /// Address of the HTTP target emulator.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub emulator_listen: SocketAddr,
+    /// Address of the ЕСЭДО emulator (a fixed one keeps the sandbox's ЕСЭДО route the same
+    /// from one start to the next, so a restart journals no configuration change).
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    pub esedo_listen: SocketAddr,
     /// Stream audit events to a syslog receiver: udp://HOST:PORT, tcp://HOST:PORT or
     /// tls://HOST:PORT (TLS needs --syslog-ca).
     #[arg(long, value_name = "URL")]
@@ -60,7 +64,9 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
 
     // ЕСЭДО: a fresh test PKI (OCSP, TSA and CRLs on loopback) and the emulator of the state
     // bodies, which answers each letter with a receipt every two seconds.
-    let esedo = crate::esedo::EsedoRig::start(dir, std::time::Duration::from_secs(2)).await?;
+    let esedo =
+        crate::esedo::EsedoRig::start(dir, args.esedo_listen, std::time::Duration::from_secs(2))
+            .await?;
     let mut routes = DEFAULT_ROUTES.replace("127.0.0.1:8081", &emu_addr.to_string());
     routes.push_str(&esedo.routes(ESEDO_ROUTE, SANDBOX_CLIENT, None));
     let routes_path = dir.join("routes.toml");

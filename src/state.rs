@@ -34,6 +34,9 @@ pub struct AppState {
     pub audit: qaqpa_audit::Auditor,
     /// Trust anchors and revocation data for signature checks.
     pub pki: Arc<crate::pki::PkiService>,
+    /// The certificates the gateway relies on as loaded at start-up, each with what it is for;
+    /// their expiry is checked at start and daily.
+    pub certificates: Arc<[(String, qaqpa_pki::Certificate)]>,
 }
 
 /// A token bucket per API key.

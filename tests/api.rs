@@ -1159,5 +1159,29 @@ async fn certificates_the_gateway_relies_on_that_expire_soon_are_journalled_with
     // The subject's IIN is masked in the journal.
     let text = format!("{records:?}");
     assert!(!text.contains(IIN), "{text}");
+    // The daily check judges the certificates in force, as loaded at start: files replaced on
+    // disk since (a renewed peer certificate, a deleted CA file) take effect only on restart.
+    let renewed = ca
+        .issue_end_entity("ШЭП", None, None, qaqpa_pki::Role::Individual, days(0))
+        .expect("renewed peer");
+    std::fs::write(&peer_cert, renewed.certificate().der()).expect("write");
+    std::fs::remove_file(&siem_ca).expect("remove");
+    qaqpa::gateway::check_certificate_expiry(&gw.state.certificates, &gw.state.audit);
+    let again = journalled(&gw, "CERT_EXPIRY").await;
+    let serials = |records: &[qaqpa_audit::StoredRecord]| {
+        let mut s: Vec<String> = records
+            .iter()
+            .map(|rec| match &rec.event.kind {
+                qaqpa_audit::EventKind::CertExpiry { serial, .. } => serial.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    let mut twice = serials(&records);
+    twice.extend(serials(&records));
+    twice.sort();
+    assert_eq!(serials(&again), twice, "the same three once more");
     gw.stop().await;
 }

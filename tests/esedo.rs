@@ -77,7 +77,7 @@ async fn refused_signature_reasons(r: &Rig) -> Vec<String> {
 
 async fn start() -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rig = EsedoRig::start(dir.path(), Duration::ZERO)
+    let rig = EsedoRig::start(dir.path(), "127.0.0.1:0".parse().unwrap(), Duration::ZERO)
         .await
         .expect("rig");
     let hooks = HookSink::start().await;
@@ -575,7 +575,7 @@ async fn scse002_fails_with_its_reason_and_scse003_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_syncs_the_participants_directory_with_progress() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rig = EsedoRig::start(dir.path(), Duration::ZERO)
+    let rig = EsedoRig::start(dir.path(), "127.0.0.1:0".parse().unwrap(), Duration::ZERO)
         .await
         .expect("rig");
     std::fs::write(

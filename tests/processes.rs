@@ -419,3 +419,138 @@ async fn two_processes_on_one_postgres_share_work_and_take_over_when_one_dies() 
     b.kill().expect("kill B");
     let _ = b.wait();
 }
+
+/// The README's main job, `qaqpa sandbox`, as a new user runs it: it starts with its emulators,
+/// takes a message with the client key it wrote to `sandbox.env` and delivers it to its HTTP
+/// emulator. Stopped (SIGTERM) and started again on the same data directory and addresses, it
+/// journals its configuration as loaded again and nothing as added, removed or changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_delivers_with_the_key_it_wrote_and_a_restart_journals_no_configuration_change()
+{
+    let dir = tempfile::tempdir().expect("dir");
+    let [gateway, emulator, esedo] = [free_port(), free_port(), free_port()];
+    let url = format!("http://127.0.0.1:{gateway}");
+    let start = || {
+        qaqpa()
+            .args(["sandbox", "--listen", &format!("127.0.0.1:{gateway}")])
+            .args(["--emulator-listen", &format!("127.0.0.1:{emulator}")])
+            .args(["--esedo-listen", &format!("127.0.0.1:{esedo}")])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn qaqpa sandbox")
+    };
+    let stop = |mut child: Child| {
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let status = child.wait().expect("wait sandbox");
+        assert!(status.success(), "the sandbox stopped with {status}");
+    };
+
+    let mut sandbox = start();
+    wait_healthy(&url, &mut sandbox).await;
+    let env: BTreeMap<String, String> = std::fs::read_to_string(dir.path().join("sandbox.env"))
+        .expect("sandbox.env")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(env["QAQPA_URL"], url);
+    assert_eq!(
+        env["QAQPA_EMULATOR_URL"],
+        format!("http://127.0.0.1:{emulator}")
+    );
+    let http = reqwest::Client::new();
+    let key = &env["QAQPA_API_KEY"];
+    let accepted = http
+        .post(format!("{url}/v1/messages"))
+        .bearer_auth(key)
+        .json(&json!({"kind": "http.post", "to": "sandbox-echo", "document": {"title": "Hello"}}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(accepted.status(), 202);
+    let id = accepted.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let began = Instant::now();
+    loop {
+        let view: serde_json::Value = http
+            .get(format!("{url}/v1/messages/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if view["status"] == "delivered" {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "not delivered in 30 s: {view:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received: qaqpa_adapter_http::emulator::ReceivedSummary = http
+        .get(format!("{}/_control/received", env["QAQPA_EMULATOR_URL"]))
+        .send()
+        .await
+        .expect("emulator")
+        .json()
+        .await
+        .expect("summary");
+    assert_eq!(
+        received
+            .messages
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    stop(sandbox);
+
+    let mut sandbox = start();
+    wait_healthy(&url, &mut sandbox).await;
+    stop(sandbox);
+
+    let cfg = qaqpa::config::Config {
+        store: qaqpa::config::StoreConfig::Sqlite {
+            data_dir: dir.path().to_path_buf(),
+        },
+        ..Default::default()
+    };
+    let journal = qaqpa::audit::open_store(&cfg).await.expect("journal");
+    let mut config_events = Vec::new();
+    for kind in ["CONFIG_CREATED", "CONFIG_CHANGED", "CONFIG_DELETED"] {
+        let filter = qaqpa_audit::AuditFilter {
+            kind: Some(kind.into()),
+            ..Default::default()
+        };
+        let page = qaqpa_audit::AuditStore::query(&*journal, &filter, None, 100)
+            .await
+            .expect("query");
+        for rec in page.records {
+            if let qaqpa_audit::EventKind::Config { what, .. } = rec.event.kind {
+                config_events.push((rec.seq, kind, what));
+            }
+        }
+    }
+    config_events.sort();
+    assert_eq!(config_events.len(), 2, "{config_events:#?}");
+    for (_, kind, what) in &config_events {
+        assert_eq!(*kind, "CONFIG_CREATED", "{config_events:#?}");
+        assert!(what.starts_with("configuration loaded: "), "{what}");
+    }
+    assert_eq!(
+        config_events[0].2, config_events[1].2,
+        "the same routes and services, the same digest"
+    );
+}

@@ -247,6 +247,7 @@ pub struct EsedoEmulatorBuilder {
     step_delay: Duration,
     sender_participant: i64,
     our_participant: i64,
+    listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for EsedoEmulatorBuilder {
@@ -261,6 +262,7 @@ impl Default for EsedoEmulatorBuilder {
             step_delay: Duration::from_millis(200),
             sender_participant: 9001,
             our_participant: 1001,
+            listen: None,
         }
     }
 }
@@ -307,7 +309,13 @@ impl EsedoEmulatorBuilder {
         self
     }
 
-    /// Binds 127.0.0.1 on a free port and starts serving.
+    /// Serves on `addr` instead of a free port of 127.0.0.1 (a port 0 still picks a free one).
+    pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Binds its address (by default 127.0.0.1 on a free port) and starts serving.
     pub async fn start(self) -> std::io::Result<EsedoEmulator> {
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
@@ -323,6 +331,9 @@ impl EsedoEmulatorBuilder {
             limits: XmlLimits::default(),
         });
         let mut builder = ShepEmulator::builder();
+        if let Some(addr) = self.listen {
+            builder = builder.listen(addr);
+        }
         if let Some(v) = self.verifier {
             builder = builder.verify_with(v);
         }

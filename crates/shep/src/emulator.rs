@@ -208,6 +208,7 @@ pub struct EmulatorBuilder {
     verifier: Option<Arc<dyn EnvelopeVerifier>>,
     signer: Option<Arc<dyn EnvelopeSigner>>,
     limits: Option<XmlLimits>,
+    listen: Option<SocketAddr>,
 }
 
 impl EmulatorBuilder {
@@ -234,7 +235,13 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Binds 127.0.0.1 on a free port and starts serving.
+    /// Serves on `addr` instead of a free port of 127.0.0.1 (a port 0 still picks a free one).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Binds its address (by default 127.0.0.1 on a free port) and starts serving.
     pub async fn start(self) -> std::io::Result<ShepEmulator> {
         let shared = Arc::new(Shared {
             services: self.services,
@@ -251,7 +258,11 @@ impl EmulatorBuilder {
             .route(SYNC_PATH, post(sync_endpoint))
             .route(ASYNC_PATH, post(async_endpoint))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = tokio::net::TcpListener::bind(
+            self.listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        )
+        .await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
