@@ -118,6 +118,50 @@ pub fn exchange_result(
     }
 }
 
+/// One outbound EXCHANGE event per request an adapter itemised on its meter
+/// ([`qaqpa_core::ExchangeMeter::take_exchanges`]): each with its own service (as the other
+/// system names it), times, bodies and result, about `message_id`, to `target` (the route or
+/// service name), in `transaction`. Empty when the adapter itemised none; the caller then
+/// journals the attempt or call as one exchange.
+pub fn itemised_exchanges(
+    source: &str,
+    target: &str,
+    message_id: Option<&str>,
+    transaction: &str,
+    items: Vec<qaqpa_core::WireExchange>,
+) -> Vec<qaqpa_audit::AuditEvent> {
+    use qaqpa_audit::ExchangeResult as R;
+    use qaqpa_core::WireResult as W;
+    items
+        .into_iter()
+        .map(|x| {
+            let ended = x.response_in.unwrap_or_else(time::OffsetDateTime::now_utc);
+            qaqpa_audit::AuditEvent::exchange(
+                source,
+                qaqpa_audit::Exchange {
+                    direction: qaqpa_audit::Direction::Outbound,
+                    target: target.to_owned(),
+                    service_id: Some(x.service_id),
+                    message_id: message_id.map(str::to_owned),
+                    request_out: Some(x.request_out),
+                    response_in: x.response_in,
+                    request_in: None,
+                    response_out: None,
+                    request_bytes: x.sent,
+                    response_bytes: x.received,
+                    result: match x.result {
+                        W::Shep(code) => R::Shep(code),
+                        W::Http(status) => R::Http(status),
+                        W::Transport(reason) => R::Transport(reason),
+                    },
+                },
+            )
+            .operation(x.request_out, ended)
+            .transaction(transaction.to_owned())
+        })
+        .collect()
+}
+
 /// The client's IP, when the request carried one.
 pub fn client_ip(parts: &axum::http::Extensions) -> Option<IpAddr> {
     parts.get::<crate::api::ClientAddr>().map(|a| a.0.ip())

@@ -231,12 +231,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let pki = crate::pki::PkiService::from_config(&cfg.pki)?;
             let registry = crate::adapters::Registry::builtin(&cfg, &pki)?;
             let routes = crate::gateway::load_routes(&cfg, &registry)?;
+            // Each page is a request to ШЭП, journalled as an exchange: the journal is opened
+            // before the first one goes out.
+            let journal = CliJournal::open(&cfg).await?;
             let started = std::time::Instant::now();
-            let n = crate::esedo::sync_directory(&cfg, &registry, &routes, |done, _| {
-                eprint!("\r{done} participants fetched…");
-            })
-            .await?;
+            let meter = qaqpa_core::ExchangeMeter::new();
+            let synced =
+                crate::esedo::sync_directory(&cfg, &registry, &routes, &meter, |done, _| {
+                    eprint!("\r{done} participants fetched…");
+                })
+                .await;
             eprintln!();
+            journal
+                .record_all(crate::esedo::directory_exchanges(
+                    &cfg,
+                    crate::audit::CLI,
+                    &meter,
+                ))
+                .await?;
+            let n = synced?;
             println!(
                 "{n} participants saved to {} in {:.1} s",
                 cfg.esedo
@@ -427,10 +440,17 @@ impl CliJournal {
     /// Journals `event`, done by the OS user running the command, and waits until it is
     /// stored (and sent, within 10 s).
     async fn record(self, event: qaqpa_audit::AuditEvent) -> anyhow::Result<()> {
+        self.record_all(vec![event]).await
+    }
+
+    /// [`CliJournal::record`] for several events.
+    async fn record_all(self, events: Vec<qaqpa_audit::AuditEvent>) -> anyhow::Result<()> {
         let by = std::env::var("SUDO_USER")
             .or_else(|_| std::env::var("USER"))
             .unwrap_or_else(|_| "unknown".into());
-        self.0.record(event.account(format!("os:{by}")));
+        for event in events {
+            self.0.record(event.account(format!("os:{by}")));
+        }
         let report = self.0.shutdown(std::time::Duration::from_secs(10)).await;
         if !report.stored {
             anyhow::bail!("the audit journal did not store the record in time");

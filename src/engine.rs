@@ -284,41 +284,56 @@ impl Engine {
             ))),
         };
         let now = OffsetDateTime::now_utc();
-        // The attempt's one EXCHANGE event carries the bodies the adapter reported to the meter
-        // (`ExchangeMeter`), on success and failure alike: what went on the wire and what was
-        // read back, an error answer included. Where the attempt made several exchanges (ЕСЭДО:
-        // the ХЭД upload and the SendMessage) they are summed. After our timeout, whatever the
-        // meter got before the attempt was dropped counts. A metering adapter that reported no
-        // request sent none (its connection never opened): no size. One that does not meter
-        // has its request recorded as what the engine handed over (`payload_bytes`, a lower
-        // bound). An answer never reported has no size.
-        let (sent, received) = meter.sizes();
-        let sent = match adapter.meters_exchanges() {
-            true => sent,
-            false => Some(sent.unwrap_or_else(|| payload_bytes(&out))),
-        };
-        self.state.audit.record(
-            qaqpa_audit::AuditEvent::exchange(
+        // An adapter that itemised its requests on the meter (the ШЭП client does: ЕСЭДО's ХЭД
+        // upload and SendMessage are two) gets an EXCHANGE event per request, each with its
+        // own service, times, bodies and result; one abandoned at our timeout says so.
+        let itemised = meter.take_exchanges();
+        if !itemised.is_empty() {
+            for event in crate::audit::itemised_exchanges(
                 crate::audit::ENGINE,
-                qaqpa_audit::Exchange {
-                    direction: qaqpa_audit::Direction::Outbound,
-                    target: route.name.clone(),
-                    service_id: Some(rec.kind.clone()),
-                    message_id: Some(id.to_string()),
-                    request_out: Some(started),
-                    response_in: Some(now),
-                    request_in: None,
-                    response_out: None,
-                    request_bytes: sent,
-                    response_bytes: received,
-                    result: crate::audit::exchange_result(
-                        result.as_ref().map(|d| d.result_code.as_deref()),
-                    ),
-                },
-            )
-            .operation(started, now)
-            .transaction(rec.transaction_id.clone()),
-        );
+                &route.name,
+                Some(&id.to_string()),
+                &rec.transaction_id,
+                itemised,
+            ) {
+                self.state.audit.record(event);
+            }
+        } else {
+            // Otherwise the attempt's one EXCHANGE event carries the bodies the adapter
+            // reported to the meter (`ExchangeMeter`), on success and failure alike: what went
+            // on the wire and what was read back, an error answer included. After our timeout,
+            // whatever the meter got before the attempt was dropped counts. A metering adapter
+            // that reported no request sent none (its connection never opened): no size. One
+            // that does not meter has its request recorded as what the engine handed over
+            // (`payload_bytes`, a lower bound). An answer never reported has no size.
+            let (sent, received) = meter.sizes();
+            let sent = match adapter.meters_exchanges() {
+                true => sent,
+                false => Some(sent.unwrap_or_else(|| payload_bytes(&out))),
+            };
+            self.state.audit.record(
+                qaqpa_audit::AuditEvent::exchange(
+                    crate::audit::ENGINE,
+                    qaqpa_audit::Exchange {
+                        direction: qaqpa_audit::Direction::Outbound,
+                        target: route.name.clone(),
+                        service_id: Some(rec.kind.clone()),
+                        message_id: Some(id.to_string()),
+                        request_out: Some(started),
+                        response_in: Some(now),
+                        request_in: None,
+                        response_out: None,
+                        request_bytes: sent,
+                        response_bytes: received,
+                        result: crate::audit::exchange_result(
+                            result.as_ref().map(|d| d.result_code.as_deref()),
+                        ),
+                    },
+                )
+                .operation(started, now)
+                .transaction(rec.transaction_id.clone()),
+            );
+        }
         match result {
             Ok(delivered) => {
                 permit.success();

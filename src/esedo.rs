@@ -26,11 +26,14 @@ use crate::routes::RoutesFile;
 use crate::state::AppState;
 
 /// Fetches the whole directory through the route named by `[esedo] directory_route`, saves it to
-/// `[esedo] directory_file` and swaps it in. Returns how many participants it holds.
+/// `[esedo] directory_file` and swaps it in. Returns how many participants it holds. Each
+/// page's ШЭП exchange is itemised on `meter`, whatever the outcome: the caller journals them
+/// ([`directory_exchanges`]).
 pub async fn sync_directory(
     cfg: &Config,
     registry: &Registry,
     routes: &RoutesFile,
+    meter: &qaqpa_core::ExchangeMeter,
     progress: impl FnMut(usize, Option<usize>),
 ) -> anyhow::Result<usize> {
     let (Some(shared), Some(path)) = (&registry.esedo_directory, &cfg.esedo.directory_file) else {
@@ -53,9 +56,10 @@ pub async fn sync_directory(
     )
     .get(&settings.endpoint, settings.timeout())
     .map_err(|e| anyhow::anyhow!("ШЭП client: {e}"))?;
-    let directory = qaqpa_adapter_esedo::directory::sync_participants(&client, &settings, progress)
-        .await
-        .map_err(|e| anyhow::anyhow!("directory sync failed: {e}"))?;
+    let directory =
+        qaqpa_adapter_esedo::directory::sync_participants(&client, &settings, meter, progress)
+            .await
+            .map_err(|e| anyhow::anyhow!("directory sync failed: {e}"))?;
     directory
         .save(path)
         .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", path.display()))?;
@@ -64,14 +68,39 @@ pub async fn sync_directory(
     Ok(n)
 }
 
-/// Syncs the directory every `[esedo] sync_interval_secs` until `shutdown`.
+/// The EXCHANGE events of one directory sync (`source` made it): each page's request to ШЭП,
+/// to the `[esedo] directory_route`, under one transaction.
+pub fn directory_exchanges(
+    cfg: &Config,
+    source: &str,
+    meter: &qaqpa_core::ExchangeMeter,
+) -> Vec<qaqpa_audit::AuditEvent> {
+    let route = cfg.esedo.directory_route.as_deref().unwrap_or("");
+    let transaction = qaqpa_core::MessageId::new().to_string();
+    crate::audit::itemised_exchanges(source, route, None, &transaction, meter.take_exchanges())
+}
+
+/// Syncs the directory every `[esedo] sync_interval_secs` until `shutdown`, journalling each
+/// page's exchange.
 pub async fn run_directory_sync(state: AppState, shutdown: CancellationToken) {
     let every = state.cfg.esedo.sync_interval_secs;
     if every == 0 || state.adapters.esedo_directory.is_none() {
         return;
     }
     loop {
-        match sync_directory(&state.cfg, &state.adapters, &state.routes, |_, _| {}).await {
+        let meter = qaqpa_core::ExchangeMeter::new();
+        let synced = sync_directory(
+            &state.cfg,
+            &state.adapters,
+            &state.routes,
+            &meter,
+            |_, _| {},
+        )
+        .await;
+        for event in directory_exchanges(&state.cfg, crate::audit::GATEWAY, &meter) {
+            state.audit.record(event);
+        }
+        match synced {
             Ok(n) => tracing::info!(participants = n, "ЕСЭДО participants directory synced"),
             Err(e) => {
                 tracing::warn!(error = %e, "ЕСЭДО participants directory sync failed; keeping the last copy")

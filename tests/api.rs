@@ -891,11 +891,11 @@ async fn a_calls_exchange_journals_the_envelopes_on_the_wire_not_the_callers_jso
     assert!(unreachable.status().is_server_error(), "{unreachable:?}");
 
     // Both answered calls are journalled with the envelopes the emulator received and
-    // answered: signed SOAP around the caller's few bytes of JSON, a refusal's too.
+    // answered: signed SOAP around the caller's few bytes of JSON, a refusal's too; each
+    // under the ШЭП serviceId the request went to and the code the answer carried.
     let wire = shep.wire_sizes();
     assert_eq!(wire.len(), 2, "{wire:?}");
-    let mut answered =
-        journalled_exchanges_where(&gw, |x| x.service_id.as_deref() == Some("company")).await;
+    let mut answered = journalled_exchanges_where(&gw, |x| x.target == "company").await;
     answered.sort_by_key(|x| x.request_out);
     assert_eq!(answered.len(), 2, "{answered:#?}");
     for (x, on_wire) in answered.iter().zip(&wire) {
@@ -906,12 +906,28 @@ async fn a_calls_exchange_journals_the_envelopes_on_the_wire_not_the_callers_jso
         );
         assert!(on_wire.request_bytes > 300, "a whole envelope: {wire:?}");
     }
-    assert!(answered[0].result.is_success(), "{answered:#?}");
-    assert!(!answered[1].result.is_success(), "{answered:#?}");
+    assert!(
+        answered
+            .iter()
+            .all(|x| x.service_id.as_deref() == Some("GbdulInfoByBin_v2")),
+        "{answered:#?}"
+    );
+    assert_eq!(
+        answered[0].result,
+        qaqpa_audit::ExchangeResult::Shep("SCSS001".into())
+    );
+    assert_eq!(
+        answered[1].result,
+        qaqpa_audit::ExchangeResult::Shep("SCSE002".into())
+    );
     // A call whose connection never opened sent nothing and read nothing.
-    let down =
-        journalled_exchanges_where(&gw, |x| x.service_id.as_deref() == Some("company-down")).await;
+    let down = journalled_exchanges_where(&gw, |x| x.target == "company-down").await;
     assert_eq!(down.len(), 1, "{down:#?}");
+    assert!(
+        matches!(&down[0].result, qaqpa_audit::ExchangeResult::Transport(_)),
+        "{down:#?}"
+    );
+    assert_eq!(down[0].response_in, None, "no answer came: {down:#?}");
     assert_eq!(
         (down[0].request_bytes, down[0].response_bytes),
         (None, None),

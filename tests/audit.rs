@@ -386,7 +386,10 @@ async fn a_message_path_is_journalled_and_streamed_under_one_transaction_without
     )
     .await;
     let call = &calls["records"][0]["event"];
-    assert_eq!(call["kind"]["service_id"], "bmg-person", "{calls:#}");
+    assert_eq!(
+        call["kind"]["service_id"], "BMG_PERSON_INFO",
+        "the ШЭП serviceId: {calls:#}"
+    );
     assert_eq!(call["kind"]["result"]["shep"], "SCSS001", "{calls:#}");
     // Its sizes are those of the signed envelopes the ШЭП emulator received and answered.
     let wire = bmg.wire_sizes();

@@ -12,7 +12,9 @@ use base64::Engine as _;
 use common::{Gateway, HookSink};
 use qaqpa::auth::Role;
 use qaqpa::esedo::{EsedoRig, SANDBOX_RECIPIENT};
-use qaqpa_adapter_esedo::emulator::{EmulatedFile, ReceiptStep};
+use qaqpa_adapter_esedo::emulator::{
+    EmulatedFile, ReceiptStep, ESEDO_SERVICE, HED_SERVICE, NSI_SERVICE,
+};
 use qaqpa_adapter_esedo::LetterCard;
 use qaqpa_pki::cms::{self, SignOptions};
 use qaqpa_pki::testpki::TEST_PASSWORD;
@@ -30,6 +32,34 @@ struct Rig {
     token: String,
     hooks: HookSink,
     _dir: tempfile::TempDir,
+}
+
+/// The EXCHANGE events in `journal` (flushed by the caller), oldest request first, with each
+/// record's transaction and account.
+async fn journalled_exchanges(
+    journal: &dyn qaqpa_audit::AuditStore,
+) -> Vec<(qaqpa_audit::Exchange, Option<String>, Option<String>)> {
+    let page = journal
+        .query(
+            &qaqpa_audit::AuditFilter {
+                kind: Some("EXCHANGE".into()),
+                ..Default::default()
+            },
+            None,
+            1000,
+        )
+        .await
+        .expect("query");
+    let mut out: Vec<_> = page
+        .records
+        .into_iter()
+        .map(|rec| match rec.event.kind {
+            qaqpa_audit::EventKind::Exchange(x) => (x, rec.event.transaction_id, rec.event.account),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    out.sort_by_key(|(x, _, _)| x.request_out.or(x.request_in));
+    out
 }
 
 /// The SIG_VERIFY events in the journal (of one transaction when given): valid, signer, reason.
@@ -181,6 +211,59 @@ async fn a_signed_letter_goes_out_and_every_receipt_reaches_the_card_and_the_web
         card["result"]["text"], "Исполнено, ответ направлен",
         "{card:#}"
     );
+    // The delivery was two requests to ШЭП, each journalled as an exchange of its own: the
+    // files uploaded to ХЭД, then the letter's SendMessage, with the serviceIds, the envelopes'
+    // sizes as the emulator received and answered them, and the answers' codes.
+    let delivery: Vec<_> = journalled_exchanges(&**r.gw.state.audit.store().expect("journal"))
+        .await
+        .into_iter()
+        .filter(|(x, _, _)| {
+            x.direction == qaqpa_audit::Direction::Outbound
+                && x.message_id.as_deref() == Some(id.as_str())
+        })
+        .collect();
+    let wire = r.rig.emulator.shep().wire_sizes();
+    let on_wire = |service: &str| {
+        let w = wire
+            .iter()
+            .find(|w| w.service_id.as_deref() == Some(service))
+            .unwrap_or_else(|| panic!("no {service} request: {wire:?}"));
+        (Some(w.request_bytes), w.response_bytes)
+    };
+    let seen: Vec<_> = delivery
+        .iter()
+        .map(|(x, transaction, _)| {
+            (
+                x.service_id.clone().unwrap_or_default(),
+                (x.request_bytes, x.response_bytes),
+                x.result.clone(),
+                transaction.clone(),
+            )
+        })
+        .collect();
+    let scss = qaqpa_audit::ExchangeResult::Shep("SCSS001".into());
+    assert_eq!(
+        seen,
+        [
+            (
+                HED_SERVICE.to_owned(),
+                on_wire(HED_SERVICE),
+                scss.clone(),
+                Some(id.clone())
+            ),
+            (
+                ESEDO_SERVICE.to_owned(),
+                on_wire(ESEDO_SERVICE),
+                scss,
+                Some(id.clone())
+            ),
+        ],
+        "{delivery:#?}"
+    );
+    assert!(
+        delivery[0].0.response_in <= delivery[1].0.request_out,
+        "the upload ended before the letter went: {delivery:#?}"
+    );
     // sent (with the delivery) + the six pushed receipts, in arrival order.
     let receipts = view["receipts"].as_array().expect("receipts");
     assert_eq!(receipts.len(), 7, "{view:#}");
@@ -325,32 +408,36 @@ async fn an_incoming_letter_lands_in_the_inbox_and_our_registration_goes_back() 
             .all(|(_, s, _)| s.contains("700101******") || s.contains("900101******")),
         "{sigs:?}"
     );
-    // The push's exchange names the letter it brought.
-    let exchanges =
-        r.gw.state
-            .audit
-            .store()
-            .expect("journal")
-            .query(
-                &qaqpa_audit::AuditFilter {
-                    kind: Some("EXCHANGE".into()),
-                    ..Default::default()
-                },
-                None,
-                100,
-            )
-            .await
-            .expect("query");
-    assert!(
-        exchanges.records.iter().any(|rec| matches!(
-            &rec.event.kind,
-            qaqpa_audit::EventKind::Exchange(x)
-                if x.direction == qaqpa_audit::Direction::Inbound
-                    && x.message_id.as_deref() == Some(sent.href.as_str())
-        )),
-        "{:#?}",
-        exchanges.records
-    );
+    // The push's exchange names the letter it brought; the files the gateway fetched from
+    // ХЭД meanwhile are outbound exchanges of their own under the push's transaction.
+    let exchanges = journalled_exchanges(&**r.gw.state.audit.store().expect("journal")).await;
+    let letter: Vec<_> = exchanges
+        .iter()
+        .filter(|(x, _, _)| x.message_id.as_deref() == Some(sent.href.as_str()))
+        .collect();
+    let pushed = letter
+        .iter()
+        .find(|(x, _, _)| x.direction == qaqpa_audit::Direction::Inbound)
+        .unwrap_or_else(|| panic!("no inbound exchange: {letter:#?}"));
+    let fetched: Vec<_> = letter
+        .iter()
+        .filter(|(x, _, _)| x.direction == qaqpa_audit::Direction::Outbound)
+        .collect();
+    assert!(!fetched.is_empty(), "{letter:#?}");
+    for (x, transaction, _) in &fetched {
+        assert_eq!(x.service_id.as_deref(), Some(HED_SERVICE), "{letter:#?}");
+        assert_eq!(
+            x.result,
+            qaqpa_audit::ExchangeResult::Shep("SCSS001".into())
+        );
+        assert!(x.request_bytes.is_some_and(|n| n > 300), "{letter:#?}");
+        assert!(x.response_bytes.is_some_and(|n| n > 0), "{letter:#?}");
+        assert_eq!(transaction, &pushed.1, "{letter:#?}");
+        assert!(
+            x.request_out >= pushed.0.request_in && x.response_in <= pushed.0.response_out,
+            "fetched while the push was handled: {letter:#?}"
+        );
+    }
     // A letter whose head signature is a plain employee's is refused (SCSE002) and that
     // signature is journalled as not valid.
     let refused = send(&clerk, &clerk).await;
@@ -610,4 +697,39 @@ async fn the_cli_syncs_the_participants_directory_with_progress() {
     let saved = qaqpa_adapter_esedo::Directory::load(&dir.path().join("participants.json"))
         .expect("saved directory");
     assert_eq!(saved.search("акимат").len(), 1);
+    // Each page asked of ШЭП is journalled as an exchange, by the OS user who ran the
+    // command, all under one transaction, sized as the emulator saw them.
+    let journal = qaqpa_audit::SqliteAuditStore::open(&dir.path().join("data")).expect("journal");
+    let pages = journalled_exchanges(&journal).await;
+    let wire: Vec<_> = rig
+        .emulator
+        .shep()
+        .wire_sizes()
+        .into_iter()
+        .filter(|w| w.service_id.as_deref() == Some(NSI_SERVICE))
+        .map(|w| (Some(w.request_bytes), w.response_bytes))
+        .collect();
+    assert!(
+        wire.len() >= 2,
+        "a page and the empty page after it: {wire:?}"
+    );
+    assert_eq!(
+        pages
+            .iter()
+            .map(|(x, _, _)| (x.request_bytes, x.response_bytes))
+            .collect::<Vec<_>>(),
+        wire,
+        "{pages:#?}"
+    );
+    assert!(
+        pages.iter().all(|(x, transaction, account)| {
+            x.target == ROUTE
+                && x.service_id.as_deref() == Some(NSI_SERVICE)
+                && x.result == qaqpa_audit::ExchangeResult::Shep("SCSS001".into())
+                && *transaction == pages[0].1
+                && transaction.is_some()
+                && account.as_deref().is_some_and(|a| a.starts_with("os:"))
+        }),
+        "{pages:#?}"
+    );
 }

@@ -118,27 +118,42 @@ pub async fn call(
             .map(str::to_owned),
         _ => None,
     };
-    state.audit.record(
-        AuditEvent::exchange(
+    // An adapter that itemised its requests (the ШЭП client) gets an event per request, with
+    // the service as the target names it (the ШЭП serviceId) and the answer's own code.
+    let itemised = meter.take_exchanges();
+    if !itemised.is_empty() {
+        for event in crate::audit::itemised_exchanges(
             crate::audit::API,
-            Exchange {
-                direction: Direction::Outbound,
-                target: svc.name.clone(),
-                service_id: Some(service.clone()),
-                message_id,
-                request_out: Some(asked),
-                response_in: Some(answered),
-                request_in: None,
-                response_out: None,
-                request_bytes,
-                response_bytes,
-                result: journal_result,
-            },
-        )
-        .by(&caller)
-        .operation(asked, answered)
-        .transaction(transaction_id.clone()),
-    );
+            &svc.name,
+            message_id.as_deref(),
+            &transaction_id,
+            itemised,
+        ) {
+            state.audit.record(event.by(&caller));
+        }
+    } else {
+        state.audit.record(
+            AuditEvent::exchange(
+                crate::audit::API,
+                Exchange {
+                    direction: Direction::Outbound,
+                    target: svc.name.clone(),
+                    service_id: Some(service.clone()),
+                    message_id,
+                    request_out: Some(asked),
+                    response_in: Some(answered),
+                    request_in: None,
+                    response_out: None,
+                    request_bytes,
+                    response_bytes,
+                    result: journal_result,
+                },
+            )
+            .by(&caller)
+            .operation(asked, answered)
+            .transaction(transaction_id.clone()),
+        );
+    }
     match result {
         Ok(Ok(Answer { body, .. })) => Ok(Json(body)),
         Ok(Err(Failure::Permanent { code, reason })) => Err(Problem::new(

@@ -65,8 +65,9 @@ pub async fn push(
     };
     let settings = route.settings_table();
     let transaction_id = MessageId::new().to_string();
-    // The push's exchange is journalled by the bodies we received and answered; what the
-    // adapter fetches meanwhile (ЕСЭДО: the files from ХЭД) is not read from the meter.
+    // The push's exchange is journalled by the bodies we received and answered; the requests
+    // the adapter makes meanwhile (ЕСЭДО: the files fetched from ХЭД) are itemised on the
+    // meter and journalled each as an outbound exchange of their own.
     let meter = qaqpa_core::ExchangeMeter::new();
     let cx = Cx {
         deadline: std::time::Instant::now() + route.timeout(),
@@ -111,7 +112,7 @@ pub async fn push(
             direction: qaqpa_audit::Direction::Inbound,
             target: route.name.clone(),
             service_id: Some(route.adapter.clone()),
-            message_id,
+            message_id: message_id.clone(),
             request_out: None,
             response_in: None,
             request_in: Some(inbound.received_at),
@@ -124,6 +125,15 @@ pub async fn push(
     .operation(inbound.received_at, now)
     .transaction(transaction_id.clone())
     .client_ip(client_ip);
+    for fetched in crate::audit::itemised_exchanges(
+        crate::audit::PUSH,
+        &route.name,
+        message_id.as_deref(),
+        &transaction_id,
+        meter.take_exchanges(),
+    ) {
+        state.audit.record(fetched);
+    }
     state.audit.record(event);
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     Response::builder()

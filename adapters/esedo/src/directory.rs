@@ -206,10 +206,12 @@ pub fn parse_response(text: &str, limits: &XmlLimits) -> Result<Vec<Participant>
 }
 
 /// Fetches the whole directory through ШЭП page by page (`Filter` "Id > last", ascending, until
-/// an empty page); `progress(done, total)` after each page (`total` unknown: `None`).
+/// an empty page); `progress(done, total)` after each page (`total` unknown: `None`). Each
+/// page's exchange is itemised on `meter`, for the exchange journal.
 pub async fn sync_participants(
     client: &SyncChannelClient,
     settings: &EsedoSettings,
+    meter: &qaqpa_core::ExchangeMeter,
     mut progress: impl FnMut(usize, Option<usize>),
 ) -> Result<Directory, String> {
     let password = settings
@@ -229,7 +231,10 @@ pub async fn sync_participants(
             ),
             Some(data),
         );
-        let response = client.send(&request).await.map_err(|e| e.to_string())?;
+        let response = client
+            .send_metered(&request, meter)
+            .await
+            .map_err(|e| e.to_string())?;
         let text = response
             .data
             .as_ref()

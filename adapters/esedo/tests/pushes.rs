@@ -448,9 +448,11 @@ async fn the_participants_directory_is_fetched_page_by_page() {
     let s = EsedoSettings::from_table(&settings(&emu.endpoint(), json!({}))).expect("settings");
     let client = directory_client(&s).expect("client");
     let mut progress = Vec::new();
-    let dir = sync_participants(&client, &s, |done, _| progress.push(done))
-        .await
-        .expect("synced");
+    let dir = sync_participants(&client, &s, &qaqpa_core::ExchangeMeter::new(), |done, _| {
+        progress.push(done)
+    })
+    .await
+    .expect("synced");
     assert_eq!(progress, vec![100, 200, 250]);
     assert_eq!(dir.participants.len(), 250);
     assert_eq!(dir.search("ОРГАН №250").len(), 1);

@@ -467,7 +467,8 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
-    /// Events a syslog sink had to drop (its spool was full).
+    /// Events a syslog sink had to drop: its spool was full, could not be written or was found
+    /// damaged, or (UDP) a line was too long for a datagram. The gateway's log says which.
     AuditDropped {
         count: u64,
         sink: String,
@@ -1444,7 +1445,10 @@ impl AuditEvent {
                 count,
                 sink: sink.into(),
             },
-            format!("{count} audit events dropped: the spool of syslog sink {sink} was full"),
+            format!(
+                "{count} audit events dropped by syslog sink {sink}: its spool was full, \
+                 unwritable or damaged, or a line was too long for UDP (the gateway's log says which)"
+            ),
         )
     }
 }

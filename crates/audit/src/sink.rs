@@ -162,7 +162,8 @@ pub struct SinkStats {
     pub sent: u64,
     /// Lines that went to the spool.
     pub spooled: u64,
-    /// Lines dropped because the spool was full.
+    /// Lines dropped: the spool was full, could not be written or was found damaged, or a line
+    /// was too long for a UDP datagram.
     pub dropped: u64,
     /// Connections made after the first one.
     pub reconnects: u64,

@@ -18,5 +18,5 @@ pub use adapter::{
 pub use failure::{error_chain, Failure, Rejection};
 pub use ids::{ClientId, MessageId};
 pub use message::{AttachmentMeta, Kind, MessageStatus, Outgoing};
-pub use meter::ExchangeMeter;
+pub use meter::{ExchangeMeter, WireExchange, WireExchangeRecord, WireResult};
 pub use receipt::Receipt;

@@ -24,16 +24,26 @@
 //!
 //! For an HTTP request, [`ExchangeMeter::body`] gives the body to send and a guard that reports
 //! it once the connection took it, however the exchange ends.
+//!
+//! An adapter whose attempt may make several requests, to different services of the other
+//! system, also itemises them: [`ExchangeMeter::begin`] opens a [`WireExchangeRecord`] for one
+//! request (its service, when it left), whose own meter takes that request's bodies, and which
+//! is closed with what came back ([`WireExchangeRecord::answered`], [`WireExchangeRecord::failed`]).
+//! The gateway then journals one EXCHANGE event per request ([`ExchangeMeter::take_exchanges`])
+//! instead of one for the attempt. A record dropped unclosed (the attempt's future dropped at
+//! the engine's deadline) is kept as abandoned, without an answer.
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use time::OffsetDateTime;
 
-/// Byte counters for one attempt or call, one per direction. Lock-free (atomics only), so it
-/// is `Send + Sync` and can be shared by reference with whatever part of an adapter does the
+/// Byte counters for one attempt or call, one per direction, and the requests itemised in it.
+/// The counters are lock-free (atomics); the itemised requests take a lock once per request.
+/// `Send + Sync`, so it can be shared by reference with whatever part of an adapter does the
 /// I/O, on any thread.
 #[derive(Debug, Default)]
 pub struct ExchangeMeter {
@@ -41,6 +51,36 @@ pub struct ExchangeMeter {
     received: AtomicU64,
     sent_reported: AtomicBool,
     received_reported: AtomicBool,
+    /// Each request itemised so far ([`ExchangeMeter::begin`]), in the order they ended.
+    exchanges: Mutex<Vec<WireExchange>>,
+}
+
+/// One request to another system, itemised by the adapter that made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireExchange {
+    /// The service the request went to, as the other system names it (a ШЭП serviceId).
+    pub service_id: String,
+    /// When the request was about to leave.
+    pub request_out: OffsetDateTime,
+    /// When its answer had been read; `None` when no answer came.
+    pub response_in: Option<OffsetDateTime>,
+    /// The request body on the wire; `None` when it never went out (no connection).
+    pub sent: Option<u64>,
+    /// The answer's body as far as it was read; `None` when no answer came.
+    pub received: Option<u64>,
+    pub result: WireResult,
+}
+
+/// What a request to another system came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WireResult {
+    /// A ШЭП status or error code (`SCSS001`, `SCSE002`, …).
+    Shep(String),
+    /// An HTTP status, where the answer carried no code of the protocol.
+    Http(u16),
+    /// No usable answer: connection refused, timeout, TLS failure, an answer refused (its
+    /// signature, its size), or the exchange abandoned at the deadline.
+    Transport(String),
 }
 
 impl ExchangeMeter {
@@ -51,7 +91,26 @@ impl ExchangeMeter {
             received: AtomicU64::new(0),
             sent_reported: AtomicBool::new(false),
             received_reported: AtomicBool::new(false),
+            exchanges: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Opens the record of one request to `service_id`, leaving now. Its bodies go to the
+    /// record's own [`WireExchangeRecord::meter`]; they are added to this meter's sums when the
+    /// record closes or is dropped.
+    pub fn begin(&self, service_id: impl Into<String>) -> WireExchangeRecord<'_> {
+        WireExchangeRecord {
+            parent: self,
+            own: ExchangeMeter::new(),
+            service_id: service_id.into(),
+            request_out: OffsetDateTime::now_utc(),
+            closed: false,
+        }
+    }
+
+    /// The requests itemised so far, in the order they ended; the meter keeps none of them.
+    pub fn take_exchanges(&self) -> Vec<WireExchange> {
+        std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Adds `bytes` of request body that went on the wire to the target (several exchanges of
@@ -104,6 +163,79 @@ impl ExchangeMeter {
                 bytes,
             },
         )
+    }
+}
+
+/// One request being made ([`ExchangeMeter::begin`]). Close it with what came back; dropped
+/// unclosed, it is kept as abandoned before its answer.
+pub struct WireExchangeRecord<'a> {
+    parent: &'a ExchangeMeter,
+    own: ExchangeMeter,
+    service_id: String,
+    request_out: OffsetDateTime,
+    closed: bool,
+}
+
+impl WireExchangeRecord<'_> {
+    /// Where this request's bodies are reported.
+    pub fn meter(&self) -> &ExchangeMeter {
+        &self.own
+    }
+
+    /// An answer came and was read: `result` is what it said.
+    pub fn answered(mut self, result: WireResult) {
+        self.close(Some(OffsetDateTime::now_utc()), result);
+    }
+
+    /// No usable answer: `reason` says why (refused connection, timeout, an answer refused).
+    pub fn failed(mut self, reason: impl Into<String>) {
+        self.close(None, WireResult::Transport(reason.into()));
+    }
+
+    /// The request never left (it could not be built or signed): nothing to itemise.
+    pub fn not_sent(mut self) {
+        self.closed = true;
+        self.add_sizes();
+    }
+
+    fn add_sizes(&self) {
+        let (sent, received) = self.own.sizes();
+        if let Some(n) = sent {
+            self.parent.sent(n);
+        }
+        if let Some(n) = received {
+            self.parent.received(n);
+        }
+    }
+
+    fn close(&mut self, response_in: Option<OffsetDateTime>, result: WireResult) {
+        self.closed = true;
+        self.add_sizes();
+        let (sent, received) = self.own.sizes();
+        let exchange = WireExchange {
+            service_id: std::mem::take(&mut self.service_id),
+            request_out: self.request_out,
+            response_in,
+            sent,
+            received,
+            result,
+        };
+        self.parent
+            .exchanges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(exchange);
+    }
+}
+
+impl Drop for WireExchangeRecord<'_> {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.close(
+                None,
+                WireResult::Transport("abandoned before an answer (the deadline passed)".into()),
+            );
+        }
     }
 }
 
@@ -230,6 +362,70 @@ mod tests {
             }
         });
         assert_eq!(m.sizes(), (Some(24_000), Some(8_000)));
+    }
+
+    #[test]
+    fn each_request_is_itemised_with_its_own_sizes_and_the_sums_still_add_up() {
+        let m = ExchangeMeter::new();
+        let upload = m.begin("HED_SERVICE");
+        upload.meter().sent(4000);
+        upload.meter().received(300);
+        upload.answered(WireResult::Shep("SCSS001".into()));
+        let send = m.begin("ESEDO_SERVICE");
+        send.meter().sent(2500);
+        send.meter().received(0);
+        send.answered(WireResult::Http(500));
+        m.begin("NSI_SERVICE").failed("connection refused");
+        let signing_failed = m.begin("ESEDO_SERVICE");
+        signing_failed.not_sent();
+        assert_eq!(m.sizes(), (Some(6500), Some(300)));
+        let items = m.take_exchanges();
+        let summary: Vec<_> = items
+            .iter()
+            .map(|x| (x.service_id.as_str(), x.sent, x.received, x.result.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "HED_SERVICE",
+                    Some(4000),
+                    Some(300),
+                    WireResult::Shep("SCSS001".into())
+                ),
+                ("ESEDO_SERVICE", Some(2500), Some(0), WireResult::Http(500)),
+                (
+                    "NSI_SERVICE",
+                    None,
+                    None,
+                    WireResult::Transport("connection refused".into())
+                ),
+            ]
+        );
+        assert!(items[0].response_in.is_some() && items[2].response_in.is_none());
+        assert!(items
+            .iter()
+            .all(|x| x.response_in.is_none_or(|t| t >= x.request_out)));
+        assert!(m.take_exchanges().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_request_dropped_before_its_answer_is_kept_as_abandoned_with_what_went_out() {
+        let m = ExchangeMeter::new();
+        {
+            let pending = m.begin("ESEDO_SERVICE");
+            pending.meter().sent(900);
+            // The attempt's future is dropped here, at the engine's deadline.
+        }
+        let items = m.take_exchanges();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].sent, Some(900));
+        assert_eq!((items[0].received, items[0].response_in), (None, None));
+        assert!(
+            matches!(&items[0].result, WireResult::Transport(r) if r.starts_with("abandoned")),
+            "{items:?}"
+        );
+        assert_eq!(m.sizes(), (Some(900), None));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use qaqpa_core::{error_chain, ExchangeMeter};
+use qaqpa_core::{error_chain, ExchangeMeter, WireResult};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 
 use crate::async_channel::{
@@ -288,21 +288,50 @@ impl SyncChannelClient {
         meter: &ExchangeMeter,
     ) -> Result<ShepOutcome, ShepError> {
         let envelope = request.to_envelope()?;
-        let raw = self.transport.post(envelope, meter).await?;
+        // The request is itemised on the meter: its service, times, bodies and result.
+        let record = meter.begin(request.info.service_id.clone());
+        let raw = match self.transport.post(envelope, record.meter()).await {
+            Ok(raw) => raw,
+            Err(e @ ShepError::Signing(_)) => {
+                record.not_sent();
+                return Err(e);
+            }
+            Err(e) => {
+                record.failed(e.to_string());
+                return Err(e);
+            }
+        };
         let limits = &self.transport.config.limits;
-        let outcome = match SyncReply::from_envelope(&raw.body, limits) {
+        let (outcome, result) = match SyncReply::from_envelope(&raw.body, limits) {
             Ok(SyncReply::Response(response)) => {
-                self.transport.verify(&raw.body)?;
-                classify::classify_response(response)
+                if let Err(e) = self.transport.verify(&raw.body) {
+                    record.failed(e.to_string());
+                    return Err(e);
+                }
+                let code = response.info.status.code.clone();
+                (
+                    classify::classify_response(response),
+                    WireResult::Shep(code),
+                )
             }
             // Faults are classified unsigned: ШЭП's own faults carry no signature (assumed).
-            Ok(SyncReply::Fault(fault)) => classify::classify_fault(&fault, raw.retry_after),
-            Err(e) => classify::classify_http_status(
-                raw.status,
-                raw.retry_after,
-                &shorten(&format!("HTTP {}: {e}", raw.status)),
+            Ok(SyncReply::Fault(fault)) => {
+                let result = match fault.error_info.as_ref().map(|i| i.error_code.trim()) {
+                    Some(code) if code.starts_with("SC") => WireResult::Shep(code.to_owned()),
+                    _ => WireResult::Http(raw.status),
+                };
+                (classify::classify_fault(&fault, raw.retry_after), result)
+            }
+            Err(e) => (
+                classify::classify_http_status(
+                    raw.status,
+                    raw.retry_after,
+                    &shorten(&format!("HTTP {}: {e}", raw.status)),
+                ),
+                WireResult::Http(raw.status),
             ),
         };
+        record.answered(result);
         Ok(outcome)
     }
 
@@ -314,7 +343,9 @@ impl SyncChannelClient {
     /// [`SyncChannelClient::send`], reporting the exchange's bodies to `meter` whatever the
     /// outcome: the request envelope once it went on the wire (signed, when signing), and the
     /// answer's body as far as it was read (a SOAP fault, an HTTP error answer, an answer cut
-    /// off for its size). Successive exchanges on one meter add up.
+    /// off for its size). Successive exchanges on one meter add up, and each is itemised on it
+    /// ([`ExchangeMeter::begin`]) under the request's serviceId, with the answer's ШЭП code (or
+    /// HTTP status, or why none came).
     pub async fn send_metered(
         &self,
         request: &SyncRequest,
