@@ -79,7 +79,7 @@ impl Registry {
         r.shep_verifier = verifier.clone();
         let cms =
             qaqpa_adapter_esedo::CmsVerifier::new(qaqpa_pki::Validator::new(pki.trust().clone()))
-                .with_ocsp_fetcher(Arc::new(qaqpa_pki::HttpFetcher::default()));
+                .with_ocsp_fetcher(pki.fetcher());
         let mut esedo =
             qaqpa_adapter_esedo::EsedoAdapter::new(signer, verifier, Some(Arc::new(cms)));
         if let Some(path) = &cfg.esedo.directory_file {
@@ -145,7 +145,12 @@ mod tests {
     use super::*;
 
     fn no_trust() -> crate::pki::PkiService {
-        crate::pki::PkiService::new(qaqpa_pki::TrustStore::new(), None, true)
+        crate::pki::PkiService::new(
+            qaqpa_pki::TrustStore::new(),
+            None,
+            true,
+            Arc::new(qaqpa_pki::HttpFetcher::default()),
+        )
     }
 
     #[test]

@@ -78,11 +78,19 @@ pub fn webhook_secret(cfg: &Config) -> anyhow::Result<Vec<u8>> {
 
 /// Builds the shared state of a gateway.
 pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState> {
-    let pki = Arc::new(crate::pki::PkiService::from_config(&cfg.pki)?);
+    let audit = crate::audit::start(&cfg).await?;
+    // Every OCSP question and CRL download of a signature check is journalled.
+    let fetcher = crate::pki_exchanges::JournallingFetcher::new(
+        Arc::new(qaqpa_pki::HttpFetcher::default()),
+        audit.clone(),
+    );
+    let pki = Arc::new(crate::pki::PkiService::from_config_with(
+        &cfg.pki,
+        Arc::new(fetcher),
+    )?);
     let registry = Registry::builtin(&cfg, &pki)?;
     let (routes, routes_text) = load_routes_text(&cfg, &registry)?;
     let (store, blobs) = open_store(&cfg).await?;
-    let audit = crate::audit::start(&cfg).await?;
     crate::config_journal::journal_start(
         &audit,
         crate::audit::GATEWAY,

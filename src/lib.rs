@@ -13,6 +13,7 @@ pub mod esedo;
 pub mod gateway;
 pub mod metrics;
 pub mod pki;
+pub mod pki_exchanges;
 pub mod problem;
 pub mod routes;
 pub mod sandbox;

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use qaqpa_pki::network::RevocationSource;
-use qaqpa_pki::{CmsReport, HttpFetcher, PkiError, TrustStore, UtcTime, Validator, VerifyOptions};
+use qaqpa_pki::{
+    CmsReport, Fetcher, HttpFetcher, PkiError, TrustStore, UtcTime, Validator, VerifyOptions,
+};
 
 use crate::config::PkiConfig;
 
@@ -12,27 +14,45 @@ use crate::config::PkiConfig;
 pub struct PkiService {
     trust: TrustStore,
     revocation: RevocationSource,
+    fetcher: Arc<dyn Fetcher>,
     offline: bool,
 }
 
 impl PkiService {
     /// Loads the trust directory (none configured: nothing is trusted, every chain fails).
+    /// Revocation data is fetched over plain HTTP, not journalled.
     pub fn from_config(cfg: &PkiConfig) -> anyhow::Result<Self> {
+        Self::from_config_with(cfg, Arc::new(HttpFetcher::default()))
+    }
+
+    /// [`PkiService::from_config`], fetching through `fetcher` (the gateway's journals each
+    /// request: [`crate::pki_exchanges::JournallingFetcher`]).
+    pub fn from_config_with(cfg: &PkiConfig, fetcher: Arc<dyn Fetcher>) -> anyhow::Result<Self> {
         let trust = match &cfg.trust_dir {
             Some(dir) => TrustStore::from_dir(dir)
                 .map_err(|e| anyhow::anyhow!("pki.trust_dir {}: {e}", dir.display()))?,
             None => TrustStore::new(),
         };
-        Ok(Self::new(trust, cfg.ocsp_url.clone(), cfg.offline))
+        Ok(Self::new(trust, cfg.ocsp_url.clone(), cfg.offline, fetcher))
     }
 
-    pub fn new(trust: TrustStore, ocsp_url: Option<String>, offline: bool) -> Self {
+    pub fn new(
+        trust: TrustStore,
+        ocsp_url: Option<String>,
+        offline: bool,
+        fetcher: Arc<dyn Fetcher>,
+    ) -> Self {
         Self {
             trust,
-            revocation: RevocationSource::new(Arc::new(HttpFetcher::default()))
-                .with_ocsp_url(ocsp_url),
+            revocation: RevocationSource::new(fetcher.clone()).with_ocsp_url(ocsp_url),
+            fetcher,
             offline,
         }
+    }
+
+    /// What revocation data is fetched through; adapters checking signatures use it too.
+    pub fn fetcher(&self) -> Arc<dyn Fetcher> {
+        self.fetcher.clone()
     }
 
     pub fn trust(&self) -> &TrustStore {

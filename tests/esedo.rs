@@ -219,6 +219,7 @@ async fn a_signed_letter_goes_out_and_every_receipt_reaches_the_card_and_the_web
         .into_iter()
         .filter(|(x, _, _)| {
             x.direction == qaqpa_audit::Direction::Outbound
+                && x.target == ROUTE
                 && x.message_id.as_deref() == Some(id.as_str())
         })
         .collect();
@@ -264,6 +265,39 @@ async fn a_signed_letter_goes_out_and_every_receipt_reaches_the_card_and_the_web
         delivery[0].0.response_in <= delivery[1].0.request_out,
         "the upload ended before the letter went: {delivery:#?}"
     );
+    // The signature checks before the 202 asked the test PKI's OCSP responder (and fetched
+    // what else they needed from it): every request it served is an exchange in the message's
+    // transaction, made for the caller's key.
+    let pki_host = r.rig.pki.addr().to_string();
+    let asked: Vec<_> = journalled_exchanges(&**r.gw.state.audit.store().expect("journal"))
+        .await
+        .into_iter()
+        .filter(|(x, _, _)| x.target == pki_host)
+        .collect();
+    let counts = r.rig.pki.counts();
+    let served = counts.ocsp.load(std::sync::atomic::Ordering::Relaxed)
+        + counts.crl.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(asked.len() as u64, served, "{asked:#?}");
+    assert!(
+        asked
+            .iter()
+            .any(|(x, _, _)| x.service_id.as_deref() == Some("OCSP")),
+        "{asked:#?}"
+    );
+    for (x, transaction, account) in &asked {
+        assert_eq!(transaction.as_deref(), Some(id.as_str()), "{asked:#?}");
+        assert_eq!(x.message_id.as_deref(), Some(id.as_str()), "{asked:#?}");
+        assert!(account.is_some(), "{asked:#?}");
+        assert_eq!(
+            x.result,
+            qaqpa_audit::ExchangeResult::Http(200),
+            "{asked:#?}"
+        );
+        assert!(x.response_bytes.is_some_and(|n| n > 0), "{asked:#?}");
+        if x.service_id.as_deref() == Some("OCSP") {
+            assert!(x.request_bytes.is_some_and(|n| n > 0), "{asked:#?}");
+        }
+    }
     // sent (with the delivery) + the six pushed receipts, in arrival order.
     let receipts = view["receipts"].as_array().expect("receipts");
     assert_eq!(receipts.len(), 7, "{view:#}");
@@ -438,6 +472,18 @@ async fn an_incoming_letter_lands_in_the_inbox_and_our_registration_goes_back() 
             "fetched while the push was handled: {letter:#?}"
         );
     }
+    // So are the OCSP questions its signature checks asked.
+    let pki_host = r.rig.pki.addr().to_string();
+    let asked: Vec<_> = exchanges
+        .iter()
+        .filter(|(x, transaction, _)| x.target == pki_host && *transaction == pushed.1)
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .any(|(x, _, _)| x.service_id.as_deref() == Some("OCSP")),
+        "{exchanges:#?}"
+    );
     // A letter whose head signature is a plain employee's is refused (SCSE002) and that
     // signature is journalled as not valid.
     let refused = send(&clerk, &clerk).await;

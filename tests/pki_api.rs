@@ -81,7 +81,45 @@ async fn a_head_signature_verifies_with_its_signer_role_bin_and_ocsp_status() {
             .unwrap_or("")
             .contains("Astana"));
     }
-    assert!(pki.counts().ocsp.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    let ocsp_served = pki.counts().ocsp.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(ocsp_served >= 2);
+    // Each OCSP question is journalled as an exchange with the responder, in the transaction
+    // of the verdict it served.
+    assert!(gw.state.audit.flush().await.stored);
+    let journal = gw.state.audit.store().expect("journal");
+    let of_kind = |kind: &str| {
+        let filter = qaqpa_audit::AuditFilter {
+            kind: Some(kind.into()),
+            ..Default::default()
+        };
+        let journal = journal.clone();
+        async move {
+            journal
+                .query(&filter, None, 100)
+                .await
+                .expect("query")
+                .records
+        }
+    };
+    let verdicts = of_kind("SIG_VERIFY").await;
+    let asked: Vec<_> = of_kind("EXCHANGE")
+        .await
+        .into_iter()
+        .filter(|rec| {
+            matches!(&rec.event.kind, qaqpa_audit::EventKind::Exchange(x)
+                if x.service_id.as_deref() == Some("OCSP")
+                    && x.target == pki.addr().to_string()
+                    && x.result == qaqpa_audit::ExchangeResult::Http(200))
+        })
+        .collect();
+    assert_eq!(asked.len() as u64, ocsp_served, "{asked:#?}");
+    assert!(
+        asked.iter().all(|rec| verdicts
+            .iter()
+            .any(|v| v.event.transaction_id == rec.event.transaction_id
+                && v.event.transaction_id.is_some())),
+        "{asked:#?}\n{verdicts:#?}"
+    );
     gw.stop().await;
 }
 

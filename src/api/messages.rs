@@ -465,7 +465,13 @@ pub(crate) async fn accept(
         transaction_id: &transaction_id,
         meter: &meter,
     };
-    let admitted = adapter.admit(&outgoing, &cx).await;
+    // The OCSP questions the signature checks ask are journalled in the message's transaction.
+    let admitted = crate::pki_exchanges::within(
+        crate::pki_exchanges::ExchangeScope::of(crate::audit::API, &transaction_id, caller)
+            .about(&transaction_id),
+        adapter.admit(&outgoing, &cx),
+    )
+    .await;
     journal_signatures(state, caller, &id, &admitted);
     admitted.map_err(|r| Problem::invalid(r.field, r.message))?;
     let outcome = state

@@ -348,11 +348,14 @@ pub async fn cms_verify(
         .map_err(|e| Problem::invalid("/at", e.to_string()))?;
     let expectation = req.expect.as_ref().map(expectation).transpose()?;
     let opts = VerifyOptions { at, expectation };
-    let (report, notes) = state
-        .pki
-        .verify_cms(&cms, content.as_deref(), &opts)
-        .await
-        .map_err(|e| Problem::invalid("/cms", e.to_string()))?;
+    // The OCSP questions asked on the way and the verdicts share one transaction.
+    let transaction = qaqpa_core::MessageId::new().to_string();
+    let (report, notes) = crate::pki_exchanges::within(
+        crate::pki_exchanges::ExchangeScope::of(crate::audit::API, &transaction, &caller),
+        state.pki.verify_cms(&cms, content.as_deref(), &opts),
+    )
+    .await
+    .map_err(|e| Problem::invalid("/cms", e.to_string()))?;
     tracing::info!(client = %caller.client, signers = report.signers.len(),
         valid = report.is_valid(), "CMS verified");
     for s in &report.signers {
@@ -377,7 +380,8 @@ pub async fn cms_verify(
                 reason.as_deref(),
                 None,
             )
-            .by(&caller),
+            .by(&caller)
+            .transaction(transaction.clone()),
         );
     }
     Ok(Json(CmsVerifyReport {
@@ -414,7 +418,12 @@ pub async fn x509_info(
         .map_err(|e| Problem::invalid("/certificate", e.to_string()))?;
     let validation = if req.validate {
         let now = UtcTime::now();
-        let (v, notes) = state.pki.validator_for_cert(&cert, now).await;
+        let transaction = qaqpa_core::MessageId::new().to_string();
+        let (v, notes) = crate::pki_exchanges::within(
+            crate::pki_exchanges::ExchangeScope::of(crate::audit::API, &transaction, &caller),
+            state.pki.validator_for_cert(&cert, now),
+        )
+        .await;
         let r = v.validate(&cert, &[], now, KeyPurpose::Any);
         Some(X509Validation {
             valid: r.is_valid(),

@@ -76,14 +76,22 @@ pub async fn push(
         transaction_id: &transaction_id,
         meter: &meter,
     };
-    let outcome =
-        match tokio::time::timeout(route.timeout(), adapter.on_push(inbound.clone(), &cx)).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::retry(format!(
-                "handling the push took longer than {} ms",
-                route.timeout_ms
-            ))),
-        };
+    // The OCSP questions of a pushed letter's signature checks share the push's transaction.
+    let scope = crate::pki_exchanges::ExchangeScope {
+        source: crate::audit::PUSH,
+        transaction: transaction_id.clone(),
+        account: None,
+        client_ip,
+        message_id: None,
+    };
+    let handled = crate::pki_exchanges::within(scope, adapter.on_push(inbound.clone(), &cx));
+    let outcome = match tokio::time::timeout(route.timeout(), handled).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::retry(format!(
+            "handling the push took longer than {} ms",
+            route.timeout_ms
+        ))),
+    };
     journal_signatures(&state, &transaction_id, client_ip, &outcome);
     // The exchange names the message the push is about: ours for a receipt, the target's id of
     // a document (the ШЭП messageId for the ШЭП adapter).
