@@ -135,7 +135,6 @@ pub fn itemised_exchanges(
     items
         .into_iter()
         .map(|x| {
-            let ended = x.response_in.unwrap_or_else(time::OffsetDateTime::now_utc);
             qaqpa_audit::AuditEvent::exchange(
                 source,
                 qaqpa_audit::Exchange {
@@ -156,7 +155,7 @@ pub fn itemised_exchanges(
                     },
                 },
             )
-            .operation(x.request_out, ended)
+            .operation(x.request_out, x.ended)
             .transaction(transaction.to_owned())
         })
         .collect()

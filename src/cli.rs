@@ -242,14 +242,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })
                 .await;
             eprintln!();
-            journal
+            let journalled = journal
                 .record_all(crate::esedo::directory_exchanges(
                     &cfg,
                     crate::audit::CLI,
                     &meter,
                 ))
-                .await?;
-            let n = synced?;
+                .await;
+            let n = match (synced, journalled) {
+                (Ok(n), Ok(())) => n,
+                (Err(e), Ok(())) => return Err(e),
+                (Ok(_), Err(j)) => {
+                    return Err(j.context("synced, but its exchanges are not journalled"))
+                }
+                (Err(e), Err(j)) => {
+                    anyhow::bail!("{e:#}; and its exchanges are not journalled: {j:#}")
+                }
+            };
             println!(
                 "{n} participants saved to {} in {:.1} s",
                 cfg.esedo

@@ -78,19 +78,20 @@ pub fn webhook_secret(cfg: &Config) -> anyhow::Result<Vec<u8>> {
 
 /// Builds the shared state of a gateway.
 pub async fn build_state(cfg: Config, secret: &[u8]) -> anyhow::Result<AppState> {
-    let audit = crate::audit::start(&cfg).await?;
-    // Every OCSP question and CRL download of a signature check is journalled.
-    let fetcher = crate::pki_exchanges::JournallingFetcher::new(
-        Arc::new(qaqpa_pki::HttpFetcher::default()),
-        audit.clone(),
-    );
+    // Every OCSP question and CRL download of a signature check is journalled, once the
+    // journal is open: the configuration is checked first.
+    let fetcher = Arc::new(crate::pki_exchanges::JournallingFetcher::new(Arc::new(
+        qaqpa_pki::HttpFetcher::default(),
+    )));
     let pki = Arc::new(crate::pki::PkiService::from_config_with(
         &cfg.pki,
-        Arc::new(fetcher),
+        fetcher.clone(),
     )?);
     let registry = Registry::builtin(&cfg, &pki)?;
     let (routes, routes_text) = load_routes_text(&cfg, &registry)?;
     let (store, blobs) = open_store(&cfg).await?;
+    let audit = crate::audit::start(&cfg).await?;
+    fetcher.attach(audit.clone());
     crate::config_journal::journal_start(
         &audit,
         crate::audit::GATEWAY,

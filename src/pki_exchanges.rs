@@ -9,13 +9,16 @@
 //! admission, a push, a `/v1/pki` check. The event then carries that request's transaction id,
 //! source and account, so a message's path shows the OCSP questions asked about its signatures.
 //! A fetch outside any scope is journalled under the gateway's name and a transaction of its
-//! own. Answers served from the revocation cache are not requests and are not journalled.
+//! own; one dropped before it ended (its caller's deadline) is journalled as abandoned, with
+//! what it had sent. The result is the answer's HTTP status where one came, else why none did,
+//! never the URL itself (it may carry credentials or a token): the host stands in for it.
+//! Answers served from the revocation cache are not requests and are not journalled.
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use qaqpa_audit::{AuditEvent, Auditor, Direction, Exchange, ExchangeResult};
-use qaqpa_pki::{Fetcher, PkiError};
+use qaqpa_pki::{FetchObserver, Fetcher, PkiError};
 use time::OffsetDateTime;
 
 /// Who caused the requests made inside [`within`].
@@ -59,85 +62,121 @@ pub async fn within<F: Future>(scope: ExchangeScope, fut: F) -> F::Output {
     SCOPE.scope(scope, fut).await
 }
 
-/// A [`Fetcher`] that journals each request it makes through `inner` (see the module comment).
+/// A [`Fetcher`] that journals each request it makes through `inner` (see the module comment),
+/// once the journal is [attached](JournallingFetcher::attach): it is made before the auditor,
+/// so that configuration errors are found before the journal is opened.
 pub struct JournallingFetcher {
     inner: Arc<dyn Fetcher>,
-    audit: Auditor,
+    audit: OnceLock<Auditor>,
 }
 
 impl JournallingFetcher {
-    pub fn new(inner: Arc<dyn Fetcher>, audit: Auditor) -> Self {
-        Self { inner, audit }
+    pub fn new(inner: Arc<dyn Fetcher>) -> Self {
+        Self {
+            inner,
+            audit: OnceLock::new(),
+        }
     }
 
-    fn journal(
-        &self,
-        url: &str,
-        service: &str,
-        request_out: OffsetDateTime,
-        sent: u64,
-        answer: Result<u64, &PkiError>,
-    ) {
+    /// Journals into `audit` from now on.
+    pub fn attach(&self, audit: Auditor) {
+        let _ = self.audit.set(audit);
+    }
+
+    /// The record of one fetch, taken before it starts; journalled when it ends or is dropped.
+    fn begin<'a>(&'a self, url: &'a str, service: &'static str) -> FetchRecord<'a> {
+        FetchRecord {
+            fetcher: self,
+            url,
+            service,
+            scope: SCOPE.try_with(Clone::clone).ok(),
+            request_out: OffsetDateTime::now_utc(),
+            seen: FetchObserver::default(),
+            done: false,
+        }
+    }
+}
+
+/// One fetch being made ([`JournallingFetcher::begin`]).
+struct FetchRecord<'a> {
+    fetcher: &'a JournallingFetcher,
+    url: &'a str,
+    service: &'static str,
+    scope: Option<ExchangeScope>,
+    request_out: OffsetDateTime,
+    seen: FetchObserver,
+    done: bool,
+}
+
+impl FetchRecord<'_> {
+    /// Journals the fetch: `outcome` is `None` when it was abandoned (dropped before it ended).
+    fn journal(&mut self, outcome: Option<Result<(), &PkiError>>) {
+        self.done = true;
         let ended = OffsetDateTime::now_utc();
-        let scope = SCOPE.try_with(Clone::clone).ok();
-        let (source, transaction, account, client_ip, message_id) = match scope {
-            Some(s) => (
-                s.source,
-                s.transaction,
-                s.account,
-                s.client_ip,
-                s.message_id,
-            ),
-            None => (
-                crate::audit::GATEWAY,
-                qaqpa_core::MessageId::new().to_string(),
-                None,
-                None,
-                None,
-            ),
+        let Some(audit) = self.fetcher.audit.get() else {
+            tracing::warn!(target = %host_of(self.url), "a revocation fetch before the audit journal was open is not journalled");
+            return;
         };
-        let (response_in, received, result) = match answer {
-            Ok(n) => (Some(ended), Some(n), ExchangeResult::Http(200)),
-            Err(e) => (None, None, ExchangeResult::Transport(e.to_string())),
+        let scope = self.scope.take().unwrap_or_else(|| ExchangeScope {
+            source: crate::audit::GATEWAY,
+            transaction: qaqpa_core::MessageId::new().to_string(),
+            account: None,
+            client_ip: None,
+            message_id: None,
+        });
+        // The answer's status where one came (an error status too); otherwise why none did,
+        // the URL (which may carry credentials or a token) replaced by its host.
+        let status = self.seen.status();
+        let result = match (status, outcome) {
+            (Some(status), _) => ExchangeResult::Http(status),
+            (None, Some(Err(e))) => {
+                ExchangeResult::Transport(e.to_string().replace(self.url, &host_of(self.url)))
+            }
+            (None, Some(Ok(()))) => ExchangeResult::Transport("answered without a status".into()),
+            (None, None) => ExchangeResult::Transport(
+                "abandoned before an answer (the caller's deadline passed)".into(),
+            ),
         };
         let mut event = AuditEvent::exchange(
-            source,
+            scope.source,
             Exchange {
                 direction: Direction::Outbound,
-                target: host_of(url),
-                service_id: Some(service.to_owned()),
-                message_id,
-                request_out: Some(request_out),
-                response_in,
+                target: host_of(self.url),
+                service_id: Some(self.service.to_owned()),
+                message_id: scope.message_id,
+                request_out: Some(self.request_out),
+                response_in: status.map(|_| ended),
                 request_in: None,
                 response_out: None,
-                request_bytes: Some(sent),
-                response_bytes: received,
+                request_bytes: self.seen.sent(),
+                response_bytes: self.seen.received(),
                 result,
             },
         )
-        .operation(request_out, ended)
-        .transaction(transaction)
-        .client_ip(client_ip);
-        if let Some(account) = account {
+        .operation(self.request_out, ended)
+        .transaction(scope.transaction)
+        .client_ip(scope.client_ip);
+        if let Some(account) = scope.account {
             event = event.account(account);
         }
-        self.audit.record(event);
+        audit.record(event);
+    }
+}
+
+impl Drop for FetchRecord<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.journal(None);
+        }
     }
 }
 
 #[async_trait]
 impl Fetcher for JournallingFetcher {
     async fn get(&self, url: &str) -> Result<Vec<u8>, PkiError> {
-        let started = OffsetDateTime::now_utc();
-        let answer = self.inner.get(url).await;
-        self.journal(
-            url,
-            "GET",
-            started,
-            0,
-            answer.as_ref().map(|b| b.len() as u64),
-        );
+        let mut record = self.begin(url, "GET");
+        let answer = self.inner.get_observed(url, &record.seen).await;
+        record.journal(Some(answer.as_ref().map(|_| ())));
         answer
     }
 
@@ -152,16 +191,12 @@ impl Fetcher for JournallingFetcher {
             "application/timestamp-query" => "TSP",
             _ => "POST",
         };
-        let sent = body.len() as u64;
-        let started = OffsetDateTime::now_utc();
-        let answer = self.inner.post(url, content_type, body).await;
-        self.journal(
-            url,
-            service,
-            started,
-            sent,
-            answer.as_ref().map(|b| b.len() as u64),
-        );
+        let mut record = self.begin(url, service);
+        let answer = self
+            .inner
+            .post_observed(url, content_type, body, &record.seen)
+            .await;
+        record.journal(Some(answer.as_ref().map(|_| ())));
         answer
     }
 }
@@ -178,6 +213,111 @@ fn host_of(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fetcher journalling into a fresh journal in `dir`.
+    fn journalled(
+        dir: &std::path::Path,
+    ) -> (
+        JournallingFetcher,
+        Auditor,
+        Arc<dyn qaqpa_audit::AuditStore>,
+    ) {
+        let store: Arc<dyn qaqpa_audit::AuditStore> =
+            Arc::new(qaqpa_audit::SqliteAuditStore::open(dir).expect("journal"));
+        let config = qaqpa_audit::AuditConfig {
+            spool_dir: dir.join("spool"),
+            ..Default::default()
+        };
+        let audit = Auditor::new(&config, Some(store.clone())).expect("auditor");
+        let fetcher = JournallingFetcher::new(Arc::new(qaqpa_pki::HttpFetcher {
+            timeout: std::time::Duration::from_secs(5),
+            ..Default::default()
+        }));
+        fetcher.attach(audit.clone());
+        (fetcher, audit, store)
+    }
+
+    async fn exchanges(
+        audit: &Auditor,
+        store: &Arc<dyn qaqpa_audit::AuditStore>,
+    ) -> Vec<qaqpa_audit::StoredRecord> {
+        assert!(audit.flush().await.stored);
+        store.tail(10).await.expect("tail")
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_journalled_without_the_urls_credentials_or_query() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (fetcher, audit, store) = journalled(dir.path());
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let url = format!("http://user:s3cret@127.0.0.1:{port}/a.crl?token=abc");
+        assert!(fetcher.get(&url).await.is_err());
+        let records = exchanges(&audit, &store).await;
+        assert_eq!(records.len(), 1, "{records:#?}");
+        let qaqpa_audit::EventKind::Exchange(x) = &records[0].event.kind else {
+            panic!("{records:#?}")
+        };
+        assert_eq!(x.target, format!("127.0.0.1:{port}"));
+        assert_eq!(x.service_id.as_deref(), Some("GET"));
+        assert_eq!(
+            (x.request_bytes, x.response_bytes, x.response_in),
+            (None, None, None),
+            "no connection: nothing went out"
+        );
+        let text = format!("{records:?}");
+        assert!(
+            matches!(&x.result, ExchangeResult::Transport(r) if r.contains(&format!("127.0.0.1:{port}"))),
+            "{x:?}"
+        );
+        for secret in ["s3cret", "token=abc", "user:"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fetch_dropped_at_its_callers_deadline_is_journalled_as_abandoned_in_its_scope() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (fetcher, audit, store) = journalled(dir.path());
+        // A responder that takes the request and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/ocsp", silent.local_addr().expect("addr"));
+        let scope = ExchangeScope {
+            source: crate::audit::PUSH,
+            transaction: "the-push".into(),
+            account: None,
+            client_ip: None,
+            message_id: Some("letter-1".into()),
+        };
+        let cut = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            within(
+                scope,
+                fetcher.post(&url, "application/ocsp-request", vec![7; 120]),
+            ),
+        )
+        .await;
+        assert!(cut.is_err(), "the caller's deadline cut it");
+        let records = exchanges(&audit, &store).await;
+        assert_eq!(records.len(), 1, "{records:#?}");
+        let event = &records[0].event;
+        assert_eq!(event.transaction_id.as_deref(), Some("the-push"));
+        let qaqpa_audit::EventKind::Exchange(x) = &event.kind else {
+            panic!("{records:#?}")
+        };
+        assert_eq!(x.service_id.as_deref(), Some("OCSP"));
+        assert_eq!(x.message_id.as_deref(), Some("letter-1"));
+        assert_eq!(x.request_bytes, Some(120), "it had gone out");
+        assert_eq!((x.response_bytes, x.response_in), (None, None));
+        assert!(
+            matches!(&x.result, ExchangeResult::Transport(r) if r.starts_with("abandoned")),
+            "{x:?}"
+        );
+        drop(silent);
+    }
 
     #[test]
     fn the_target_is_the_host_and_port_without_path_query_or_credentials() {

@@ -420,6 +420,35 @@ async fn two_processes_on_one_postgres_share_work_and_take_over_when_one_dies() 
     let _ = b.wait();
 }
 
+/// Three free ports below the kernel's ephemeral range, for a process that binds them itself
+/// (twice, across a restart): a port picked by binding port 0 is ephemeral, so another socket's
+/// port 0 (the sandbox's test PKI binds one) or a connection to it before it is bound (polling
+/// for readiness can connect to itself) could take it meanwhile; a port below the range cannot
+/// be handed out so.
+fn fixed_ports() -> [u16; 3] {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, last) = (10_000u16, low.saturating_sub(1));
+    assert!(last > first + 100, "no room below the ephemeral ports ({low})");
+    let span = u32::from(last - first);
+    let mut picked = Vec::new();
+    // A start that differs between test runs, so parallel runs rarely try the same ports.
+    let mut at = std::process::id() % span;
+    for _ in 0..span {
+        let port = first + (at % span) as u16;
+        at += 7;
+        if !picked.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            picked.push(port);
+            if picked.len() == 3 {
+                return [picked[0], picked[1], picked[2]];
+            }
+        }
+    }
+    panic!("no three free ports between {first} and {last}");
+}
+
 /// The README's main job, `qaqpa sandbox`, as a new user runs it: it starts with its emulators,
 /// takes a message with the client key it wrote to `sandbox.env` and delivers it to its HTTP
 /// emulator. Stopped (SIGTERM) and started again on the same data directory and addresses, it
@@ -428,7 +457,7 @@ async fn two_processes_on_one_postgres_share_work_and_take_over_when_one_dies() 
 async fn the_sandbox_delivers_with_the_key_it_wrote_and_a_restart_journals_no_configuration_change()
 {
     let dir = tempfile::tempdir().expect("dir");
-    let [gateway, emulator, esedo] = [free_port(), free_port(), free_port()];
+    let [gateway, emulator, esedo] = fixed_ports();
     let url = format!("http://127.0.0.1:{gateway}");
     let start = || {
         qaqpa()

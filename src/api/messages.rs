@@ -456,7 +456,8 @@ pub(crate) async fn accept(
         blobs: state.blobs.as_ref(),
         attachments: &outgoing.attachments,
     };
-    // Admission's own exchanges (revocation checks) are not the target's: not journalled.
+    // Admission's own requests (revocation checks) are not the target's: the meter is not
+    // read; the PKI fetcher journals each of them (`pki_exchanges`, the scope below).
     let meter = qaqpa_core::ExchangeMeter::new();
     let cx = qaqpa_core::Cx {
         deadline: std::time::Instant::now() + route.timeout(),

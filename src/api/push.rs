@@ -140,7 +140,7 @@ pub async fn push(
         &transaction_id,
         meter.take_exchanges(),
     ) {
-        state.audit.record(fetched);
+        state.audit.record(fetched.client_ip(client_ip));
     }
     state.audit.record(event);
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -64,6 +64,8 @@ pub struct WireExchange {
     pub request_out: OffsetDateTime,
     /// When its answer had been read; `None` when no answer came.
     pub response_in: Option<OffsetDateTime>,
+    /// When the exchange ended, with an answer or without one.
+    pub ended: OffsetDateTime,
     /// The request body on the wire; `None` when it never went out (no connection).
     pub sent: Option<u64>,
     /// The answer's body as far as it was read; `None` when no answer came.
@@ -184,12 +186,12 @@ impl WireExchangeRecord<'_> {
 
     /// An answer came and was read: `result` is what it said.
     pub fn answered(mut self, result: WireResult) {
-        self.close(Some(OffsetDateTime::now_utc()), result);
+        self.close(true, result);
     }
 
     /// No usable answer: `reason` says why (refused connection, timeout, an answer refused).
     pub fn failed(mut self, reason: impl Into<String>) {
-        self.close(None, WireResult::Transport(reason.into()));
+        self.close(false, WireResult::Transport(reason.into()));
     }
 
     /// The request never left (it could not be built or signed): nothing to itemise.
@@ -208,14 +210,16 @@ impl WireExchangeRecord<'_> {
         }
     }
 
-    fn close(&mut self, response_in: Option<OffsetDateTime>, result: WireResult) {
+    fn close(&mut self, answered: bool, result: WireResult) {
+        let ended = OffsetDateTime::now_utc();
         self.closed = true;
         self.add_sizes();
         let (sent, received) = self.own.sizes();
         let exchange = WireExchange {
             service_id: std::mem::take(&mut self.service_id),
             request_out: self.request_out,
-            response_in,
+            response_in: answered.then_some(ended),
+            ended,
             sent,
             received,
             result,
@@ -232,7 +236,7 @@ impl Drop for WireExchangeRecord<'_> {
     fn drop(&mut self) {
         if !self.closed {
             self.close(
-                None,
+                false,
                 WireResult::Transport("abandoned before an answer (the deadline passed)".into()),
             );
         }

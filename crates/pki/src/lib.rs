@@ -26,7 +26,7 @@ pub use cert::{Bin, Certificate, Iin, KeyUsage, Name, Role, SubjectInfo};
 pub use crl::Crl;
 pub use error::PkiError;
 pub use keys::{DigestAlgorithm, PrivateKey, PublicKey, SignatureAlgorithm};
-pub use network::{Fetcher, HttpFetcher};
+pub use network::{FetchObserver, Fetcher, HttpFetcher};
 pub use ocsp::OcspResponse;
 pub use pkcs12::Keystore;
 pub use qaqpa_gost::GostAlgorithm;

@@ -3,6 +3,7 @@
 //! OCSP and TSP clients that check nonces and signatures before returning anything.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,6 +23,70 @@ pub trait Fetcher: Send + Sync {
     async fn get(&self, url: &str) -> Result<Vec<u8>, PkiError>;
     async fn post(&self, url: &str, content_type: &str, body: Vec<u8>)
         -> Result<Vec<u8>, PkiError>;
+
+    /// [`Fetcher::get`], noting in `seen` what went on the wire and came back as it happens.
+    /// A fetcher that cannot tell leaves `seen` empty (the default).
+    async fn get_observed(&self, url: &str, seen: &FetchObserver) -> Result<Vec<u8>, PkiError> {
+        let _ = seen;
+        self.get(url).await
+    }
+
+    /// [`Fetcher::post`], noting in `seen` what went on the wire and came back.
+    async fn post_observed(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        seen: &FetchObserver,
+    ) -> Result<Vec<u8>, PkiError> {
+        let _ = seen;
+        self.post(url, content_type, body).await
+    }
+}
+
+/// What one fetch put on the wire and read back, noted while it runs, so that a fetch dropped
+/// half-way (its caller's deadline) still tells what it had sent. Bodies only: the request
+/// body once it was written (a GET's is empty: 0), the answer's status once its head was read,
+/// and the bytes of its body read by then.
+#[derive(Debug, Default)]
+pub struct FetchObserver {
+    sent: AtomicU64,
+    sent_known: AtomicBool,
+    status: AtomicU16,
+    received: AtomicU64,
+    received_known: AtomicBool,
+}
+
+impl FetchObserver {
+    /// The request body's bytes, once written; `None` while nothing went out.
+    pub fn sent(&self) -> Option<u64> {
+        self.sent_known
+            .load(Ordering::Acquire)
+            .then(|| self.sent.load(Ordering::Relaxed))
+    }
+
+    /// The answer's HTTP status, once its head was read.
+    pub fn status(&self) -> Option<u16> {
+        Some(self.status.load(Ordering::Acquire)).filter(|&s| s != 0)
+    }
+
+    /// The answer body's bytes read so far, once its head was read.
+    pub fn received(&self) -> Option<u64> {
+        self.received_known
+            .load(Ordering::Acquire)
+            .then(|| self.received.load(Ordering::Relaxed))
+    }
+
+    fn note_sent(&self, bytes: u64) {
+        self.sent.store(bytes, Ordering::Relaxed);
+        self.sent_known.store(true, Ordering::Release);
+    }
+
+    fn note_answer(&self, status: u16, body_bytes: u64) {
+        self.received.store(body_bytes, Ordering::Relaxed);
+        self.received_known.store(true, Ordering::Release);
+        self.status.store(status, Ordering::Release);
+    }
 }
 
 /// Plain `http://` over TCP with a whole-exchange timeout and a response size cap.
@@ -67,6 +132,7 @@ impl HttpFetcher {
         method: &str,
         content_type: Option<&str>,
         body: &[u8],
+        seen: &FetchObserver,
     ) -> Result<Vec<u8>, PkiError> {
         let (hostport, path) = split_url(url)?;
         let host = hostport
@@ -88,6 +154,7 @@ impl HttpFetcher {
             req.push_str("\r\n");
             s.write_all(req.as_bytes()).await.map_err(|e| net(url, e))?;
             s.write_all(body).await.map_err(|e| net(url, e))?;
+            seen.note_sent(body.len() as u64);
             let mut buf = Vec::new();
             let mut chunk = [0u8; 16384];
             loop {
@@ -96,6 +163,9 @@ impl HttpFetcher {
                     break;
                 }
                 buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    seen.note_answer(status_code(&buf[..end]), (buf.len() - end - 4) as u64);
+                }
                 if buf.len() > self.max_response {
                     return Err(net(url, "response too large"));
                 }
@@ -109,6 +179,16 @@ impl HttpFetcher {
             .await
             .map_err(|_| net(url, format!("no answer within {:?}", self.timeout)))?
     }
+}
+
+/// The status code of a response head (0 when it has none).
+fn status_code(head: &[u8]) -> u16 {
+    let line = head.split(|&b| b == b'\r').next().unwrap_or(&[]);
+    String::from_utf8_lossy(line)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// True when the headers are in and a Content-Length body has fully arrived (some servers keep
@@ -188,7 +268,7 @@ fn parse_http_response(url: &str, buf: &[u8]) -> Result<Vec<u8>, PkiError> {
 #[async_trait]
 impl Fetcher for HttpFetcher {
     async fn get(&self, url: &str) -> Result<Vec<u8>, PkiError> {
-        self.exchange(url, "GET", None, &[]).await
+        self.get_observed(url, &FetchObserver::default()).await
     }
     async fn post(
         &self,
@@ -196,7 +276,21 @@ impl Fetcher for HttpFetcher {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, PkiError> {
-        self.exchange(url, "POST", Some(content_type), &body).await
+        self.post_observed(url, content_type, body, &FetchObserver::default())
+            .await
+    }
+    async fn get_observed(&self, url: &str, seen: &FetchObserver) -> Result<Vec<u8>, PkiError> {
+        self.exchange(url, "GET", None, &[], seen).await
+    }
+    async fn post_observed(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        seen: &FetchObserver,
+    ) -> Result<Vec<u8>, PkiError> {
+        self.exchange(url, "POST", Some(content_type), &body, seen)
+            .await
     }
 }
 

@@ -169,6 +169,78 @@ async fn unreachable_or_silent_services_time_out_with_a_clear_error() {
         .is_err());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observed_fetch_tells_what_went_out_and_what_came_back_even_when_it_fails() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A responder that reads the request and answers 404 with a five-byte body.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Head and the 11-byte body.
+        while !req.ends_with(b"ocsp-query!") {
+            let n = s.read(&mut buf).await.expect("read");
+            assert!(n > 0, "request cut short");
+            req.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nnope!")
+            .await
+            .expect("write");
+    });
+    let f = HttpFetcher::default();
+    let seen = qaqpa_pki::FetchObserver::default();
+    let err = qaqpa_pki::Fetcher::post_observed(
+        &f,
+        &format!("http://127.0.0.1:{port}/ocsp"),
+        "application/ocsp-request",
+        b"ocsp-query!".to_vec(),
+        &seen,
+    )
+    .await
+    .expect_err("a 404 is an error");
+    assert!(err.to_string().contains("404"), "{err}");
+    assert_eq!(
+        (seen.sent(), seen.status(), seen.received()),
+        (Some(11), Some(404), Some(5))
+    );
+    server.await.expect("server");
+
+    // Nobody listening: nothing went out, nothing came back.
+    let seen = qaqpa_pki::FetchObserver::default();
+    let refused =
+        qaqpa_pki::Fetcher::get_observed(&f, &format!("http://127.0.0.1:{port}/a.crl"), &seen)
+            .await;
+    assert!(refused.is_err());
+    assert_eq!(
+        (seen.sent(), seen.status(), seen.received()),
+        (None, None, None)
+    );
+
+    // A silent responder: the GET went out (an empty body), no answer came.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let f = HttpFetcher {
+        timeout: std::time::Duration::from_millis(300),
+        ..HttpFetcher::default()
+    };
+    let seen = qaqpa_pki::FetchObserver::default();
+    let silent =
+        qaqpa_pki::Fetcher::get_observed(&f, &format!("http://127.0.0.1:{port}/a.crl"), &seen)
+            .await;
+    assert!(silent.is_err());
+    assert_eq!(
+        (seen.sent(), seen.status(), seen.received()),
+        (Some(0), None, None)
+    );
+    drop(listener);
+}
+
 /// A loopback HTTP server that answers each POSTed time-stamp query with `openssl ts -reply`.
 async fn start_tsa_shim(dir: &Path, requests: usize) -> (String, Certificate) {
     let (ca, _, _, _) = openssl_rsa_pki(dir);
