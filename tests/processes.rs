@@ -431,7 +431,10 @@ fn fixed_ports() -> [u16; 3] {
         .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
     let (first, last) = (10_000u16, low.saturating_sub(1));
-    assert!(last > first + 100, "no room below the ephemeral ports ({low})");
+    assert!(
+        last > first + 100,
+        "no room below the ephemeral ports ({low})"
+    );
     let span = u32::from(last - first);
     let mut picked = Vec::new();
     // A start that differs between test runs, so parallel runs rarely try the same ports.
