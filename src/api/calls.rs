@@ -84,28 +84,6 @@ pub async fn call(
     tracing::info!(service = %service, client = %caller.client, transaction = %transaction_id,
         elapsed_ms = started.elapsed().as_millis() as u64, outcome, "synchronous call");
     // The exchange journal gets the metadata only: never the parameters or the answer.
-    let answered = OffsetDateTime::now_utc();
-    let journal_result = match &result {
-        Ok(r) => crate::audit::exchange_result(r.as_ref().map(|a| a.result_code.as_deref())),
-        Err(_) => qaqpa_audit::ExchangeResult::Transport(format!(
-            "no answer within {} ms",
-            svc.timeout_ms
-        )),
-    };
-    // The exchange's sizes are those of the bodies on the wire to and from the target, as a
-    // metering adapter reported them (the ШЭП adapter: the signed envelope out, the answer's
-    // envelope in), a fault or an error answer included, and none for a direction it never
-    // reported (no connection, no answer). An adapter that does not meter is journalled by the
-    // call as the gateway saw it: the caller's body and the answer handed back.
-    let (request_bytes, response_bytes) = if adapter.meters_exchanges() {
-        meter.sizes()
-    } else {
-        let answered = match &result {
-            Ok(Ok(a)) => serde_json::to_string(&a.body).ok().map(|t| t.len() as u64),
-            _ => None,
-        };
-        (Some(body.len() as u64), answered)
-    };
     // The contract gives a call no message id of its own; an adapter whose protocol has one
     // names it in the answer (the ШЭП adapter's `message_id`, the SOAP messageId). Only that
     // id (if it is of an id's length) is kept, never the answer.
@@ -132,6 +110,28 @@ pub async fn call(
             state.audit.record(event.by(&caller));
         }
     } else {
+        let answered = OffsetDateTime::now_utc();
+        let journal_result = match &result {
+            Ok(r) => crate::audit::exchange_result(r.as_ref().map(|a| a.result_code.as_deref())),
+            Err(_) => qaqpa_audit::ExchangeResult::Transport(format!(
+                "no answer within {} ms",
+                svc.timeout_ms
+            )),
+        };
+        // The exchange's sizes are those of the bodies on the wire to and from the target, as
+        // a metering adapter reported them (a fault or an error answer included, none for a
+        // direction it never reported: no connection, no answer). An adapter that does not
+        // meter is journalled by the call as the gateway saw it: the caller's body and the
+        // answer handed back.
+        let (request_bytes, response_bytes) = if adapter.meters_exchanges() {
+            meter.sizes()
+        } else {
+            let answered = match &result {
+                Ok(Ok(a)) => serde_json::to_string(&a.body).ok().map(|t| t.len() as u64),
+                _ => None,
+            };
+            (Some(body.len() as u64), answered)
+        };
         state.audit.record(
             AuditEvent::exchange(
                 crate::audit::API,
